@@ -1,0 +1,144 @@
+"""The one record schema: a self-describing JSON file per case, written atomically.
+
+A record is the only thing the reporting side reads, so it embeds everything needed to rebuild
+the report: the case (model, arm, seed, profile), the canonical config whose hash is its id, the
+data provenance, library versions and device, metrics per split, per-sample test predictions,
+SWFT step metrics and timings. The record file itself is the case's done marker: it is written
+last, by an atomic rename, so a killed case never leaves a half-written record behind.
+
+Layout of one record (keys marked * are optional):
+
+    schema        "thtl-bench/record/v1"
+    case_id       12-hex digest of `config`
+    slug          "<model>__<arm>__s<seed>" (file stem; readable, unique within a records dir)
+    status        "ok" | "not_run"   (not_run: `reason` says why, e.g. no ImageNet weights offline)
+    reason*       text
+    case          {model, arm, seed, profile}
+    config        the canonical config subset the case depends on (hashed into case_id)
+    data          {kind, domain, classes, positive*, fingerprint, n: {train, val, test}, image_size}
+    parent*       {case_id, slug} of the THTL step-1 case this one started from
+    weights       {init, source, detail*, sha256*}
+    trainable     {groups, params, total_params, frozen_bn_eval}
+    metrics       {train, val, test}: dicts of metric name -> value (see thtl_bench.metrics)
+    predictions   {test: {ids, labels, probs}}   per-sample, so any metric can be recomputed
+    history       [{epoch, stage, train_loss, val_loss, val_acc, lr, seconds}]
+    swft_steps*   [{step, groups, epochs, val, test, selected}]
+    timing        {wall_s, train_images_per_s, epoch_s, inference_images_per_s, feature_cache}
+    env           {python, torch, torchvision, timm, numpy, device, device_name, platform,
+                   git_commit, deterministic}
+    created       ISO-8601 UTC time
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Iterable
+
+from thtl_bench.errors import UserError
+
+SCHEMA = "thtl-bench/record/v1"
+STATUSES = ("ok", "not_run")
+REQUIRED = ("schema", "case_id", "slug", "status", "case", "config", "created")
+REQUIRED_OK = ("data", "weights", "trainable", "metrics", "predictions", "history", "timing", "env")
+
+
+class RecordError(UserError, ValueError):
+    """A record file that does not follow the schema."""
+
+
+def slug(model: str, arm: str, seed: int) -> str:
+    return f"{model}__{arm}__s{seed}"
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    """Write via a temporary file in the same folder and os.replace, so readers never see a
+    partial file and a crash leaves the previous version intact."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:
+    atomic_write_text(path, json.dumps(obj, indent=1, sort_keys=True, default=_jsonable) + "\n")
+
+
+def _jsonable(x: Any) -> Any:
+    # numpy scalars/arrays and paths appear in metrics; make them plain JSON.
+    if hasattr(x, "tolist"):
+        return x.tolist()
+    if isinstance(x, Path):
+        return str(x)
+    raise TypeError(f"not JSON-serialisable: {type(x).__name__}")
+
+
+def validate(rec: dict, source: str = "<record>") -> dict:
+    """Check the keys every consumer relies on; raise RecordError naming the file."""
+    if not isinstance(rec, dict):
+        raise RecordError(f"{source}: a record is a JSON object")
+    if rec.get("schema") != SCHEMA:
+        raise RecordError(f"{source}: schema {rec.get('schema')!r}, expected {SCHEMA!r}")
+    missing = [k for k in REQUIRED if k not in rec]
+    if rec.get("status") == "ok":
+        missing += [k for k in REQUIRED_OK if k not in rec]
+    if missing:
+        raise RecordError(f"{source}: missing keys {missing}; re-run the case to rewrite it")
+    if rec["status"] not in STATUSES:
+        raise RecordError(f"{source}: status {rec['status']!r} not in {STATUSES}")
+    for key in ("model", "arm", "seed", "profile"):
+        if key not in rec["case"]:
+            raise RecordError(f"{source}: case lacks {key!r}")
+    return rec
+
+
+def record_path(records_dir: str | os.PathLike, model: str, arm: str, seed: int) -> Path:
+    return Path(records_dir) / f"{slug(model, arm, seed)}.json"
+
+
+def write(records_dir: str | os.PathLike, rec: dict) -> Path:
+    validate(rec)
+    path = Path(records_dir) / f"{rec['slug']}.json"
+    atomic_write_json(path, rec)
+    return path
+
+
+def read(path: str | os.PathLike) -> dict:
+    path = Path(path)
+    try:
+        rec = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise RecordError(f"{path}: not valid JSON ({exc}); delete it to re-run the case") from exc
+    return validate(rec, str(path))
+
+
+def load_all(sources: Iterable[str | os.PathLike]) -> list[dict]:
+    """All records under the given folders/files (shards merge by simply listing their folders).
+
+    The same case (case_id) found twice is kept once; two different ids for one slug mean two
+    configurations were mixed, which is refused.
+    """
+    by_slug: dict[str, dict] = {}
+    for src in sources:
+        src = Path(src)
+        files = sorted(src.rglob("*.json")) if src.is_dir() else [src]
+        for f in files:
+            rec = read(f)
+            old = by_slug.get(rec["slug"])
+            if old is not None and old["case_id"] != rec["case_id"]:
+                raise RecordError(
+                    f"{f}: case {rec['slug']} also found with another config (case_id "
+                    f"{old['case_id']} vs {rec['case_id']}); keep one records folder per profile"
+                )
+            by_slug[rec["slug"]] = rec
+    return [by_slug[k] for k in sorted(by_slug)]
