@@ -31,6 +31,7 @@ Layout of one record (keys marked * are optional):
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import tempfile
@@ -80,6 +81,8 @@ def _jsonable(x: Any) -> Any:
         return x.tolist()
     if isinstance(x, Path):
         return str(x)
+    if dataclasses.is_dataclass(x) and not isinstance(x, type):
+        return dataclasses.asdict(x)
     raise TypeError(f"not JSON-serialisable: {type(x).__name__}")
 
 

@@ -1,0 +1,113 @@
+"""nox sessions: tests, benchmark, report, compare, lint (thin shells over pytest and the CLI).
+
+Sessions reuse the current environment (`venv_backend="none"`): torch is about 5 GB and is
+installed once, from requirements/*.txt, by `.ci/run` or the Docker image; a fresh virtualenv per
+session would download or copy it again every time. For an isolated run set THTL_NOX_VENV=1: each
+session then gets its own virtualenv with the system site packages visible (torch and the pinned
+requirements are reused from there) and this package installed into it.
+
+    nox -s tests                         # fast tests, benchmarks skipped; args go to pytest
+    nox -s benchmark -- paper            # profile: first argument, else $THTL_PROFILE, else params.yaml
+    nox -s report -- paper               # aggregate + LayerCAM figures + REPORT.md
+    nox -s compare -- A B                # thtl-bench compare A B
+    nox -s lint
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import nox
+
+ROOT = Path(__file__).resolve().parent
+FRESH_VENV = os.environ.get("THTL_NOX_VENV") == "1"
+BACKEND = "virtualenv" if FRESH_VENV else "none"
+VENV_PARAMS = ["--system-site-packages"] if FRESH_VENV else []
+
+nox.options.sessions = ["lint", "tests"]
+
+
+def _prepare(session: nox.Session) -> None:
+    """In a fresh virtualenv, install this package (dependencies come from the system site)."""
+    if FRESH_VENV:
+        session.install("--no-deps", "-e", str(ROOT))
+
+
+def _default_profile() -> str:
+    import yaml
+
+    params = Path(os.environ.get("THTL_PARAMS", ROOT / "params.yaml"))
+    return str((yaml.safe_load(params.read_text()) or {}).get("profile", "smoke"))
+
+
+def _split_profile(posargs: list[str]) -> tuple[str, list[str]]:
+    """(profile, remaining args): the first argument if it is not an option, else
+    $THTL_PROFILE, else params.yaml's `profile` key."""
+    if posargs and not posargs[0].startswith("-"):
+        return posargs[0], list(posargs[1:])
+    return os.environ.get("THTL_PROFILE") or _default_profile(), list(posargs)
+
+
+def _commit() -> str:
+    """Short commit of the working tree (with -dirty), for naming benchmark files; CI images
+    without .git pass it as $THTL_GIT_COMMIT or $GITHUB_SHA."""
+    try:
+        sha = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=ROOT, check=True,
+                             capture_output=True, text=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
+                               check=True, capture_output=True, text=True).stdout.strip()
+        return sha + ("-dirty" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        env = os.environ.get("THTL_GIT_COMMIT") or os.environ.get("GITHUB_SHA")
+        return env[:12] if env else "nogit"
+
+
+@nox.session(venv_backend=BACKEND, venv_params=VENV_PARAMS)
+def tests(session: nox.Session) -> None:
+    """Unit and integration tests; benchmark cases are skipped. Extra args go to pytest."""
+    _prepare(session)
+    session.run("pytest", "--benchmark-skip", *session.posargs)
+
+
+@nox.session(venv_backend=BACKEND, venv_params=VENV_PARAMS)
+def benchmark(session: nox.Session) -> None:
+    """The benchmark cases of one profile. The JSON goes to .benchmarks/<profile>-<commit>.json
+    and is also saved in pytest-benchmark's storage (.benchmarks/<machine>/NNNN_<profile>-<commit>.json),
+    so later runs can use --benchmark-compare."""
+    _prepare(session)
+    profile, rest = _split_profile(session.posargs)
+    name = f"{profile}-{_commit()}"
+    session.run(
+        "pytest", "benchmarks", "--benchmark-only",
+        f"--benchmark-json=.benchmarks/{name}.json", f"--benchmark-save={name}",
+        *rest, env={"THTL_PROFILE": profile},
+    )
+
+
+@nox.session(venv_backend=BACKEND, venv_params=VENV_PARAMS)
+def report(session: nox.Session) -> None:
+    """Aggregate the profile's records, render the LayerCAM figures, write REPORT.md."""
+    _prepare(session)
+    profile, rest = _split_profile(session.posargs)
+    for command in ("aggregate", "cam", "report"):
+        session.run("thtl-bench", command, "--profile", profile, *rest)
+
+
+@nox.session(venv_backend=BACKEND, venv_params=VENV_PARAMS)
+def compare(session: nox.Session) -> None:
+    """`thtl-bench compare A B` (record folders, report JSONs or git revisions)."""
+    _prepare(session)
+    if len(session.posargs) < 2:
+        session.error("usage: nox -s compare -- A B [options]")
+    session.run("thtl-bench", "compare", *session.posargs)
+
+
+@nox.session(venv_backend=BACKEND, venv_params=VENV_PARAMS)
+def lint(session: nox.Session) -> None:
+    """ruff on the Python sources, hadolint (with .hadolint.yaml) on the Dockerfile."""
+    if FRESH_VENV:
+        session.install("-r", str(ROOT / "requirements" / "dev.txt"))
+    session.run("ruff", "check", ".", *session.posargs)
+    session.run("hadolint", "Dockerfile")

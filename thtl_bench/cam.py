@@ -1,0 +1,471 @@
+"""LayerCAM figures and vessel-mass numbers: `thtl-bench cam`.
+
+For chosen larynx test images, one LayerCAM map per layer group (StagedModel.cam_layers; ResNet:
+layer1_stem, layer2, layer3, layer4) per arm, side by side, so the reader sees where attention goes after THTL vs SWFT.
+Each map is backed by a number: the share of CAM mass on vessel pixels, which the phantoms know
+exactly, beside the vessel-pixel fraction of the image (the share a map blind to vessels gets).
+
+grad-cam pitfalls handled here (see ../shared/STYLE.md):
+- one `ClassifierOutputTarget(label)` per image: grad-cam zips targets with outputs, so a short
+  target list silently explains only the first images;
+- one layer per LayerCAM pass: given several layers grad-cam averages their maps;
+- autograd switched on for the explained layer even when frozen (last-layer arms) and off for
+  the other weights during the pass; flags and .grad restored afterwards;
+- grad-cam calls `model.eval()`: every module's training flag is restored afterwards;
+- its `__exit__` swallows IndexError (e.g. a label outside the head): re-raised as CamError;
+- every map is checked for shape, finiteness and non-constancy (a 1x1 activation or dead layer
+  gives a flat map that min-max scaling turns into zeros).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import re
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from thtl_bench.errors import UserError
+
+# A min-max scaled map spans [0, 1]; one whose range is below this was flat before scaling
+# (grad-cam divides by max + 1e-7, so a near-zero map scales to a small range, never to 1).
+MIN_MAP_RANGE = 0.5
+FIGURE_PREFIX = "cam__"  # figures this module owns in cam.out_dir (stale ones are removed)
+
+
+class CamError(UserError, RuntimeError):
+    """A LayerCAM map that cannot be trusted; the message names model, layer and image."""
+
+
+# --------------------------------------------------------------------------------------------
+# LayerCAM helper
+# --------------------------------------------------------------------------------------------
+
+
+def _tokens_to_grid(x: torch.Tensor) -> torch.Tensor:
+    """(N, T, C) tokens, a few class/register tokens first, -> (N, C, s, s) on the patch grid."""
+    n, t, c = x.shape
+    side = int(np.sqrt(t))
+    prefix = t - side * side
+    if side < 1 or prefix > 16:  # not a square patch grid plus a few prefix tokens
+        raise CamError(f"cannot map a (N, {t}, {c}) token activation to a square grid")
+    return x[:, prefix:, :].reshape(n, side, side, c).permute(0, 3, 1, 2)
+
+
+def _spatial(tokens_to_grid: Callable[[torch.Tensor], torch.Tensor] | None) -> Callable[[torch.Tensor], torch.Tensor]:
+    """grad-cam's reshape_transform: activations/gradients as (N, C, h, w) copies.
+
+    The copy matters: on CPU grad-cam stores `activation.cpu().detach()`, which aliases the
+    layer's output, so an in-place op after the layer (`out += identity`, `relu_`) would
+    silently change the stored activation. Token layouts (ViT) go through the model's own
+    `cam_reshape` when it has one.
+    """
+    def transform(x: torch.Tensor) -> torch.Tensor:
+        if x.ndim == 3:
+            x = (tokens_to_grid or _tokens_to_grid)(x)
+        if x.ndim != 4:
+            raise CamError(f"a CAM layer must output (N, C, h, w) or (N, tokens, C); got shape {tuple(x.shape)}")
+        return x.clone(memory_format=torch.contiguous_format)
+
+    return transform
+
+
+@contextlib.contextmanager
+def cam_pass(model: nn.Module, layer: nn.Module) -> Iterator[None]:
+    """Autograd on the explained layer for one CAM pass, frozen or not (last-layer arms freeze
+    it), and off for every other parameter: the map needs only gradients of activations, and
+    skipping weight gradients (e.g. VGG's 100M-weight classifier) makes a pass several times
+    cheaper. Afterwards the requires_grad flags, the .grad tensors and every module's training
+    flag are as before (grad-cam calls eval() and zero_grad()), so the model comes back unchanged."""
+    params = list(model.parameters())
+    flags = [(p, p.requires_grad, p.grad) for p in params]
+    modes = [(m, m.training) for m in model.modules()]
+    own = {id(p) for p in layer.parameters()}
+    try:
+        for p in params:
+            p.requires_grad_(id(p) in own)
+        with torch.enable_grad():
+            yield
+    finally:
+        for p, requires_grad, grad in flags:
+            p.requires_grad_(requires_grad)
+            p.grad = grad
+        for m, training in modes:
+            m.training = training
+
+
+def _one_layer(model: nn.Module, x: torch.Tensor, labels: list[int], ids: list[str], layer: nn.Module,
+               where: str, reshape: Callable[[torch.Tensor], torch.Tensor]) -> np.ndarray:
+    from pytorch_grad_cam import LayerCAM
+    from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+
+    targets = [ClassifierOutputTarget(int(lab)) for lab in labels]  # one target per image
+    maps = None
+    shapes: list[tuple[int, ...]] = []
+    n_grads = 0
+    # A layer without weights (pooling, identity) still needs a graph above it: the input carries it.
+    x = x.detach().requires_grad_(not any(True for _ in layer.parameters()))
+    with cam_pass(model, layer), LayerCAM(model=model, target_layers=[layer], reshape_transform=reshape) as cam:
+        try:
+            maps = cam(input_tensor=x, targets=targets)
+        except IndexError as exc:  # __exit__ would swallow it and leave `maps` unset
+            outputs = getattr(cam, "outputs", None)
+            n_out = outputs.shape[-1] if isinstance(outputs, torch.Tensor) else None
+            bad = [(ids[i], lab) for i, lab in enumerate(labels) if n_out is not None and not 0 <= lab < n_out]
+            detail = f"labels (image, label) {bad} outside the model's {n_out} outputs" if bad else str(exc)
+            raise CamError(f"{where}: LayerCAM failed: {detail}") from exc
+        except CamError as exc:  # from our reshape hook: says what is wrong, not where
+            raise CamError(f"{where}: {exc}") from exc
+        except (TypeError, ValueError, RuntimeError) as exc:  # backward without a graph / grads None
+            if not cam.activations_and_grads.gradients:
+                raise CamError(f"{where}: no gradient reached the layer (is its output detached?)") from exc
+            raise
+        finally:
+            shapes = [tuple(a.shape) for a in cam.activations_and_grads.activations]
+            n_grads = len(cam.activations_and_grads.gradients)
+    if maps is None:  # defensive: grad-cam swallowed an exception we did not see
+        raise CamError(f"{where}: LayerCAM returned no map")
+    if len(shapes) != 1 or n_grads != 1:
+        # A module called twice per forward (a shared ReLU) pairs the wrong activation/gradient.
+        raise CamError(f"{where}: the layer ran {len(shapes)} times per forward ({n_grads} gradients); "
+                       "choose a module that runs once")
+    if int(np.prod(shapes[0][2:])) < 2:
+        raise CamError(f"{where}: the layer's activation is {shapes[0][2:]} at input "
+                       f"{tuple(x.shape[2:])}; a 1x1 map is constant: use larger images")
+    return maps
+
+
+def layercam_maps(
+    model: nn.Module,
+    images: torch.Tensor,
+    labels: Sequence[int] | torch.Tensor | np.ndarray,
+    layers: Mapping[str, nn.Module],
+    *,
+    name: str | None = None,
+    image_ids: Sequence[str] | None = None,
+) -> dict[str, np.ndarray]:
+    """One LayerCAM map per layer group per image: {group: float32 (N, H, W) in [0, 1]}.
+
+    `images` is the model's input (N, C, H, W), already normalised; image i is explained for its
+    own `labels[i]`. Each group is its own pass (grad-cam would average several layers) and each
+    map is min-max scaled on its own by grad-cam. `name` and `image_ids` only label errors.
+    """
+    name = name or type(model).__name__
+    labels = [int(v) for v in (labels.tolist() if hasattr(labels, "tolist") else labels)]
+    if images.ndim != 4:
+        raise CamError(f"{name}: need images (N, C, H, W); got shape {tuple(images.shape)}")
+    n, h, w = images.shape[0], images.shape[-2], images.shape[-1]
+    ids = list(image_ids) if image_ids is not None else [f"#{i}" for i in range(n)]
+    if len(labels) != n or len(ids) != n:
+        raise CamError(f"{name}: need images (N, C, H, W) with one label and id each; got "
+                       f"{tuple(images.shape)}, {len(labels)} labels, {len(ids)} ids")
+    if not layers:
+        raise CamError(f"{name}: no CAM layers given")
+    reshape = _spatial(getattr(model, "cam_reshape", None))  # StagedModel: ViT tokens -> grid
+    device = next(model.parameters()).device
+    x = images.detach().to(device=device, dtype=torch.float32)
+
+    out: dict[str, np.ndarray] = {}
+    for group, layer in layers.items():
+        where = f"model {name}, layer {group}"
+        maps = _one_layer(model, x, labels, ids, layer, where, reshape)
+        if maps.shape != (n, h, w):
+            raise CamError(f"{where}: map shape {maps.shape}, expected {(n, h, w)}")
+        for i in range(n):
+            m = maps[i]
+            if not np.isfinite(m).all():
+                raise CamError(f"{where}, image {ids[i]}: map has non-finite values")
+            if float(m.max() - m.min()) < MIN_MAP_RANGE:
+                raise CamError(f"{where}, image {ids[i]} (label {labels[i]}): map is constant "
+                               "(no positive gradient-weighted activation for this label)")
+        out[group] = maps.astype(np.float32, copy=False)
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# Vessel mass
+# --------------------------------------------------------------------------------------------
+
+
+def _mask_on(mask: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """Vessel mask (any non-zero = vessel) as float coverage on a grid of `shape`: area-averaged
+    when shrinking (a cell's value is its vessel fraction), nearest when growing."""
+    m = torch.as_tensor(np.asarray(mask) > 0, dtype=torch.float32)
+    if m.ndim != 2:
+        raise ValueError(f"vessel mask must be 2-D, got shape {tuple(m.shape)}")
+    if tuple(m.shape) == tuple(shape):
+        return m.numpy()
+    shrink = shape[0] <= m.shape[0] and shape[1] <= m.shape[1]
+    mode = "area" if shrink else "nearest"
+    return torch.nn.functional.interpolate(m[None, None], size=tuple(shape), mode=mode)[0, 0].numpy()
+
+
+def vessel_mass(cam: np.ndarray, mask: np.ndarray) -> float:
+    """Share of the map's mass on vessel pixels: sum(cam * vessel) / sum(cam), mask resized to the
+    map. Compare with `vessel_fraction` (what a map blind to vessels gets); their ratio is the lift."""
+    cam = np.asarray(cam, dtype=np.float64)
+    if cam.ndim != 2 or (cam < 0).any() or not np.isfinite(cam).all():
+        raise ValueError("cam must be a finite, non-negative 2-D map")
+    total = cam.sum()
+    if total <= 0:
+        raise ValueError("cam has no mass")
+    return float((cam * _mask_on(mask, cam.shape)).sum() / total)
+
+
+def vessel_fraction(mask: np.ndarray, shape: tuple[int, int] | None = None) -> float:
+    """Vessel-pixel fraction of the image (on the map's grid when `shape` is given)."""
+    m = np.asarray(mask)
+    return float(_mask_on(m, tuple(shape) if shape else m.shape).mean())
+
+
+# --------------------------------------------------------------------------------------------
+# Cases: checkpoints, image choice, inputs
+# --------------------------------------------------------------------------------------------
+
+
+def checkpoint_path(checkpoints_dir: str | os.PathLike, model: str, arm: str, seed: int) -> Path:
+    from thtl_bench.records import slug
+
+    return Path(checkpoints_dir) / slug(model, arm, seed) / "best.pt"
+
+
+def _run_command(cfg: dict, model: str, arm: str, seed: int) -> str:
+    return f"thtl-bench run --model {model} --arm {arm} --seed {seed} --profile {cfg.get('profile', 'smoke')}"
+
+
+def _missing_error(cfg: dict, cases: list[tuple[str, str, int]], ckdir: Path) -> UserError:
+    lines = [f"{checkpoint_path(ckdir, *c)} (create it with `{_run_command(cfg, *c)}`)" for c in cases]
+    return UserError("LayerCAM needs the best checkpoint of each case; missing:\n  " + "\n  ".join(lines))
+
+
+def select_images(dt: Any, per_class: int, split: str = "test", classes: Sequence[int] | None = None) -> np.ndarray:
+    """Indices of `per_class` images of each class from `split`, chosen deterministically: ordered
+    by (patient, id), one image per patient first (different patients show different vessels),
+    then further images of the same patients if a class has fewer patients than `per_class`.
+    The choice depends on the data only, never on model, arm or seed."""
+    split_arr = np.asarray(dt.split)
+    labels = np.asarray(dt.labels)
+    chosen: list[int] = []
+    for c in (range(len(dt.classes)) if classes is None else classes):
+        idx = np.flatnonzero((split_arr == split) & (labels == c))
+        if len(idx) == 0:
+            continue
+        order = sorted(idx.tolist(), key=lambda i: (str(dt.groups[i]), str(dt.ids[i])))
+        firsts, rest, seen = [], [], set()
+        for i in order:
+            (rest if dt.groups[i] in seen else firsts).append(i)
+            seen.add(dt.groups[i])
+        chosen += (firsts + rest)[:per_class]
+    return np.asarray(chosen, dtype=np.int64)
+
+
+def _inputs(images_u8_nhwc: np.ndarray, device: torch.device) -> torch.Tensor:
+    """uint8 NHWC -> the normalised float NCHW the engine trains on."""
+    from thtl_bench.augment import normalise, to_float
+
+    # a copy: the cache is a read-only memory map, which torch.from_numpy warns about
+    return normalise(to_float(torch.from_numpy(np.array(images_u8_nhwc, dtype=np.uint8)).to(device)))
+
+
+def load_case_model(cfg: dict, model: str, arm: str, seed: int, *,
+                    checkpoints_dir: str | os.PathLike | None = None,
+                    device: torch.device | str = "cpu") -> nn.Module:
+    """The case's best weights (the engine's best.pt) in a freshly built StagedModel, eval mode.
+
+    The checkpoint must carry the case_id the current parameters give the case: figures of
+    weights trained under other data or settings would not match the records they sit beside.
+    """
+    from thtl_bench import arms
+    from thtl_bench.engine import case_id, checkpoint
+    from thtl_bench.engine.case import build_model  # the engine's one model seam
+
+    ckdir = Path(checkpoints_dir or cfg["grid"]["checkpoints_dir"])
+    path = checkpoint_path(ckdir, model, arm, seed)
+    if not path.is_file():
+        raise _missing_error(cfg, [(model, arm, seed)], ckdir)
+    blob = checkpoint.load(path)
+    if not isinstance(blob, dict) or "model" not in blob:
+        raise UserError(f"{path} is not a best.pt written by the engine (no 'model' weights); "
+                        f"delete it and run `{_run_command(cfg, model, arm, seed)}`")
+    want = case_id(cfg, model, arm, seed)
+    if blob.get("case_id") != want:
+        raise UserError(f"{path} was trained under other parameters (case_id {blob.get('case_id')}, current "
+                        f"{want}); run `{_run_command(cfg, model, arm, seed)}` to train this case")
+    classes = blob.get("classes") or cfg["data"][arms.get(arm).domain]["classes"]
+    net = build_model(model, len(classes), "random", cfg)
+    net.load_strict(blob["model"], what=str(path))  # any missing/unexpected/mis-shaped key fails
+    return net.to(device).eval()
+
+
+# --------------------------------------------------------------------------------------------
+# Figures and cam.json
+# --------------------------------------------------------------------------------------------
+
+
+def _safe(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("_")
+
+
+def _rel(path: Path) -> str:
+    """Path as written into cam.json: relative to the repository root (the working directory the
+    CLI runs in) when inside it, so REPORT.md at the root can link it."""
+    try:
+        return path.resolve().relative_to(Path.cwd().resolve()).as_posix()
+    except ValueError:
+        return path.resolve().as_posix()
+
+
+def _figure(path: Path, title: str, rows: list[dict], groups: list[str]) -> None:
+    """One row per entry of `rows` ({label, image uint8 HWC, mask or None, maps {group: map},
+    shares {group: share or None}}); columns: the input, then one jet overlay per layer group."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    ncol = 1 + len(groups)
+    # Object API, no pyplot: no global figure state, no GUI backend needed.
+    fig = Figure(figsize=(2.0 * ncol, 2.15 * len(rows) + 0.5), dpi=110, layout="constrained")
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(len(rows), ncol, squeeze=False)
+    for r, row in enumerate(rows):
+        ax = axes[r, 0]
+        ax.imshow(row["image"])
+        if row["mask"] is not None:  # vessel outline, so the mass share can be read off the picture
+            ax.contour(np.asarray(row["mask"]) > 0, levels=[0.5], colors="white", linewidths=0.4)
+        ax.set_title(f"{row['label']}\ninput", fontsize=7)
+        for c, group in enumerate(groups, start=1):
+            ax = axes[r, c]
+            ax.imshow(row["image"])
+            ax.imshow(row["maps"][group], cmap="jet", alpha=0.5, vmin=0.0, vmax=1.0)
+            share = row["shares"][group]
+            txt = "n/a" if share is None else f"{share:.0%}"
+            ax.set_title(f"{row['label']} · {group}\nvessel mass {txt}", fontsize=7)
+    for ax in axes.flat:
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.suptitle(title, fontsize=8)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+
+
+def _explain(net: nn.Module, dt: Any, idx: np.ndarray, device: torch.device, name: str) -> dict[str, np.ndarray]:
+    layers = dict(getattr(net, "cam_layers", None) or {})
+    if not layers:
+        raise CamError(f"{name}: the model exposes no cam_layers")
+    # Figure columns front to back (StagedModel lists groups back to front).
+    order = [g for g in reversed(getattr(net, "group_names", list(layers)[::-1])) if g in layers]
+    layers = {g: layers[g] for g in order + [g for g in layers if g not in order]}
+    x = _inputs(np.asarray(dt.images[idx]), device)
+    return layercam_maps(net, x, np.asarray(dt.labels)[idx], layers, name=name,
+                         image_ids=[dt.ids[i] for i in idx])
+
+
+def _shares(maps: dict[str, np.ndarray], k: int, mask: np.ndarray | None) -> dict[str, float | None]:
+    return {g: (None if mask is None else round(vessel_mass(m[k], mask), 6)) for g, m in maps.items()}
+
+
+def render(cfg: dict, checkpoints: str | os.PathLike | None = None) -> list[dict]:
+    """Figures for `cam.model`/`cam.seed`, every arm in `cam.arms` and the chosen larynx test
+    images (plus a fundus example for the THTL step-1 model when its checkpoint exists); writes
+    `<report.dir>/cam.json` and returns its entries:
+    {model, arm, domain, image_id, label, figure, vessel_mass: {group: share}, vessel_fraction}.
+    Shares are None for real data (no vessel masks)."""
+    from thtl_bench.engine.inputs import domain as load_domain  # memoised: case_id reads it too
+    from thtl_bench.engine.runtime import resolve_device
+    from thtl_bench.records import atomic_write_text
+
+    ccfg = cfg["cam"]
+    model, seed = str(ccfg["model"]), int(ccfg["seed"])
+    arm_names = [str(a) for a in ccfg["arms"]]
+    ckdir = Path(checkpoints or cfg["grid"]["checkpoints_dir"])
+    out_dir = Path(ccfg["out_dir"])
+    device = resolve_device(cfg.get("train", {}))
+    missing = [(model, a, seed) for a in arm_names if not checkpoint_path(ckdir, model, a, seed).is_file()]
+    if missing:  # all at once, before any work
+        raise _missing_error(cfg, missing, ckdir)
+
+    entries: list[dict] = []
+    written: set[Path] = set()
+
+    def emit(domain: str, dt: Any, idx: np.ndarray, per_arm: dict[str, dict[str, np.ndarray]]) -> None:
+        first = next(iter(per_arm.values()))
+        groups, map_shape = list(first), first[next(iter(first))].shape[1:]
+        for k, i in enumerate(idx):
+            mask = None if dt.masks is None else np.asarray(dt.masks[i])
+            image_id, label = str(dt.ids[i]), str(dt.classes[int(dt.labels[i])])
+            frac = None if mask is None else round(vessel_fraction(mask, map_shape), 6)
+            rows = [{"label": arm, "image": np.asarray(dt.images[i]), "mask": mask,
+                     "maps": {g: m[k] for g, m in maps.items()}, "shares": _shares(maps, k, mask)}
+                    for arm, maps in per_arm.items()]
+            fig = out_dir / f"{FIGURE_PREFIX}{_safe(model)}__s{seed}__{domain}__{_safe(label)}__{_safe(str(Path(image_id).with_suffix('')))}.png"
+            chance = "" if frac is None else f" · vessel pixels {frac:.0%}"
+            _figure(fig, f"LayerCAM · {model} seed {seed} · {domain} {label} · {image_id}{chance}", rows, groups)
+            written.add(fig.resolve())
+            for arm, row in zip(per_arm, rows, strict=True):
+                entries.append({"model": model, "arm": arm, "domain": domain, "image_id": image_id,
+                                "label": label, "figure": _rel(fig), "vessel_mass": row["shares"],
+                                "vessel_fraction": frac})
+
+    larynx = load_domain(cfg, "larynx")
+    idx = select_images(larynx, int(ccfg["images_per_class"]))
+    if len(idx) == 0:
+        raise UserError("no larynx test images to explain: check the split (`thtl-bench data split`)")
+    per_arm = {}
+    for arm in arm_names:
+        net = load_case_model(cfg, model, arm, seed, checkpoints_dir=ckdir, device=device)
+        per_arm[arm] = _explain(net, larynx, idx, device, f"{model}/{arm}/s{seed}")
+    emit("larynx", larynx, idx, per_arm)
+
+    # Fundus row: where the step-1 model looks on radial fundus vessels, the study's explanation
+    # for why its features fit tangled larynx vessels poorly. Optional: only if step 1 was run.
+    if ccfg.get("fundus_example", True) and checkpoint_path(ckdir, model, "thtl_step1", seed).is_file():
+        fundus = load_domain(cfg, "fundus")
+        # The extreme grades present in the test split, one image each.
+        present = sorted(set(np.asarray(fundus.labels)[np.asarray(fundus.split) == "test"].tolist()))
+        if present:
+            fidx = select_images(fundus, 1, classes=sorted({present[0], present[-1]}))
+            net = load_case_model(cfg, model, "thtl_step1", seed, checkpoints_dir=ckdir, device=device)
+            emit("fundus", fundus, fidx, {"thtl_step1": _explain(net, fundus, fidx, device, f"{model}/thtl_step1/s{seed}")})
+
+    # Figures of an earlier render that this one did not redraw would be linked by nothing.
+    for old in out_dir.glob(f"{FIGURE_PREFIX}*.png"):
+        if old.resolve() not in written:
+            old.unlink()
+    # Not sorted: vessel_mass keeps the layer groups front to back, the report's column order.
+    atomic_write_text(Path(cfg["report"]["dir"]) / "cam.json", json.dumps(entries, indent=1) + "\n")
+    return entries
+
+
+# --------------------------------------------------------------------------------------------
+# CLI
+# --------------------------------------------------------------------------------------------
+
+
+def _cmd(args: argparse.Namespace) -> int:
+    from thtl_bench.cli import load_cfg
+
+    cfg = load_cfg(args)
+    entries = render(cfg, args.checkpoints)
+    for fig in sorted({e["figure"] for e in entries}):
+        print(fig)
+    print(f"{len(entries)} entries (arm x image) -> {Path(cfg['report']['dir']) / 'cam.json'}")
+    return 0
+
+
+def add_cli(subparsers: Any) -> None:
+    from thtl_bench.cli import add_common
+
+    p = subparsers.add_parser(
+        "cam", help="LayerCAM figures per arm and layer group, with vessel-mass shares",
+        description="Render LayerCAM maps of cam.model/cam.seed for every arm in cam.arms on chosen "
+                    "larynx test images; writes figures to cam.out_dir and <report.dir>/cam.json.")
+    add_common(p)
+    p.add_argument("--checkpoints", default=None, metavar="DIR",
+                   help="checkpoints folder (default: grid.checkpoints_dir)")
+    p.set_defaults(func=_cmd)

@@ -1,0 +1,181 @@
+"""`data check` (every problem of a data folder at once) and `data verify` (data/ vs data.dvc).
+
+The check decodes every image, so it finds what training would trip over, and it looks for
+shortcuts: if the original image size predicts the class better than the majority rate, a
+model could learn the camera instead of the vessels unless all images get one geometry.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import Counter, defaultdict
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from thtl_bench.data import splits as splits_mod
+from thtl_bench.data.cache import content_hashes, open_checked
+from thtl_bench.data.errors import DataError, Problem, errors_only
+from thtl_bench.data.sources import read_source
+
+
+def size_shortcut(sizes: list[tuple[int, int]], labels: list[str], split: list[str]) -> dict:
+    """Accuracy of predicting the class from the original (w, h) alone, fitted on train and
+    scored on val+test (unseen sizes fall back to the majority class), vs the majority rate."""
+    train = [i for i, s in enumerate(split) if s in ("train", "unused")]
+    held = [i for i, s in enumerate(split) if s in ("val", "test")] or train
+    majority = Counter(labels[i] for i in train).most_common(1)[0][0]
+    by_size = defaultdict(Counter)
+    for i in train:
+        by_size[sizes[i]][labels[i]] += 1
+    pred = [by_size[sizes[i]].most_common(1)[0][0] if sizes[i] in by_size else majority for i in held]
+    acc = float(np.mean([p == labels[i] for p, i in zip(pred, held, strict=True)]))
+    base = float(np.mean([labels[i] == majority for i in held]))
+    return {"distinct_sizes": len(set(sizes)), "size_accuracy": acc, "majority_rate": base}
+
+
+def check_domain(cfg: dict, domain: str) -> dict:
+    """All problems (errors and warnings) of one domain plus counts per class and split."""
+    lst = read_source(cfg, domain)
+    problems = list(lst.problems)
+    size = int(cfg["data"]["image_size"])
+    modes = list(cfg["data"].get("modes", ["RGB"]))
+    sizes, ok = [], []
+    for s in lst.samples:
+        im, probs = open_checked(s.path, modes, size)
+        problems += probs
+        if im is not None:
+            sizes.append(im.size)
+            ok.append(s)
+    report = {"domain": domain, "root": str(lst.root), "layout": lst.layout, "n": len(lst.samples),
+              "counts": {}, "shortcut": None}
+    if ok:
+        hashes = content_hashes(cfg, lst)
+        by_id = dict(zip([s.id for s in lst.samples], hashes, strict=True))
+        h = [by_id[s.id] for s in ok]
+        path = splits_mod.split_path(cfg, domain)
+        if path.is_file():
+            rows = splits_mod.read(path)
+            problems += splits_mod.leaks(rows, str(path))
+            if [(r["id"], r["sha256"]) for r in rows] != [(s.id, x) for s, x in zip(ok, h, strict=True)]:
+                problems.append(Problem("stale_splits", str(path), "split file does not list the images of the "
+                                        "data folder (ids or contents differ)", "run `thtl-bench data split`"))
+                rows = splits_mod.compute(cfg, [s.id for s in ok], [s.label for s in ok], [s.group for s in ok], h)
+        else:
+            rows = splits_mod.compute(cfg, [s.id for s in ok], [s.label for s in ok], [s.group for s in ok], h)
+        dup = [ids for ids in _by(h, [s.id for s in ok]).values() if len(ids) > 1]
+        for ids in dup:
+            problems.append(Problem("duplicate_image", f"{lst.root}/{ids[0]}", f"same content as {ids[1:]}",
+                                    "delete the copies (splits keep them together meanwhile)", "warning"))
+        report["counts"] = splits_mod.counts(rows)
+        sc = size_shortcut(sizes, [s.label for s in ok], [r["split"] for r in rows])
+        report["shortcut"] = sc
+        if sc["distinct_sizes"] > 1 and sc["size_accuracy"] > sc["majority_rate"] + 0.05:
+            problems.append(Problem("size_shortcut", str(lst.root),
+                                    f"original image size predicts the class with accuracy {sc['size_accuracy']:.2f} "
+                                    f"vs majority rate {sc['majority_rate']:.2f} ({sc['distinct_sizes']} sizes)",
+                                    "keep data.resize (one geometry for all images); do not feed original sizes or "
+                                    "aspect ratios to the model", "warning"))
+    report["problems"] = problems
+    report["errors"] = len(errors_only(problems))
+    return report
+
+
+def _by(keys, values):
+    out = defaultdict(list)
+    for k, v in zip(keys, values, strict=True):
+        out[k].append(v)
+    return out
+
+
+def format_report(rep: dict, limit: int = 50) -> str:
+    lines = [f"== {rep['domain']}: {rep['root']} (layout {rep['layout']}), {rep['n']} images"]
+    splits_ = ["train", "val", "test"]
+    if rep["counts"]:
+        lines.append(f"  {'class':<12}" + "".join(f"{s:>7}" for s in splits_) + f"{'total':>7}")
+        for c, row in sorted(rep["counts"].items()):
+            lines.append(f"  {c:<12}" + "".join(f"{row.get(s, 0):>7}" for s in splits_) + f"{sum(row.values()):>7}")
+    if rep["shortcut"]:
+        sc = rep["shortcut"]
+        lines.append(f"  size shortcut: {sc['distinct_sizes']} original size(s); class from size "
+                     f"{sc['size_accuracy']:.2f} vs majority {sc['majority_rate']:.2f}")
+    by_code = Counter(p.code for p in rep["problems"])
+    for p in rep["problems"][:limit]:
+        lines.append(f"  {p.severity.upper()}: {p}")
+    if len(rep["problems"]) > limit:
+        lines.append(f"  ... {len(rep['problems']) - limit} more: " + ", ".join(f"{k} x{v}" for k, v in by_code.items()))
+    lines.append(f"  {rep['errors']} error(s), {len(rep['problems']) - rep['errors']} warning(s)")
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------- DVC
+def md5_file(path: Path) -> str:
+    h = hashlib.md5()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def dvc_dir_hash(root: Path) -> dict:
+    """The hash DVC 3 records for a directory output: md5 of the JSON list of {md5, relpath}
+    entries sorted by relpath (json.dumps(..., sort_keys=True)), suffixed ".dir" (dvc-data
+    hashfile/tree.py). Files are hashed raw (DVC 3 `hash: md5`, no dos2unix)."""
+    files = sorted(p for p in root.rglob("*") if p.is_file() and ".dvc" not in p.relative_to(root).parts)
+    entries = sorted(({"md5": md5_file(p), "relpath": p.relative_to(root).as_posix()} for p in files),
+                     key=lambda e: e["relpath"])
+    blob = json.dumps(entries, sort_keys=True).encode("utf-8")
+    return {"md5": hashlib.md5(blob).hexdigest() + ".dir", "size": sum(p.stat().st_size for p in files),
+            "nfiles": len(files)}
+
+
+def dvc_file_for(cfg: dict) -> Path:
+    return Path(str(cfg["data"]["root"]).rstrip("/") + ".dvc")
+
+
+def write_dvc_file(cfg: dict) -> Path:
+    """Record data/ in <root>.dvc (what `dvc add` writes, without filling a DVC cache); phantom
+    data is marked in `meta` so `data verify` can regenerate it on a fresh clone."""
+    root = Path(cfg["data"]["root"])
+    out = {**dvc_dir_hash(root), "hash": "md5", "path": root.name}
+    doc = {"outs": [out]}
+    if all((root / d / "phantom_stats.json").is_file() for d in ("fundus", "larynx")):
+        doc["meta"] = {"kind": "phantom", "generator": "thtl-bench synth", "profile": cfg.get("profile"),
+                       "synth_seed": cfg["synth"]["seed"], "image_size": cfg["synth"]["image_size"]}
+    path = dvc_file_for(cfg)
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    return path
+
+
+def verify(cfg: dict, regenerate: bool = True) -> list[str]:
+    """Check data/ against data.dvc; regenerate phantom data first when data/ is missing.
+    Returns lines to print; raises DataError on mismatch."""
+    from thtl_bench.data.phantoms import synth
+
+    path, root = dvc_file_for(cfg), Path(cfg["data"]["root"])
+    if not path.is_file():
+        raise DataError(Problem("no_dvc_file", str(path), "no DVC file records the data folder",
+                                f"run `thtl-bench data verify --update` (or `dvc add {root}`) and commit {path}"))
+    doc = yaml.safe_load(path.read_text()) or {}
+    want = (doc.get("outs") or [{}])[0]
+    meta = doc.get("meta") or {}
+    lines = []
+    if not root.is_dir():
+        if not (regenerate and meta.get("kind") == "phantom"):
+            raise DataError(Problem("missing_root", str(root), f"{root} is missing and {path} does not describe "
+                                    "phantom data", f"`dvc pull` or put the data set in {root}"))
+        if meta.get("profile") not in (None, cfg.get("profile")):
+            lines.append(f"note: {path} was made with profile {meta['profile']!r}, regenerating with {cfg.get('profile')!r}")
+        synth(root, cfg["synth"])
+        lines.append(f"regenerated phantom data in {root} (seed {cfg['synth']['seed']})")
+    got = dvc_dir_hash(root)
+    diffs = [f"{k}: {want.get(k)} recorded, {got[k]} found" for k in ("md5", "nfiles", "size")
+             if k in want and want[k] != got[k]]
+    if diffs:
+        raise DataError(Problem("dvc_mismatch", str(root), f"does not match {path}: " + "; ".join(diffs),
+                                "regenerate with the recorded settings (`thtl-bench synth`), `dvc checkout`, or, "
+                                f"if the change is intended, `thtl-bench data verify --update` / `dvc add {root}`"))
+    lines.append(f"{root} matches {path}: {got['md5']} ({got['nfiles']} files, {got['size']} bytes)")
+    return lines

@@ -1,0 +1,252 @@
+"""The one training loop: a stage trains some groups of a StagedModel and keeps its best weights.
+
+AdamW with one param group per trainable model group (head lr for the head group, body lr for the
+rest), a cosine schedule stepped per epoch, early stopping on validation loss (`train.patience`),
+best weights kept as a copy. Only the validation split chooses anything; test is evaluated once,
+with the chosen weights. Frozen stages get requires_grad False and stay in eval mode, so their
+batch-norm statistics do not move; the stage checks that and reports it.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from thtl_bench.engine import checkpoint, runtime
+from thtl_bench.engine.feeder import Feeder, Suffix
+from thtl_bench.errors import UserError
+
+KILL_ENV = "THTL_KILL_AFTER_EPOCH"  # tests/drills: raise after this many epochs of one process
+
+
+class SimulatedKill(RuntimeError):
+    """Raised by the kill drill (THTL_KILL_AFTER_EPOCH) right after a checkpoint was written."""
+
+
+@dataclass
+class Plan:
+    name: str  # "main" or "step<k>" for SWFT
+    groups: list[str]  # trainable model groups, back to front
+    stages: list[str]  # their stages
+    max_epochs: int
+    augment: bool  # online augmentation of train batches (uncached path)
+    cache: bool  # use the frozen-feature cache when the frozen prefix is non-empty
+    views: int = 1  # cached train views (1 = plain)
+
+
+@dataclass
+class Ctx:
+    """Case-level things a stage needs; `save` writes last.pt from a stage snapshot."""
+
+    slug: str
+    train: dict
+    device: torch.device
+    amp: torch.dtype | None
+    lrs: tuple[float, float]
+    gens: dict
+    seed: int
+    save: object  # callable(stage_state: dict) -> None
+    progress: object = None
+    last_path: str = ""
+    epochs_run: int = 0
+    timing: dict = field(default_factory=lambda: {"train_images": 0, "train_s": 0.0, "epoch_s": [],
+                                                  "cache_s": 0.0, "cache_images": 0})
+
+
+def _set_mode(model, trainable: set[str]) -> None:
+    model.train()
+    for name, stage in model.stages.items():
+        if name not in trainable:
+            stage.eval()
+
+
+def _frozen_buffers(model, trainable: set[str]) -> dict:
+    return {f"{n}.{k}": b.detach().clone() for n, st in model.stages.items() if n not in trainable
+            for k, b in st.named_buffers()}
+
+
+def _param_groups(model, plan: Plan, lrs: tuple[float, float]) -> list[dict]:
+    head_lr, body_lr = lrs
+    groups, seen = [], set()
+    for i, (gname, stage_names) in enumerate(model.groups):
+        if gname not in plan.groups:
+            continue
+        params = [p for s in stage_names for p in model.stages[s].parameters() if id(p) not in seen]
+        seen.update(id(p) for p in params)
+        if params:
+            groups.append({"params": params, "lr": head_lr if i == 0 else body_lr, "name": gname})
+    # Stages outside every group (rare) train with the body lr when they are trainable.
+    rest = [p for s in plan.stages for p in model.stages[s].parameters() if id(p) not in seen]
+    if rest:
+        groups.append({"params": rest, "lr": body_lr, "name": "other"})
+    return groups
+
+
+def _batches(perm: torch.Tensor, bs: int) -> list[torch.Tensor]:
+    chunks = list(torch.split(perm, bs))
+    # A 1-sample batch breaks batch norm in train mode: fold it into the previous batch.
+    if len(chunks) > 1 and len(chunks[-1]) == 1:
+        chunks[-2:] = [torch.cat(chunks[-2:])]
+    return chunks
+
+
+@torch.no_grad()
+def predict(model, runner, feeder: Feeder, split: str, ctx: Ctx) -> tuple[float, np.ndarray, float]:
+    """(mean cross-entropy, probabilities (N, C), seconds) on a split, no augmentation."""
+    model.eval()
+    n = feeder.size(split)
+    runtime.synchronize(ctx.device)
+    t0 = time.perf_counter()
+    loss, probs = torch.zeros((), device=ctx.device), []
+    for idx in torch.split(torch.arange(n), 2 * int(ctx.train["batch_size"])):
+        x, y = feeder.batch(split, idx, train=False)
+        with runtime.autocast(ctx.device, ctx.amp):
+            logits = runner(x).float()
+        loss += F.cross_entropy(logits, y, reduction="sum")
+        probs.append(torch.softmax(logits, 1))
+    out = torch.cat(probs).cpu().numpy().astype(np.float64)
+    runtime.synchronize(ctx.device)
+    return float(loss) / max(n, 1), out, time.perf_counter() - t0
+
+
+def _diverged(ctx: Ctx, plan: Plan, epoch: int, what: str, value: float) -> UserError:
+    return UserError(
+        f"case {ctx.slug}: {what} {value:.4g} at {plan.name} epoch {epoch} (NaN or above "
+        f"train.divergence_loss={ctx.train['divergence_loss']}); training stopped, the last good "
+        f"checkpoint is kept at {ctx.last_path}. Lower the learning rates or check the data.")
+
+
+def fit(ctx: Ctx, model, plan: Plan, splits: dict, resume: dict | None = None) -> dict:
+    """Train one stage; returns its result (best weights of the trainable stages, metrics inputs)."""
+    try:
+        return _fit(ctx, model, plan, splits, resume)
+    except torch.OutOfMemoryError as exc:
+        raise UserError(f"case {ctx.slug}: CUDA out of memory at train.batch_size="
+                        f"{ctx.train['batch_size']} ({plan.name}); lower it with -S train.batch_size=N") from exc
+
+
+def _fit(ctx: Ctx, model, plan: Plan, splits: dict, resume: dict | None) -> dict:
+    t = ctx.train
+    trainable = set(plan.stages)
+    names = list(model.stages)
+    for name, stage in model.stages.items():
+        stage.requires_grad_(name in trainable)
+    n_prefix = next((i for i, s in enumerate(names) if s in trainable), len(names))
+    prefix, suffix = names[:n_prefix], names[n_prefix:]
+    _set_mode(model, trainable)
+    frozen0 = _frozen_buffers(model, trainable)
+
+    feeder = Feeder(
+        model, prefix, splits, device=ctx.device, amp=ctx.amp, batch_size=int(t["batch_size"]),
+        aug_cfg=t.get("augment") or {}, augment_train=plan.augment, cache=plan.cache, views=plan.views,
+        view_seed=runtime.subseed(ctx.seed, f"views/{plan.name}"),
+        channels_last=bool(t.get("channels_last")) and ctx.device.type == "cuda",
+        aug_gen=ctx.gens["aug"], max_cache_bytes=float(t.get("feature_cache_max_gb", 4)) * 2**30)
+    ctx.timing["cache_s"] += feeder.cache_s
+    ctx.timing["cache_images"] += feeder.cache_images
+    runner = Suffix(model, suffix)
+    if t.get("compile") and ctx.device.type == "cuda":
+        runner = torch.compile(runner)
+
+    opt = torch.optim.AdamW(_param_groups(model, plan, ctx.lrs), weight_decay=float(t["weight_decay"]))
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, plan.max_epochs))
+    scaler = torch.amp.GradScaler(ctx.device.type, enabled=ctx.amp == torch.float16)
+    params = [p for g in opt.param_groups for p in g["params"]]
+
+    keep = tuple(f"stages.{name}." for name in trainable)
+
+    def trainable_state() -> dict:
+        # Frozen stages cannot change within a stage: only the trainable ones need a copy.
+        return {k: v for k, v in checkpoint.state_copy(model).items() if k.startswith(keep)}
+
+    st = {"epoch": 0, "best_loss": math.inf, "best_epoch": 0, "since_best": 0, "history": [],
+          "best_state": trainable_state(), "start_digest": checkpoint.state_digest(model.state_dict())}
+    if resume is not None:
+        opt.load_state_dict(resume["optimizer"])
+        sched.load_state_dict(resume["scheduler"])
+        scaler.load_state_dict(resume["scaler"])
+        st = {k: resume[k] for k in st}
+        if st["best_state"] is None:  # saved as "same as the live weights" to halve the file
+            st["best_state"] = resume["model"]
+        runtime.set_rng_state(resume["rng"], ctx.gens)
+
+    n_train = feeder.size("train")
+    while st["epoch"] < plan.max_epochs and st["since_best"] < int(t["patience"]):
+        epoch = st["epoch"] + 1
+        _set_mode(model, trainable)
+        runtime.synchronize(ctx.device)
+        t0 = time.perf_counter()
+        perm = torch.randperm(n_train, generator=ctx.gens["data"])
+        views = torch.randint(feeder.views, (n_train,), generator=ctx.gens["data"]) if feeder.views > 1 else None
+        loss_sum = torch.zeros((), device=ctx.device)
+        for idx in _batches(perm, int(t["batch_size"])):
+            x, y = feeder.batch("train", idx, train=True, view=None if views is None else views[idx])
+            with runtime.autocast(ctx.device, ctx.amp):
+                loss = F.cross_entropy(runner(x).float(), y)
+            opt.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            if t.get("max_grad_norm"):
+                scaler.unscale_(opt)
+                torch.nn.utils.clip_grad_norm_(params, float(t["max_grad_norm"]))
+            scaler.step(opt)
+            scaler.update()
+            loss_sum += loss.detach() * len(idx)
+        train_loss = float(loss_sum) / n_train  # one sync per epoch, not per batch
+        runtime.synchronize(ctx.device)
+        train_s = time.perf_counter() - t0
+        lr = opt.param_groups[0]["lr"]
+        sched.step()
+        if not math.isfinite(train_loss) or train_loss > float(t["divergence_loss"]):
+            raise _diverged(ctx, plan, epoch, "train loss", train_loss)
+        val_loss, val_probs, _ = predict(model, runner, feeder, "val", ctx)
+        if not math.isfinite(val_loss):
+            raise _diverged(ctx, plan, epoch, "validation loss", val_loss)
+        val_acc = float((val_probs.argmax(1) == feeder.labels["val"].cpu().numpy()).mean())
+        seconds = time.perf_counter() - t0
+        ctx.timing["train_images"] += n_train
+        ctx.timing["train_s"] += train_s
+        ctx.timing["epoch_s"].append(seconds)
+        if val_loss < st["best_loss"]:
+            st.update(best_loss=val_loss, best_epoch=epoch, since_best=0, best_state=trainable_state())
+        else:
+            st["since_best"] += 1
+        st["epoch"] = epoch
+        st["history"].append({"epoch": epoch, "stage": plan.name, "train_loss": train_loss,
+                              "val_loss": val_loss, "val_acc": val_acc, "lr": lr, "seconds": seconds,
+                              "feature_cache": feeder.cache})
+        # Only trainable stages are saved: frozen ones equal the rebuilt start weights on resume.
+        ctx.save({**st, "best_state": None if st["best_epoch"] == epoch else st["best_state"],
+                  "model": trainable_state(), "optimizer": opt.state_dict(),
+                  "scheduler": sched.state_dict(), "scaler": scaler.state_dict(),
+                  "rng": runtime.rng_state(ctx.gens)})
+        if ctx.progress:
+            ctx.progress({"case": ctx.slug, "stage": plan.name, "epoch": epoch,
+                          "max_epochs": plan.max_epochs, "val_loss": val_loss})
+        ctx.epochs_run += 1
+        if os.environ.get(KILL_ENV) and ctx.epochs_run == int(os.environ[KILL_ENV]):
+            raise SimulatedKill(f"{ctx.slug}: simulated kill after epoch {epoch} of {plan.name}")
+
+    model.load_state_dict({**model.state_dict(), **st["best_state"]})
+    now = _frozen_buffers(model, trainable)
+    frozen_ok = all(torch.equal(frozen0[k], now[k]) for k in frozen0)
+    evals = {s: predict(model, runner, feeder, s, ctx) for s in ("train", "val", "test")}
+    n_params = sum(p.numel() for p in params)
+    prefix_s_per_image = feeder.cache_s / feeder.cache_images if feeder.cache_images else 0.0
+    return {
+        "name": plan.name, "groups": list(plan.groups), "stages": list(plan.stages),
+        "epochs": st["epoch"], "best_epoch": st["best_epoch"], "best_val_loss": st["best_loss"],
+        "history": st["history"], "start_digest": st["start_digest"], "state": st["best_state"],
+        "best_digest": checkpoint.state_digest(model.state_dict()),
+        "feature_cache": feeder.cache, "augment": feeder.augment_train, "views": feeder.views,
+        "trainable_params": n_params, "frozen_bn_unchanged": frozen_ok,
+        "evals": {s: (loss, probs) for s, (loss, probs, _) in evals.items()},
+        # Whole-model inference time per test image: cached stages add the prefix time measured
+        # while building the cache.
+        "test_s_per_image": evals["test"][2] / max(feeder.size("test"), 1) + prefix_s_per_image,
+    }

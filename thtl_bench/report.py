@@ -1,0 +1,534 @@
+"""REPORT.md and its companions, rendered from the aggregate (stats.aggregate) only.
+
+    write(cfg, records_dirs) -> Path   aggregate the records, write summary.json, then render
+    render(cfg, summary)     -> Path   REPORT.md + metrics.json + swft_steps.csv + figures/
+
+Files under `report.dir`: summary.json (the full aggregate), metrics.json (flat numbers for
+`dvc metrics diff`), swft_steps.csv (plot data for `dvc plots`), figures/swft_steps_<model>.png;
+cam.json is read when the cam module has written it. Only REPORT.md carries a date.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import platform
+import subprocess
+from collections.abc import Sequence
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import yaml
+from tabulate import tabulate
+
+from thtl_bench import claims as claims_mod
+from thtl_bench import records, stats
+from thtl_bench.config import canonical_json
+from thtl_bench.errors import UserError
+
+VERDICT_CODE = {"reproduced": 1, "inconclusive": 0, "contradicted": -1}
+LARYNX_COLS = [("accuracy", "accuracy % (mean ± std [CI])"), ("recall", "malignant recall %"),
+               ("specificity", "specificity %"), ("precision", "precision %"), ("f1", "F1 %"),
+               ("auc", "AUC x100")]
+
+# paper.md's **assumed** choices and our own: (what, config keys tried in order: the records'
+# config first, then params.yaml as it is now, which the table says).
+ASSUMED = [
+    ("Input size (px, square)", ["data.image_size"]),
+    ("Resize rule", ["data.resize"]),
+    ("CE-NBI label source (patient 092)", ["data.larynx.cenbi_label_source"]),
+    ("Batch size", ["train.batch_size"]),
+    ("Optimizer", ["train.optimizer"]),
+    ("lr, new heads", ["train.lr_head"]),
+    ("lr, body (fine-tuned backbone / scratch)", ["train.lr_body", "train.lr_backbone"]),
+    ("lr, scratch", ["train.lr_scratch"]),
+    ("Weight decay", ["train.weight_decay"]),
+    ("Schedule", ["train.schedule"]),
+    ("Max epochs per stage (SWFT: per step)", ["train.max_epochs"]),
+    ("Max epochs per SWFT step", ["train.swft_max_epochs"]),
+    ("Early stopping patience (val loss)", ["train.patience"]),
+    ("Gradient clipping (max norm)", ["train.max_grad_norm"]),
+    ("Augmentation", ["train.augment"]),
+    ("Frozen-feature views per image (last-layer arms)", ["train.head_only_views"]),
+    ("Validation share", ["split.val"]),
+    ("Test share", ["split.test"]),
+    ("Split seed", ["split.seed"]),
+    ("Target training fraction", ["split.target_fraction"]),
+    ("Intermediate training fraction", ["split.intermediate_fraction"]),
+]
+STATEMENTS = [
+    "THTL step 1 fine-tunes all layers on fundus (arms.py `thtl_step1`: trainable {step1}).",
+    "SWFT: cumulative groups back to front, each step from the previous step's best weights; the "
+    "best step is chosen on the validation split, never the test split.",
+    "SWFT groups for non-ResNet families are our generic back-to-front grouping: {groups}.",
+    "The nine models (paper names only ResNet18/50): {paper_models}.",
+    "ImageNet mean/std normalisation of inputs.",
+    "C5 'small difference' = within +-{margin:g} pp (`stats.equivalence_margin_pp`); claims decide on "
+    "the image bootstrap below {below} seeds (`stats.bootstrap_below_seeds`).",
+    "Paper numbers of C1-C3 are read as percentage points; the relative reading is checked too.",
+]
+
+
+# ----------------------------------------------------------------------------- formatting
+
+def _pct(x: float | None, digits: int = 1) -> str:
+    return "n/a" if x is None else f"{100 * x:.{digits}f}"
+
+
+def _ms(st: dict | None, scale: float = 100.0, ci: bool = False, digits: int = 1) -> str:
+    """'mean ± std [lo, hi]' of a stats.t_interval dict, scaled (100 for %)."""
+    if not st or st.get("mean") is None:
+        return "n/a"
+    s = f"{scale * st['mean']:.{digits}f}"
+    if st.get("std") is not None:
+        s += f" ± {scale * st['std']:.{digits}f}"
+    if ci and st.get("ci_low") is not None:
+        s += f" [{scale * st['ci_low']:.{digits}f}, {scale * st['ci_high']:.{digits}f}]"
+    return s
+
+
+def _num(x: float | None, digits: int = 1) -> str:
+    return "n/a" if x is None else f"{x:,.{digits}f}"
+
+
+def _val(v: Any) -> str:
+    return v if isinstance(v, str) else canonical_json(v)
+
+
+def _cell(x: Any) -> Any:
+    # One markdown row per table row: multi-line texts (e.g. not-run reasons) become one line.
+    return " ".join(x.split()).replace("|", "\\|") if isinstance(x, str) else x
+
+
+def _table(rows: Sequence[Sequence[Any]], headers: Sequence[str]) -> str:
+    return tabulate([[_cell(x) for x in r] for r in rows], headers=headers, tablefmt="github",
+                    disable_numparse=True)
+
+
+def _slugname(model: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_" else "_" for c in model)
+
+
+# ----------------------------------------------------------------------------- repo provenance
+
+def _git(*args: str) -> str | None:
+    try:
+        out = subprocess.run(["git", *args], capture_output=True, text=True, timeout=20, check=True)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip()
+
+
+def repo_commit() -> str:
+    head = _git("rev-parse", "--short=12", "HEAD")
+    if head is None:
+        return "unknown (not a git checkout)"
+    dirty = _git("status", "--porcelain", "--untracked-files=no")
+    return head + (" + uncommitted changes" if dirty else "")
+
+
+def data_version(cfg: dict) -> str:
+    """outs[0].md5 of the data folder's .dvc file (data.root + '.dvc')."""
+    path = Path(str(cfg["data"]["root"]).rstrip("/") + ".dvc")
+    if not path.is_file():
+        return f"{path} not found (data not versioned by DVC in this checkout)"
+    try:
+        doc = yaml.safe_load(path.read_text()) or {}
+        md5 = doc["outs"][0]["md5"]
+    except (yaml.YAMLError, KeyError, IndexError, TypeError) as exc:
+        raise UserError(f"{path}: cannot read outs[0].md5 ({exc}); run `dvc add {cfg['data']['root']}`") from exc
+    return f"md5 {md5} ({path})"
+
+
+def _lib_versions() -> str:
+    import matplotlib
+    import numpy
+    import scipy
+    import tabulate as tb
+
+    return (f"python {platform.python_version()}, numpy {numpy.__version__}, scipy {scipy.__version__}, "
+            f"tabulate {tb.__version__}, matplotlib {matplotlib.__version__}")
+
+
+# ----------------------------------------------------------------------------- companions
+
+def metrics_flat(summary: dict) -> dict[str, float]:
+    """Flat, deterministic numbers for `dvc metrics diff` (verdicts coded +1/0/-1)."""
+    out: dict[str, float] = {}
+
+    def put(key: str, v: Any) -> None:
+        if isinstance(v, bool):
+            v = int(v)
+        if isinstance(v, (int, float)):
+            out[key] = round(float(v), 6)
+
+    for c in summary["cells"]:
+        base = f"grid.{c['model']}.{c['arm']}"
+        put(f"{base}.n_seeds", c["n"])
+        for name, st in c["metrics"].items():
+            put(f"{base}.{name}.mean", st["mean"])
+            put(f"{base}.{name}.std", st["std"])
+        for key in ("train_images_per_s", "inference_images_per_s", "wall_s"):
+            put(f"{base}.speed.{key}", c["timing"][key]["mean"])
+    for r in summary["claims"]:
+        base = f"claims.{r['id']}.{r['model']}"
+        put(f"{base}.diff_pp", r["diff_pp"])
+        put(f"{base}.rel_pct", r["rel_pct"])
+        put(f"{base}.p_value", r["p_value"])
+        put(f"{base}.verdict", VERDICT_CODE[r["verdict"]])
+    put("projection.total_hours", summary["projection"]["total_hours"])
+    return dict(sorted(out.items()))
+
+
+def swft_csv(summary: dict) -> str:
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["model", "step", "groups", "n", "val_acc", "val_std", "test_acc", "test_std", "selected"])
+    for m in summary["swft"]:
+        for s in m["steps"]:
+            w.writerow([m["model"], s["step"], "+".join(s["groups"] or []), s["n"],
+                        *(("" if s[k] is None else f"{s[k]:.6f}") for k in ("val_mean", "val_std",
+                                                                            "test_mean", "test_std")),
+                        s["selected"]])
+    return buf.getvalue()
+
+
+def swft_figure(curve: dict, path: Path) -> Path:
+    """Val/test accuracy per SWFT step (mean over seeds, std band), one PNG per model."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    steps = [s["step"] for s in curve["steps"]]
+    fig = Figure(figsize=(5.5, 3.6))
+    FigureCanvasAgg(fig)
+    ax = fig.subplots()
+    for split, colour in (("val", "tab:blue"), ("test", "tab:orange")):
+        mean = [100 * (s[f"{split}_mean"] or 0) for s in curve["steps"]]
+        std = [100 * (s[f"{split}_std"] or 0) for s in curve["steps"]]
+        ax.plot(steps, mean, marker="o", color=colour, label=f"{split} accuracy")
+        ax.fill_between(steps, [m - d for m, d in zip(mean, std, strict=True)], [m + d for m, d in zip(mean, std, strict=True)],
+                        color=colour, alpha=0.15)
+    ax.set_xticks(steps)
+    ax.set_xticklabels([f"{s['step']}\n+{(s['groups'] or ['?'])[-1]}" for s in curve["steps"]], fontsize=7)
+    ax.set_xlabel("SWFT step (group added)")
+    ax.set_ylabel("accuracy % (mean ± std over seeds)")
+    ax.set_title(f"SWFT steps: {curve['model']}")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100, metadata={"Software": None})
+    return path
+
+
+def read_cam(path: Path) -> list[dict] | None:
+    """cam.json as written by thtl_bench.cam; None when absent."""
+    if not path.is_file():
+        return None
+    try:
+        entries = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise UserError(f"{path}: not valid JSON ({exc}); re-run `thtl-bench cam`") from exc
+    need = ("model", "arm", "figure", "vessel_mass")
+    if not isinstance(entries, list) or any(not isinstance(e, dict) or any(k not in e for k in need)
+                                            for e in entries):
+        raise UserError(f"{path}: expected a list of {{{', '.join(need)}, ...}}; re-run `thtl-bench cam`")
+    return entries
+
+
+# ----------------------------------------------------------------------------- sections
+
+def _headline(summary: dict) -> list[str]:
+    prov = summary["provenance"]
+    kinds = prov["data_kinds"]
+    lines = []
+    if prov.get("fixture"):
+        lines.append("> **FIXTURE RECORDS**: at least one record is a fake test fixture "
+                     "(tests/data/make_sample_records.py); nothing here is a measurement.")
+    if kinds == ["phantom"]:
+        what = ("**synthetic phantom images** (no patient data). The numbers test the pipeline and the "
+                "statistics; they say nothing about real laryngeal images or the papers' clinical claims.")
+    elif kinds == ["real"]:
+        what = f"**real images** (fingerprints {prov['data_fingerprints']})."
+    else:
+        what = f"a **mix of data kinds {kinds}**: read every table with care."
+    if lines:
+        lines.append("")
+    lines.append(f"> **Which data produced this report:** {what} Profile(s) "
+                 f"{', '.join(prov['profiles'])}, {prov['n_ok']} cases run, {prov['n_not_run']} not run, "
+                 f"image size {', '.join(map(str, prov['image_sizes']))} px, device(s) "
+                 f"{'; '.join(prov['devices'])}.")
+    return lines
+
+
+def _provenance(cfg: dict, summary: dict, sources: Sequence[str] | None, now: datetime) -> list[str]:
+    prov = summary["provenance"]
+    libs = "; ".join(f"{k} {', '.join(v)}" for k, v in prov["libraries"].items())
+    rows = [
+        ["report code (git commit)", repo_commit()],
+        ["commit(s) that produced the records", ", ".join(prov["record_git_commits"])],
+        ["data version (data.dvc, current checkout)", data_version(cfg)],
+        ["data kind (from records)", ", ".join(prov["data_kinds"])],
+        ["data fingerprints (from records)",
+         "; ".join(f"{d}: {', '.join(v)}" for d, v in prov["data_fingerprints"].items())],
+        ["profile(s)", ", ".join(prov["profiles"])],
+        ["device(s)", "; ".join(prov["devices"])],
+        ["platform(s)", "; ".join(prov["platforms"])],
+        ["execution (records' env)", "; ".join(f"{k} {', '.join(v)}" for k, v in prov["execution"].items())
+         or "n/a"],
+        ["libraries (records)", libs or "n/a"],
+        ["libraries (report)", _lib_versions()],
+        ["records", f"{prov['n_records']} ({prov['n_ok']} ok, {prov['n_not_run']} not run), digest "
+                    f"{prov['records_digest']}, created {' .. '.join(prov['created'] or [])}"],
+        ["records folder(s)", ", ".join(map(str, sources)) if sources else "(from summary.json)"],
+        ["report date (UTC)", now.strftime("%Y-%m-%d %H:%M")],
+    ]
+    return ["## Provenance", "", _table(rows, ["item", "value"])]
+
+
+def _not_run(summary: dict) -> list[str]:
+    out = ["## Cases not run", ""]
+    if not summary["not_run"]:
+        return out + ["Every case of the records ran."]
+    rows = [[n["model"], n["arm"], n["seed"], n["reason"]] for n in summary["not_run"]]
+    return out + [_table(rows, ["model", "arm", "seed", "reason"])]
+
+
+def _grid(summary: dict, conf: float) -> list[str]:
+    rows = []
+    for c in summary["cells"]:
+        if c["domain"] != "larynx":
+            continue
+        m = c["metrics"]
+        rows.append([c["model"], c["arm"], c["n"], _ms(m["accuracy"], ci=True),
+                     *(_ms(m[k]) for k, _ in LARYNX_COLS[1:])])
+    head = ["## Larynx test results (model x arm)", "",
+            f"Mean ± std over seeds; accuracy also with its {100 * conf:g} % t-interval over seeds "
+            "(none with one seed). Values in %."]
+    if not rows:
+        return head + ["", "No larynx records."]
+    conf_rows = [[c["model"], c["arm"], *(c["confusion_sum"][0] + c["confusion_sum"][1])]
+                 for c in summary["cells"] if c["domain"] == "larynx" and c["confusion_sum"]]
+    return head + ["", _table(rows, ["model", "arm", "seeds"] + [h for _, h in LARYNX_COLS]), "",
+                   "Confusion matrices (test split, summed over seeds; positive = malignant):", "",
+                   _table(conf_rows, ["model", "arm", "TN", "FP", "FN", "TP"])]
+
+
+def _fundus(summary: dict, conf: float) -> list[str]:
+    rows = [[c["model"], c["n"], _ms(c["metrics"]["accuracy"], ci=True),
+             _ms(c["metrics"].get("qwk"), scale=1.0, ci=True, digits=3)]
+            for c in summary["cells"] if c["domain"] == "fundus"]
+    out = ["## THTL step 1 (fundus, intermediate domain)", "",
+           f"DR grading test accuracy in % and quadratic weighted kappa; mean ± std [{100 * conf:g} % t-interval]."]
+    return out + ["", _table(rows, ["model", "seeds", "accuracy %", "QWK"]) if rows else "No fundus records."]
+
+
+def _claims(summary: dict) -> list[str]:
+    return ["## Claims C1-C5", "",
+            "Paper numbers are the abstracts' (ResNet18 / ResNet50 only); other models get the same "
+            "tests with no paper number. pp = percentage points.", "",
+            claims_mod.table(summary["claims"]), "", "Decision rules:", "",
+            claims_mod.rule_text(summary["stats_params"])]
+
+
+def _swft(summary: dict, rdir: Path, base: Path) -> list[str]:
+    out = ["## SWFT step curves", "",
+           f"Plot data: `{os.path.relpath(rdir / 'swft_steps.csv', base)}` (mean over seeds). "
+           "`selected` = seeds whose best step (chosen on validation) is this one."]
+    if not summary["swft"]:
+        return out + ["", "No SWFT records."]
+    for curve in summary["swft"]:
+        png = swft_figure(curve, rdir / "figures" / f"swft_steps_{_slugname(curve['model'])}.png")
+        rows = [[s["step"], "+" + (s["groups"] or ["?"])[-1], s["n"],
+                 _pct(s["val_mean"]) + ("" if s["val_std"] is None else f" ± {_pct(s['val_std'])}"),
+                 _pct(s["test_mean"]) + ("" if s["test_std"] is None else f" ± {_pct(s['test_std'])}"),
+                 s["selected"]] for s in curve["steps"]]
+        out += ["", f"### {curve['model']}", "", f"![SWFT steps {curve['model']}]({os.path.relpath(png, base)})",
+                "", _table(rows, ["step", "group added", "seeds", "val acc %", "test acc %", "selected"])]
+    return out
+
+
+def _cam(cfg: dict, rdir: Path, base: Path) -> list[str]:
+    path = rdir / "cam.json"
+    out = ["## LayerCAM", ""]
+    entries = read_cam(path)
+    if entries is None:
+        return out + [f"**Absent**: `{os.path.relpath(path, base)}` was not found, so this report has no "
+                      "LayerCAM figures. Run `thtl-bench cam` (it writes the figures and cam.json), then "
+                      "`thtl-bench report`."]
+    groups = list(dict.fromkeys(g for e in entries for g in (e["vessel_mass"] or {})))
+    models = stats.canonical_order("models", [e["model"] for e in entries])
+    arms = stats.canonical_order("arms", [e["arm"] for e in entries])
+    domains = list(dict.fromkeys(e.get("domain", "larynx") for e in entries))
+
+    def mean(values: list) -> str:
+        v = [float(x) for x in values if x is not None]
+        return _pct(sum(v) / len(v)) if v else "n/a"
+
+    rows = []
+    for m in models:
+        for a in arms:
+            for d in domains:
+                sel = [e for e in entries if (e["model"], e["arm"], e.get("domain", "larynx")) == (m, a, d)]
+                if sel:
+                    rows.append([m, a, d, len(sel), mean([e.get("vessel_fraction") for e in sel]),
+                                 *(mean([(e["vessel_mass"] or {}).get(g) for e in sel]) for g in groups)])
+    out += [f"Mean share of CAM mass on vessel pixels (%) per arm and layer group, from "
+            f"`{os.path.relpath(path, base)}`; `vessel pixels` is the share a map spread evenly would "
+            "get (chance). n/a: no vessel masks (real data).", "",
+            _table(rows, ["model", "arm", "domain", "maps", "vessel pixels %"] + groups)]
+    figs = list(dict.fromkeys(e["figure"] for e in entries))
+    for fig in figs:
+        e = next(x for x in entries if x["figure"] == fig)
+        p = Path(fig)  # cam.json paths are relative to the repository root (the working dir)
+        label = f"{e['model']} / {e.get('domain', 'larynx')} {e.get('label', '?')} / {e.get('image_id', '?')}"
+        missing = "" if p.exists() else " (figure file missing: re-run `thtl-bench cam`)"
+        out += ["", f"![LayerCAM {label}]({os.path.relpath(p, base)})", f"*{label}*{missing}"]
+    return out
+
+
+def _speed(summary: dict) -> list[str]:
+    rows = []
+    for c in summary["cells"]:
+        t = c["timing"]
+        rows.append([c["model"], c["arm"], c["n"], ", ".join(map(str, c["image_size"])),
+                     _ms({"mean": t["train_images_per_s"]["mean"], "std": t["train_images_per_s"]["std"]}, 1.0),
+                     _num(t["inference_images_per_s"]["mean"]), _num(t["wall_s"]["mean"]),
+                     _num(t["epoch_s"]["mean"], 2), "; ".join(c["devices"])])
+    ex = summary["provenance"].get("execution") or {}
+    knobs = "; ".join(f"{k} {', '.join(v)}" for k, v in ex.items()) or "not recorded"
+    out = ["## Speed", "",
+           f"Measured per case (mean ± std over seeds) on {'; '.join(summary['provenance']['devices'])}; "
+           f"execution settings: {knobs}.", "",
+           _table(rows, ["model", "arm", "seeds", "px", "train img/s", "inference img/s",
+                         "wall s / case", "s / epoch", "device"])]
+    return out + [""] + _projection(summary["projection"])
+
+
+def _projection(p: dict) -> list[str]:
+    s = p["settings"]
+    gpu = p["basis"] == "gpu"
+    unit = "GPU-hours" if gpu else "CPU-hours"
+    head = ["### Projected cost of the full study", "",
+            f"Grid: {len(s['models'])} models x {len(s['arms'])} arms x {s['seeds']} seeds, "
+            f"{s['fundus_images']} fundus / {s['larynx_images']} larynx images, {s['image_size']} px, up to "
+            f"{s['max_epochs']} epochs per stage ({s['swft_max_epochs']} per SWFT step)"
+            + (f" (profile `{p['profile']}`)." if p.get("profile") else ".")]
+    if not p["per_model"]:
+        return head + ["", "No timed records: nothing to project."]
+    sizes = ", ".join(map(str, p["measured_image_sizes"]))
+    rows = [[e["model"], "yes" if e["in_paper_grid"] else "no", _num(e["hours"], 2),
+             ", ".join(e["arms_missing"]) or "-"] for e in p["per_model"]]
+    text = [
+        f"Measured on **{'; '.join(p['devices'])}** at **{sizes} px**. Each measured case is scaled to "
+        f"the study size: epoch time x (images ratio) x (pixel-count ratio) x (epoch-budget ratio), the "
+        f"rest of its wall time (setup, frozen-feature cache, evaluation) x images x pixels; the mean over "
+        f"seeds times {s['seeds']} seeds, summed over arms. THTL step 1 is one case per (model, seed), "
+        f"shared by the THTL arms. Models of the study that were not measured "
+        f"({', '.join(p.get('unmeasured_models') or []) or 'none'}) are charged the mean of the measured ones.",
+        "",
+        _table(rows, ["measured model", "in study grid", f"{unit} (all arms x seeds)", "arms not measured"]),
+        "",
+        f"**Projected total: {_num(p['total_hours'], 1)} {unit}** on the machine above.",
+        "",
+    ]
+    if gpu:
+        if any(int(x) != int(s["image_size"]) for x in p["measured_image_sizes"] if x is not None):
+            text.append(f"The pixel scaling from {sizes} px to {s['image_size']} px is an extrapolation.")
+    else:
+        text.append(
+            f"**This is an extrapolation**: measured on CPU at {sizes} px and scaled by pixel count to "
+            f"{s['image_size']} px; compute does not scale exactly with pixels, early stopping may differ, "
+            "and no GPU record exists, so no GPU-hour figure can be derived from these records. Run the "
+            "grid on a GPU (`-S train.device=cuda`) and re-run the report: GPU records are then used.")
+    return head + [""] + text
+
+
+def _recorded(conf: dict[str, list], key: str) -> str | None:
+    """Recorded value(s) of a config key, or of its sub-keys when the key is a section."""
+    v = stats.lookup(conf, key)
+    if v is not None:
+        return ", ".join(_val(x) for x in v)
+    sub = {k: vs for k, vs in conf.items() if k.startswith(key + ".") or f".{key}." in k}
+    if not sub:
+        return None
+    return "; ".join(f"{k.split(key + '.', 1)[1]}={', '.join(_val(x) for x in vs)}" for k, vs in sub.items())
+
+
+def _assumptions(cfg: dict, summary: dict) -> list[str]:
+    conf = summary.get("config") or {}
+    rows = []
+    fundus = summary["provenance"].get("classes", {}).get("fundus")
+    rows.append(["Intermediate task: 5 DR grades (0-4)", "records' data.classes (fundus)",
+                 _val(fundus) if fundus else "no fundus records"])
+    seeds = sorted({x for c in summary["cells"] for x in c["seeds"]})
+    rows.append(["Seeds", "records' case.seed", ", ".join(map(str, seeds)) or "none"])
+    now = {k: [x] for k, x in stats.flatten(cfg).items()}
+    for what, keys in ASSUMED:
+        found = next(((k, v) for k in keys if (v := _recorded(conf, k)) is not None), None)
+        if found:
+            rows.append([what, found[0], found[1]])
+            continue
+        cur = next(((k, v) for k in keys if (v := _recorded(now, k)) is not None), None)
+        rows.append([what, keys[0] if cur is None else cur[0],
+                     "not in records' config" + ("" if cur is None else f"; params.yaml now: {cur[1]}")])
+    try:
+        from thtl_bench.arms import ARMS
+
+        step1 = ARMS["thtl_step1"].trainable
+    except (ImportError, KeyError, AttributeError):
+        step1 = "(arms registry unavailable)"
+    other = sorted({"+".join(c["steps"][-1]["groups"] or []) for c in summary["swft"]
+                    if not c["model"].split(":")[-1].startswith("resnet")})
+    sp = summary["stats_params"]
+    stmts = [t.format(step1=step1, groups="; ".join(other) or "none measured",
+                      paper_models=", ".join(summary["projection"]["settings"]["models"]),
+                      margin=float(sp["equivalence_margin_pp"]), below=sp["bootstrap_below_seeds"])
+             for t in STATEMENTS]
+    params = [[k, ", ".join(_val(x) for x in v[:8]) + (f" ... ({len(v)} values)" if len(v) > 8 else "")]
+              for k, v in conf.items()]
+    return (["## Assumptions", "",
+             "Choices the papers do not state (../shared/paper.md **assumed** items) and the values the "
+             "records were produced with (read from the records' config).", ""]
+            + [f"- {s}" for s in stmts]
+            + ["", _table(rows, ["assumed choice", "key", "value(s) used"]), "",
+               "<details><summary>Every parameter in the records' config</summary>", "",
+               _table(params, ["key", "value(s)"]) if params else "(none recorded)", "", "</details>"])
+
+
+# ----------------------------------------------------------------------------- entry points
+
+def render(cfg: dict, summary: dict, sources: Sequence[str] | None = None) -> Path:
+    """Write REPORT.md (report.path) and the files under report.dir from a summary dict."""
+    rdir = Path(cfg["report"]["dir"])
+    path = Path(cfg["report"]["path"])
+    base = path.parent
+    rdir.mkdir(parents=True, exist_ok=True)
+    records.atomic_write_json(rdir / "metrics.json", metrics_flat(summary))
+    records.atomic_write_text(rdir / "swft_steps.csv", swft_csv(summary))
+    conf = float(summary["stats_params"]["confidence"])
+    now = datetime.now(timezone.utc)
+    parts = [
+        ["# thtl-bench report", "",
+         "Reproduction of two-step heterogeneous transfer learning (THTL) and SWFT for laryngeal "
+         "vascular image classification (see ../shared/paper.md for the claims).", ""] + _headline(summary),
+        _provenance(cfg, summary, sources, now), _not_run(summary), _grid(summary, conf),
+        _fundus(summary, conf), _claims(summary), _swft(summary, rdir, base), _cam(cfg, rdir, base),
+        _speed(summary), _assumptions(cfg, summary),
+    ]
+    records.atomic_write_text(path, "\n\n".join("\n".join(p) for p in parts) + "\n")
+    return path
+
+
+def write(cfg: dict, records_dirs: Sequence[str | os.PathLike] | None = None) -> Path:
+    """Aggregate the records (default `grid.records_dir`), write summary.json, render REPORT.md."""
+    dirs = [str(d) for d in (records_dirs or [cfg["grid"]["records_dir"]])]
+    for d in dirs:
+        if not Path(d).exists():
+            raise UserError(f"records folder {d} not found: run `thtl-bench grid` first")
+    summary = stats.aggregate(records.load_all(dirs), cfg)
+    stats.write_summary(summary, Path(cfg["report"]["dir"]) / "summary.json")
+    return render(cfg, summary, dirs)
