@@ -265,7 +265,7 @@ def test_record_schema_and_skip_when_done(cfg, monkeypatch):
 
     monkeypatch.setattr(loop, "fit", lambda *a, **k: pytest.fail("a finished case was trained again"))
     assert run_case(cfg, "tiny", "onestep_last", 0) == on_disk
-    cfg["train"]["max_epochs"] = 1  # another config: another case id, so it runs
+    cfg["train"]["head_max_epochs"] = 1  # another config: another case id, so it runs
     with pytest.raises(pytest.fail.Exception):
         run_case(cfg, "tiny", "onestep_last", 0)
 

@@ -163,7 +163,7 @@ def _fit(ctx: Ctx, model, plan: Plan, splits: dict, resume: dict | None) -> dict
 
     def trainable_state() -> dict:
         # Frozen stages cannot change within a stage: only the trainable ones need a copy.
-        return {k: v for k, v in checkpoint.state_copy(model).items() if k.startswith(keep)}
+        return {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items() if k.startswith(keep)}
 
     st = {"epoch": 0, "best_loss": math.inf, "best_epoch": 0, "since_best": 0, "history": [],
           "best_state": trainable_state(), "start_digest": checkpoint.state_digest(model.state_dict())}
