@@ -447,6 +447,69 @@ def _projection(p: dict) -> list[str]:
     return head + [""] + text
 
 
+def _perf(cfg: dict, rdir: Path) -> list[str]:
+    """The benchmark suite's figures against the targets of issue 6: `perf.json` (one entry per
+    case of benchmarks/test_perf.py) and `bench_session.json` (benchmarks/conftest.py)."""
+    head = ["### Benchmark targets", ""]
+    docs = {}
+    for name in ("perf.json", "bench_session.json"):
+        f = rdir / name
+        try:
+            docs[name] = json.loads(f.read_text()) if f.is_file() else None
+        except json.JSONDecodeError as exc:
+            head += [f"{f} is not valid JSON ({exc}): re-run `nox -s benchmark`.", ""]
+            docs[name] = None
+    perf, sess = docs["perf.json"], docs["bench_session.json"]
+    if not perf and not sess:
+        return head + [f"No benchmark results in {rdir} (perf.json, bench_session.json): run `nox -s benchmark`."]
+
+    def verdict(met: Any, why: str | None = None) -> str:
+        return {True: "met", False: "**not met**"}.get(met, f"not judged{f' ({why})' if why else ''}")
+
+    def where(e: dict) -> str:
+        bits = [str(e.get("device_name") or e.get("device") or "?")]
+        if e.get("threads"):
+            bits.append(f"{e['threads']} threads" + (f", load {e['loadavg_1m']}" if e.get("loadavg_1m") is not None else ""))
+        if e.get("torch"):
+            bits.append(f"torch {e['torch']}")
+        knobs = [f"{e['image_size']} px" if e.get("image_size") else None,
+                 f"batch {e['batch']}" if e.get("batch") else None, e.get("precision"),
+                 "channels_last" if e.get("channels_last") else None]
+        return ", ".join(bits + [k for k in knobs if k])
+
+    out = list(head)
+    if perf:
+        rows, extra = [], []
+        for case in sorted(perf):
+            e = perf[case]
+            unit = e.get("unit") or ("x" if e.get("ratio") is not None else "")
+            rows.append([case, e.get("measure", ""), f"{_num(e.get('value'), 3)} {unit}".strip(),
+                         f"{e.get('op', '')} {_val(e.get('target'))}".strip(),
+                         verdict(e.get("met"), e.get("not_judged_because")), where(e),
+                         e.get("profile", ""), str(e.get("created", ""))[:10]])
+            if isinstance(e.get("table"), dict):
+                extra += [f"`{case}` per model ({where(e)}):", "",
+                          _table(e["table"]["rows"], e["table"]["headers"]), ""]
+        out += ["Measured by `benchmarks/test_perf.py` (`report/perf.json`); targets from params.yaml `bench:`. "
+                "Speed ratios are paired, interleaved measurements in one process, but CPU figures still move "
+                "with whatever else the machine runs (load average shown).", "",
+                _table(rows, ["case", "measure", "value", "target", "verdict", "machine", "profile", "date"]), ""]
+        out += extra
+    if sess:
+        t = sess.get("targets") or {}
+        wall, peak = sess.get("wall_s"), sess.get("peak_rss_gib")
+        srows = [["wall time (s)", _num(wall, 0), _val(t.get("wall_s")),
+                  verdict(None if wall is None or t.get("wall_s") is None else wall <= t["wall_s"])],
+                 ["peak RSS (GiB)", _num(peak, 2), _val(t.get("peak_rss_gib")),
+                  verdict(None if peak is None or t.get("peak_rss_gib") is None else peak <= t["peak_rss_gib"])]]
+        out += [f"Benchmark session (`nox -s benchmark`, profile `{sess.get('profile')}`, {sess.get('cases')} cases, "
+                f"{sess.get('failed')} failed) on **{sess.get('device')}** ({sess.get('cpu_count')} CPUs):", "",
+                _table(srows, ["session", "measured", "target", "verdict"])]
+        if sess.get("cases") and sess.get("failed"):
+            out += ["", "Some cases failed: the session figures do not describe a complete run."]
+    return out
+
+
 def _recorded(conf: dict[str, list], key: str) -> str | None:
     """Recorded value(s) of a config key, or of its sub-keys when the key is a section."""
     v = stats.lookup(conf, key)
@@ -517,7 +580,7 @@ def render(cfg: dict, summary: dict, sources: Sequence[str] | None = None) -> Pa
          "vascular image classification (see ../shared/paper.md for the claims).", ""] + _headline(summary),
         _provenance(cfg, summary, sources, now), _not_run(summary), _grid(summary, conf),
         _fundus(summary, conf), _claims(summary), _swft(summary, rdir, base), _cam(cfg, rdir, base),
-        _speed(summary), _assumptions(cfg, summary),
+        _speed(summary) + [""] + _perf(cfg, rdir), _assumptions(cfg, summary),
     ]
     records.atomic_write_text(path, "\n\n".join("\n".join(p) for p in parts) + "\n")
     return path

@@ -1,0 +1,121 @@
+"""Benchmark harness: the profile's config, its data, progress lines and the session budget.
+
+`nox -s benchmark [-- PROFILE]` runs `pytest benchmarks --benchmark-only`. The study cases
+(test_study.py) come first, then the performance cases (test_perf.py), which read what the study
+measured. At the end the session's wall time and peak memory are written to
+`<report.dir>/bench_session.json` (issue 6, target 5), which REPORT.md's speed section shows.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # timm never waits on the hub
+os.environ.setdefault("TIMM_OFFLINE", "1")
+
+_T0 = time.perf_counter()
+_ORDER = ("test_study.py", "test_perf.py")
+
+
+def _cfg() -> dict:
+    from thtl_bench import config
+
+    return config.load()  # profile: $THTL_PROFILE (set by nox) or params.yaml's `profile`
+
+
+@pytest.fixture(scope="session")
+def cfg() -> dict:
+    """The effective config with its data folder present and verified (phantoms are regenerated
+    from data.dvc's recipe when missing; real data must be in place)."""
+    from thtl_bench.data.check import verify
+
+    c = _cfg()
+    if Path("data.dvc").is_file():
+        for line in verify(c, regenerate=True):
+            print(line)
+    return c
+
+
+@pytest.fixture(scope="session")
+def progress(request):
+    """A callback for the engine that prints one line per epoch past pytest's capture: the case
+    count, elapsed time and ETA come from the study's own counter (see test_study.py)."""
+    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
+    state = {"done": 0, "total": 0, "t0": time.perf_counter(), "last": 0.0}
+
+    def write(text: str) -> None:
+        if reporter is not None:
+            reporter.write_line(text)
+        else:
+            print(text, file=sys.stderr)
+
+    def show(ev: dict) -> None:
+        now = time.perf_counter()
+        if now - state["last"] < 2.0 and ev["epoch"] != ev["max_epochs"]:
+            return  # at most one line every 2 s
+        state["last"] = now
+        done, total = state["done"], max(state["total"], 1)
+        elapsed = now - state["t0"]
+        eta = elapsed / done * (total - done) if done else float("nan")
+        write(f"  [{done}/{total} cases, {elapsed:5.0f} s, ETA {eta:5.0f} s] {ev['case']} "
+              f"{ev['stage']} epoch {ev['epoch']}/{ev['max_epochs']} val_loss {ev['val_loss']:.3f}")
+
+    show.state = state
+    show.write = write
+    return show
+
+
+def pytest_collection_modifyitems(session, config, items):
+    # Study cases first: the performance cases and the cost projection read their records.
+    def rank(item) -> int:
+        name = Path(str(item.fspath)).name
+        return _ORDER.index(name) if name in _ORDER else len(_ORDER)
+
+    items.sort(key=rank)  # stable: keeps the canonical case order within a file
+
+
+def _peak_rss_gib() -> float:
+    # ru_maxrss is KiB on Linux; children cover any worker processes.
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return max(own, kids) / 2**20
+
+
+def pytest_sessionfinish(session, exitstatus):
+    if session.config.getoption("benchmark_skip", False) or not session.items:
+        return
+    from thtl_bench import envinfo
+    from thtl_bench.records import atomic_write_json
+
+    cfg = _cfg()
+    wall = time.perf_counter() - _T0
+    out = Path(cfg["report"]["dir"]) / "bench_session.json"
+    budget = cfg.get("bench", {})
+    doc = {
+        "profile": cfg["profile"],
+        "wall_s": round(wall, 1),
+        "peak_rss_gib": round(_peak_rss_gib(), 3),
+        "cases": len(session.items),
+        "failed": session.testsfailed,
+        "exitstatus": int(exitstatus),
+        "device": envinfo.device_name("cuda" if _cuda() else "cpu"),
+        "cpu_count": os.cpu_count(),
+        "targets": {"wall_s": budget.get("session_wall_s"), "peak_rss_gib": budget.get("session_peak_gib")},
+    }
+    atomic_write_json(out, doc)
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None:
+        reporter.write_line(f"benchmark session: {wall:.0f} s, peak RSS {doc['peak_rss_gib']:.2f} GiB "
+                            f"(targets {doc['targets']}) -> {out}")
+
+
+def _cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()

@@ -1,0 +1,71 @@
+"""The study as benchmark cases: one per (model, arm, seed) of the profile's grid.
+
+Each case runs through the engine (`run_case`), so a finished case is reused from its record,
+never retrained. What pytest-benchmark times is what can be re-measured on every run: inference
+of the case's selected weights over its test split (synchronised on CUDA). Training figures come
+from the record (train images/s, epoch time, wall time) and go with the metrics and machine facts
+into `extra_info`, so the benchmark JSON alone carries the case. A case whose ImageNet weights are
+not available offline is skipped with the record's reason: other weights never stand in.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from thtl_bench import arms, grid
+from thtl_bench.augment import normalise, to_float
+from thtl_bench.engine import inputs, runtime
+
+
+def pytest_generate_tests(metafunc):
+    if "case" in metafunc.fixturenames:
+        from conftest import _cfg
+
+        cs = grid.cases(_cfg())
+        metafunc.parametrize("case", cs, ids=[f"{m}-{a}-s{s}" for m, a, s in cs])
+
+
+def _test_batch(cfg: dict, arm: str, device: torch.device) -> torch.Tensor:
+    dom = inputs.domain(cfg, arms.get(arm).domain)
+    u8 = torch.from_numpy(dom.images[dom.index("test")]).to(device)
+    return normalise(to_float(u8))
+
+
+def test_case(benchmark, cfg, progress, case):
+    from thtl_bench.cam import load_case_model
+    from thtl_bench.engine import run_case
+
+    model, arm, seed = case
+    cases = grid.cases(cfg)
+    progress.state["total"] = len(cases)
+    rec = run_case(cfg, model, arm, seed, progress=progress)
+    progress.state["done"] = cases.index(case) + 1
+    if rec["status"] != "ok":
+        benchmark.extra_info.update(status=rec["status"], reason=rec.get("reason"))
+        pytest.skip(f"not run: {rec.get('reason', '')[:300]}")
+
+    device = runtime.resolve_device(cfg["train"])
+    net = load_case_model(cfg, model, arm, seed, device=device)
+    x = _test_batch(cfg, arm, device)
+    bs = 2 * int(cfg["train"]["batch_size"])
+
+    @torch.inference_mode()
+    def infer():
+        for i in range(0, len(x), bs):
+            net(x[i:i + bs])
+        runtime.synchronize(device)
+
+    rounds = int(cfg["bench"]["inference_rounds"])
+    benchmark.pedantic(infer, rounds=rounds, warmup_rounds=1, iterations=1)
+    t = rec["timing"]
+    benchmark.extra_info.update(
+        status="ok", case_id=rec["case_id"], profile=cfg["profile"], data_kind=rec["data"]["kind"],
+        test_images=len(x), test=rec["metrics"]["test"], val=rec["metrics"]["val"],
+        train_images_per_s=t["train_images_per_s"], epoch_s=t["epoch_s"], wall_s=t["wall_s"],
+        feature_cache=t["feature_cache"], weights=rec["weights"]["source"],
+        device=rec["env"]["device_name"], torch=rec["env"]["torch"], precision=rec["env"]["precision"],
+        inference_images_per_s=len(x) / benchmark.stats.stats.mean,
+    )
+    # The record must describe the case it claims (a stale or foreign record is a harness bug).
+    assert rec["case"] == {"model": model, "arm": arm, "seed": seed, "profile": cfg["profile"]}

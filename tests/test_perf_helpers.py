@@ -1,0 +1,114 @@
+"""The CPU-runnable parts of benchmarks/test_perf.py at tiny size: FLOP counting, the interleaved
+throughput loop, the engine-input-path vs ready-tensor measurement, the matmul peak, the THTL
+step-1 sharing check and the target verdicts (the GPU case uses the same functions on CUDA)."""
+
+from __future__ import annotations
+
+import importlib.util
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+from thtl_bench.models.staged import StagedModel
+
+_PATH = Path(__file__).resolve().parent.parent / "benchmarks" / "test_perf.py"
+_spec = importlib.util.spec_from_file_location("thtl_perf_helpers", _PATH)
+perf = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(perf)
+
+CPU = torch.device("cpu")
+
+
+def tiny(num_classes: int = 2) -> StagedModel:
+    stages = [("stem", nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU())),
+              ("top", nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten())),
+              ("fc", nn.Linear(4, num_classes))]
+    return StagedModel(stages, [("fc", ["fc"]), ("top", ["top"]), ("stem", ["stem"])], head_stage="fc",
+                       cam_layers={}, name="tiny", family="tiny")
+
+
+def test_train_flops_counts_forward_and_backward_exactly():
+    b, i, h, o = 16, 8, 12, 4
+    model = nn.Sequential(nn.Linear(i, h), nn.ReLU(), nn.Linear(h, o))
+    x, y = torch.randn(b, i), torch.randint(0, o, (b,))
+    fwd = 2 * b * (i * h + h * o)
+    # Backward: both weight gradients, and the input gradient of the second layer only (x needs none).
+    bwd = 2 * b * (i * h + h * o) + 2 * b * h * o
+    assert perf.train_flops(model, x, y, CPU, None) == fwd + bwd
+    assert all(p.grad is None for p in model.parameters())  # counting leaves no gradients behind
+
+
+def test_interleaved_times_each_callable_and_alternates_order():
+    calls: list[str] = []
+
+    def make(name: str, seconds: float):
+        def fn():
+            calls.append(name)
+            time.sleep(seconds)
+        return fn
+
+    t = perf.interleaved({"fast": make("fast", 0.001), "slow": make("slow", 0.006)}, CPU,
+                         warmup=1, steps=2, rounds=3)
+    assert len(t["fast"]) == len(t["slow"]) == 3
+    assert all(s > f for f, s in zip(t["fast"], t["slow"], strict=True))
+    assert len(calls) == 2 * (1 + 2 * 3)
+    timed = calls[2:]  # after the warm-up calls: ABBA... order per round
+    assert timed[:4] == ["fast", "fast", "slow", "slow"] and timed[4:8] == ["slow", "slow", "fast", "fast"]
+
+
+def test_pipeline_vs_ready_trains_through_the_feeder_on_cpu():
+    torch.manual_seed(0)
+    model = tiny()
+    images = torch.randint(0, 256, (20, 16, 16, 3), dtype=torch.uint8)
+    labels = torch.randint(0, 2, (20,))
+    before = [p.detach().clone() for p in model.parameters()]
+    res = perf.pipeline_vs_ready(model, images, labels, device=CPU, amp=None, channels_last=False, batch_size=8,
+                                 aug_cfg={"hflip": True, "rotate_deg": 10, "brightness": 0.1},
+                                 max_grad_norm=5.0, warmup=1, steps=2, rounds=3)
+    assert res["batch"] == 8 and res["ready_x"].shape == (8, 3, 16, 16)
+    assert res["ready_x"].is_contiguous()  # a dense NCHW tensor, not to_float's NHWC-strided view
+    assert res["engine_images_per_s"] > 0 and res["ready_images_per_s"] > 0
+    assert len(res["round_ratios"]) == 3
+    assert res["ratio"] == pytest.approx(sorted(res["round_ratios"])[1])  # median of paired rounds
+    assert any(not torch.equal(a, p) for a, p in zip(before, model.parameters(), strict=True))
+
+
+def test_matmul_peak_is_a_finite_rate():
+    peak = perf.matmul_peak(CPU, torch.float32, n=64, reps=2, warmup=1)
+    assert 0 < peak < float("inf")
+
+
+def test_judge_verdicts():
+    assert perf.judge(0.95, 0.9, ">=") is True and perf.judge(0.85, 0.9, ">=") is False
+    assert perf.judge(0.5, 1.0, "<") is True and perf.judge(1.0, 1.0, "<") is False
+    assert perf.judge(600, 600, "<=") is True
+    assert perf.judge(None, 1.0, "<") is None and perf.judge(3.0, None, "<=") is None
+
+
+def _rec(model, arm, seed, cid, created, parent=None, sha="a"):
+    r = {"case": {"model": model, "arm": arm, "seed": seed}, "case_id": cid, "status": "ok",
+         "slug": f"{model}__{arm}__s{seed}", "created": created, "weights": {"sha256": sha, "detail": {}}}
+    if parent:
+        r["parent"] = {"case_id": parent}
+        r["weights"]["detail"]["parent_case_id"] = parent
+        r["weights"]["source"] = "step1 best.pt"
+    return r
+
+
+def test_step1_shared_problems_detects_each_violation(tmp_path):
+    cfg = {"grid": {"checkpoints_dir": str(tmp_path / "ck")}}
+    s1 = _rec("m", "thtl_step1", 0, "S1", "2024-01-01T00:00:00+00:00")
+    good = [s1, _rec("m", "thtl_last", 0, "C1", "2024-01-01T00:01:00+00:00", parent="S1"),
+            _rec("m", "swft", 0, "C2", "2024-01-01T00:02:00+00:00", parent="S1")]
+    assert perf.step1_shared_problems(cfg, good, []) == []
+    wrong_parent = good[:2] + [_rec("m", "swft", 0, "C2", "2024-01-01T00:02:00+00:00", parent="OTHER")]
+    assert any("parent" in p for p in perf.step1_shared_problems(cfg, wrong_parent, []))
+    rerun = good[:2] + [_rec("m", "swft", 0, "C2", "2023-12-31T00:00:00+00:00", parent="S1")]
+    assert any("re-run" in p for p in perf.step1_shared_problems(cfg, rerun, []))
+    two_weights = good[:2] + [_rec("m", "swft", 0, "C2", "2024-01-01T00:02:00+00:00", parent="S1", sha="b")]
+    assert any("different step-1 weights" in p for p in perf.step1_shared_problems(cfg, two_weights, []))
+    orphan = [_rec("m", "thtl_all", 1, "C3", "2024-01-01T00:00:00+00:00", parent="S9")]
+    assert any("no step-1 record" in p for p in perf.step1_shared_problems(cfg, orphan, []))
