@@ -17,8 +17,7 @@ from torch import nn
 from thtl_bench import config, records
 from thtl_bench.augment import augment
 from thtl_bench.engine import case as case_mod
-from thtl_bench.engine import checkpoint, inputs, loop, runtime
-from thtl_bench.engine import run_case
+from thtl_bench.engine import checkpoint, loop, run_case, runtime
 from thtl_bench.errors import UserError
 from thtl_bench.models.staged import StagedModel
 
@@ -161,7 +160,7 @@ def test_swft_accumulates_groups_from_previous_best(cfg):
     records.validate(rec)
     steps = rec["swft_steps"]
     assert [s["groups"] for s in steps] == [["fc"], ["fc", "top"], ["fc", "top", "block"], ["fc", "top", "block", "stem"]]
-    for prev, nxt in zip(steps, steps[1:]):
+    for prev, nxt in zip(steps, steps[1:], strict=False):
         assert nxt["start_digest"] == prev["best_digest"]
     chosen = [s for s in steps if s["selected"]]
     assert len(chosen) == 1
@@ -321,7 +320,7 @@ def test_augment_is_seeded_and_flips_are_exact():
     x = torch.rand(6, 3, 8, 8)
     flip_only = {"hflip": True}
     y = augment(x, torch.Generator().manual_seed(0), flip_only)
-    for a, b in zip(x, y):
+    for a, b in zip(x, y, strict=False):
         assert torch.allclose(b, a, atol=1e-6) or torch.allclose(b, a.flip(-1), atol=1e-6)
     full = {"hflip": True, "vflip": True, "rotate_deg": 10, "brightness": 0.1, "contrast": 0.1}
     y1 = augment(x, torch.Generator().manual_seed(1), full)

@@ -95,6 +95,8 @@ def test_report_writes_every_section(tmp_path):
     assert "This is an extrapolation" in text and "CPU-hours" in text
     assert "vit_b_16 | onestep_last" in text  # a not-run case with its reason
     assert "data.dvc not found" in text
+    assert "| records' config.train.max_epochs, by case.arm | scratch/onestep_all/thtl_step1/thtl_all 6; " \
+           "onestep_last/thtl_last 30; swft 3 per step" in text
     rdir = tmp_path / "report"
     for f in ("summary.json", "metrics.json", "swft_steps.csv", "figures/swft_steps_resnet18.png",
               "figures/swft_steps_efficientnet_lite0.png"):
@@ -158,3 +160,28 @@ def test_claims_table_matches_rule_text_parameters(sample_records):
     # A wide margin turns the small resnet18 difference into a reproduced equivalence.
     assert c5["resnet18"]["verdict"] == "reproduced"
     assert "+-50 pp" in claims.rule_text(cfg["stats"])
+
+
+def test_assumptions_read_per_arm_lrs_and_epoch_budgets_from_records(sample_records):
+    """lrs and epoch budgets are arm-dependent: read per case.arm from the engine's config.train."""
+    cfg = copy.deepcopy(samples.GOLDEN_CFG)
+    cfg["stats"]["bootstrap"] = 50
+    rows = {r[0]: r[2] for r in report._per_arm(cfg, stats.aggregate(sample_records, cfg, samples.GOLDEN_ORDER))}
+    assert rows["Epoch budget per stage (per arm; SWFT: per step)"] == (
+        "scratch/onestep_all/thtl_step1/thtl_all 6; onestep_last/thtl_last 30; swft 3 per step")
+    assert rows["lr, new head (per arm)"] == "scratch/onestep_last/onestep_all/thtl_step1/thtl_last/thtl_all/swft 0.001"
+    assert rows[next(k for k in rows if k.startswith("lr, body"))] == (
+        "scratch 0.001; onestep_last/onestep_all/thtl_step1/thtl_last/thtl_all/swft 0.0001")
+    differ = rows["Epoch budgets differ between arms"]
+    assert differ.startswith("**yes**: last-layer arms (onestep_last/thtl_last) 30 epochs; SWFT (swft) 3 epochs per step")
+    assert "C2 (swft vs thtl_last), C3 (swft vs thtl_last)" in differ and "C1" not in differ
+
+    # Records with the whole params `train:` section (the old fixture layout, no per-arm keys)
+    # must not pass for per-arm values: they are reported as missing instead.
+    old = copy.deepcopy(sample_records)
+    for r in old:
+        r["config"]["train"] = {"lr_head": 1e-3, "lr_backbone": 1e-4, "lr_scratch": 1e-3, "max_epochs": 6,
+                                "swft_max_epochs": 3}
+    rows = {r[0]: r[2] for r in report._per_arm(cfg, stats.aggregate(old, cfg, samples.GOLDEN_ORDER))}
+    assert "n/a (not in records)" in rows[next(k for k in rows if k.startswith("lr, body"))]
+    assert "onestep_last/thtl_last 30" not in rows["Epoch budget per stage (per arm; SWFT: per step)"]

@@ -51,7 +51,8 @@ def augment(x: torch.Tensor, gen: torch.Generator, aug: dict) -> torch.Tensor:
 
 def to_float(batch_u8_nhwc: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
     """uint8 NHWC -> float NCHW in [0, 1]."""
-    return batch_u8_nhwc.permute(0, 3, 1, 2).to(dtype).div_(255.0)
+    # contiguous NCHW (on uint8, the cheapest place): a permuted view makes CPU convolutions ~25 % slower
+    return batch_u8_nhwc.permute(0, 3, 1, 2).contiguous().to(dtype).div_(255.0)
 
 
 def normalise(x: torch.Tensor) -> torch.Tensor:

@@ -77,7 +77,10 @@ def load(
     p = params_path(path)
     if not p.is_file():
         raise ConfigError(f"parameter file {p} not found: run from the repository root or set {PARAMS_ENV}")
-    raw = yaml.safe_load(p.read_text()) or {}
+    try:
+        raw = yaml.safe_load(p.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{p}: not valid YAML ({exc}); fix the line shown") from exc
     profiles = raw.pop("profiles", {}) or {}
     name = profile or os.environ.get(PROFILE_ENV) or raw.get("profile") or "smoke"
     if name not in profiles:

@@ -11,7 +11,7 @@ undefined value must not pass for a bad one. The prediction is the arg-max class
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -38,7 +38,7 @@ def rank_average(x: np.ndarray) -> np.ndarray:
     # Boundaries of runs of equal values in sorted order.
     starts = np.flatnonzero(np.r_[True, xs[1:] != xs[:-1]])
     ends = np.r_[starts[1:], len(x)]
-    for s, e in zip(starts, ends):
+    for s, e in zip(starts, ends, strict=False):
         ranks[order[s:e]] = (s + 1 + e) / 2.0
     return ranks
 

@@ -42,13 +42,8 @@ ASSUMED = [
     ("CE-NBI label source (patient 092)", ["data.larynx.cenbi_label_source"]),
     ("Batch size", ["train.batch_size"]),
     ("Optimizer", ["train.optimizer"]),
-    ("lr, new heads", ["train.lr_head"]),
-    ("lr, body (fine-tuned backbone / scratch)", ["train.lr_body", "train.lr_backbone"]),
-    ("lr, scratch", ["train.lr_scratch"]),
     ("Weight decay", ["train.weight_decay"]),
     ("Schedule", ["train.schedule"]),
-    ("Max epochs per stage (SWFT: per step)", ["train.max_epochs"]),
-    ("Max epochs per SWFT step", ["train.swft_max_epochs"]),
     ("Early stopping patience (val loss)", ["train.patience"]),
     ("Gradient clipping (max norm)", ["train.max_grad_norm"]),
     ("Augmentation", ["train.augment"]),
@@ -58,6 +53,13 @@ ASSUMED = [
     ("Split seed", ["split.seed"]),
     ("Target training fraction", ["split.target_fraction"]),
     ("Intermediate training fraction", ["split.intermediate_fraction"]),
+]
+# Arm-dependent training parameters: the engine records each arm's own values under these
+# config.train keys (engine.case._train_subset), so the table reads them per case.arm.
+PER_ARM = [
+    ("lr, new head (per arm)", "lr_head"),
+    ("lr, body = every group but the head (per arm; frozen in last-layer arms)", "lr_body"),
+    ("Epoch budget per stage (per arm; SWFT: per step)", "max_epochs"),
 ]
 STATEMENTS = [
     "THTL step 1 fine-tunes all layers on fundus (arms.py `thtl_step1`: trainable {step1}).",
@@ -521,6 +523,65 @@ def _recorded(conf: dict[str, list], key: str) -> str | None:
     return "; ".join(f"{k.split(key + '.', 1)[1]}={', '.join(_val(x) for x in vs)}" for k, vs in sub.items())
 
 
+def _arm_now(cfg: dict, arm: str) -> dict:
+    """An arm's config.train as the engine would record it from params.yaml now, else {}."""
+    if not isinstance(cfg.get("train"), dict):
+        return {}
+    try:
+        from thtl_bench import arms
+        from thtl_bench.engine.case import _train_subset  # pulls in torch: only when records lack values
+
+        return _train_subset(cfg, arms.get(arm))
+    except (ImportError, KeyError, TypeError, ValueError, UserError):
+        return {}
+
+
+def _per_arm(cfg: dict, summary: dict) -> list[list[str]]:
+    """Rows for the arm-dependent parameters (PER_ARM), arms with equal values grouped, read from
+    the records per case.arm (summary['train_by_arm']); params.yaml now where records lack them."""
+    try:
+        from thtl_bench.arms import ARMS
+
+        kind = {a: ARMS[a].trainable for a in ARMS}
+    except ImportError:
+        kind = {}
+    by_arm = summary.get("train_by_arm") or {}
+    names = list(summary.get("arms") or by_arm)
+    now: dict[str, dict] = {}
+    rows, budget = [], {}
+    for what, key in PER_ARM:
+        groups: dict[str, list[str]] = {}
+        for a in names:
+            recorded = (by_arm.get(a) or {}).get(f"train.{key}")
+            if recorded is None:
+                x = now.setdefault(a, _arm_now(cfg, a)).get(key)
+                text = "n/a" if x is None else _val(x)
+            else:
+                text = ", ".join(_val(x) for x in recorded)
+            if key == "max_epochs":
+                budget[a] = (text, kind.get(a) == "swft")
+                text += " per step" if kind.get(a) == "swft" else ""
+            if recorded is None:
+                text += " (not in records)" if text == "n/a" else " (not in records; params.yaml now)"
+            groups.setdefault(text, []).append(a)
+        value = "; ".join(f"{'/'.join(arms)} {text}" for text, arms in groups.items())
+        rows.append([what, f"records' config.train.{key}, by case.arm", value or "no records"])
+    if budget:
+        parts = []
+        for label, k in (("last-layer arms", "head"), ("SWFT", "swft"), ("all-layer arms", "all")):
+            sel = [a for a in names if kind.get(a) == k]
+            if sel:
+                vals = "/".join(dict.fromkeys(budget[a][0] for a in sel))
+                parts.append(f"{label} ({'/'.join(sel)}) {vals} epochs" + (" per step" if k == "swft" else ""))
+        differ = [f"{c.id} ({c.arm_a} vs {c.arm_b})" for c in claims_mod.CLAIMS
+                  if c.arm_a in budget and c.arm_b in budget and budget[c.arm_a] != budget[c.arm_b]]
+        rows.append(["Epoch budgets differ between arms", "records' config.train.max_epochs, by case.arm",
+                     ("**yes**: " if len(set(budget.values())) > 1 else "no: ") + "; ".join(parts)
+                     + (f". Claims whose two arms had different epoch budgets: {', '.join(differ)}"
+                        if differ else "")])
+    return rows
+
+
 def _assumptions(cfg: dict, summary: dict) -> list[str]:
     conf = summary.get("config") or {}
     rows = []
@@ -538,6 +599,7 @@ def _assumptions(cfg: dict, summary: dict) -> list[str]:
         cur = next(((k, v) for k in keys if (v := _recorded(now, k)) is not None), None)
         rows.append([what, keys[0] if cur is None else cur[0],
                      "not in records' config" + ("" if cur is None else f"; params.yaml now: {cur[1]}")])
+    rows += _per_arm(cfg, summary)
     try:
         from thtl_bench.arms import ARMS
 

@@ -453,6 +453,22 @@ def config_values(records: Sequence[dict]) -> dict[str, list]:
     return {k: [v[s] for s in sorted(v)] for k, v in sorted(vals.items())}
 
 
+def train_by_arm(records: Sequence[dict], arms: Sequence[str]) -> dict[str, dict[str, list]]:
+    """Per arm (given order): its ok records' flattened `train.*` config keys -> distinct values.
+
+    The engine records only the training parameters an arm uses (engine.case._train_subset):
+    its own head/body lrs and epoch budget (`train.max_epochs`: per step for SWFT, the
+    last-layer budget for head arms), so these differ between arms and are read per arm.
+    """
+    out: dict[str, dict[str, list]] = {}
+    for a in arms:
+        vals = config_values([r for r in records if _case(r)[1] == a])
+        train = {k: v for k, v in vals.items() if k.startswith("train.")}
+        if train:
+            out[a] = train
+    return out
+
+
 # ----------------------------------------------------------------------------- the aggregate
 
 def claims(records: Sequence[dict], cfg: dict, order: dict | None = None) -> list[dict]:
@@ -477,6 +493,7 @@ def aggregate(records: Sequence[dict], cfg: dict, order: dict | None = None) -> 
         "swft": swft_curves(records, summ["models"]),
         "projection": projection(records, cfg, order),
         "config": config_values(records),
+        "train_by_arm": train_by_arm(records, summ["arms"]),
     }
 
 

@@ -20,7 +20,6 @@ mis-shaped key is an error that names the keys.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
@@ -32,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from thtl_bench import hashing
 from thtl_bench.errors import UserError
 
 if TYPE_CHECKING:  # the CLI imports this module; torch/timm load only when weights are used
@@ -151,12 +151,8 @@ _SHA_CACHE: dict[tuple[str, int, int], str] = {}
 def sha256_file(path: Path) -> str:
     st = path.stat()
     key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
-    if key not in _SHA_CACHE:
-        h = hashlib.sha256()
-        with open(path, "rb") as f:
-            for chunk in iter(lambda: f.read(1 << 20), b""):
-                h.update(chunk)
-        _SHA_CACHE[key] = h.hexdigest()
+    if key not in _SHA_CACHE:  # weight files are large: hash each version once per process
+        _SHA_CACHE[key] = hashing.sha256_file(path)
     return _SHA_CACHE[key]
 
 

@@ -7,7 +7,9 @@ The records are TEST FIXTURES, not measurements: plausible numbers drawn from a 
 model so that the reporting code has something schema-exact to aggregate (2 models x 7 arms x
 3 seeds, per-sample test predictions, SWFT steps, timings, plus two not-run cases). Each record
 says so in its `fixture` key, its env and its data fingerprint. Metrics are computed from the
-predictions with thtl_bench.metrics, so the two always agree.
+predictions with thtl_bench.metrics, so the two always agree. Each record's `config` has the
+engine's layout (engine.case.case_config), its `train` section built by the engine's own
+`_train_subset` from the repo params.yaml (smoke profile): per-arm lrs and epoch budgets.
 
 Run `--golden` only after a deliberate change of the aggregation; tests/test_report.py fails
 whenever the aggregate of these records differs from the committed golden files.
@@ -68,11 +70,40 @@ SPEED = {"resnet18": 1.0, "efficientnet_lite0": 1.4}  # relative CPU throughput
 SWFT_GROUPS = {"resnet18": ["head", "layer4", "layer3", "layer2", "layer1+stem"],
                "efficientnet_lite0": ["head", "blocks.6", "blocks.4-5", "blocks.2-3", "blocks.0-1+stem"]}
 N = {"larynx": {"train": 150, "val": 54, "test": 68}, "fundus": {"train": 75, "val": 27, "test": 34}}
-TRAIN = {"batch_size": 32, "optimizer": "adamw", "lr_head": 1e-3, "lr_backbone": 1e-4, "lr_scratch": 1e-3,
-         "weight_decay": 1e-2, "schedule": "cosine", "max_epochs": 6, "patience": 3, "swft_max_epochs": 3,
-         "augment": {"hflip": True, "vflip": True, "rotate_deg": 10, "brightness": 0.1, "contrast": 0.1},
-         "head_only_views": 1, "feature_cache": True, "deterministic": True, "device": "cpu",
-         "precision": "fp32", "channels_last": False, "compile": False}
+PROFILE = "smoke"  # the repo params.yaml profile whose train section the fixtures record
+
+
+def _params() -> dict:
+    """params.yaml (repo root), smoke profile: the source of the fixtures' training parameters."""
+    from thtl_bench import config
+
+    return config.load(ROOT / "params.yaml", profile=PROFILE)
+
+
+def train_subset(cfg: dict, arm: str) -> dict:
+    """The engine's own `config.train` of an arm (imported lazily: the engine pulls in torch)."""
+    from thtl_bench import arms
+    from thtl_bench.engine.case import _train_subset
+
+    return _train_subset(cfg, arms.get(arm))
+
+
+def case_config(cfg: dict, model: str, arm: str, seed: int, domain: str, parent: str | None) -> dict:
+    """Same layout as thtl_bench.engine.case.case_config (which needs the data to fingerprint)."""
+    from thtl_bench.engine.case import ENGINE_VERSION
+
+    sp = cfg["split"]
+    fraction_key = "target_fraction" if domain == "larynx" else "intermediate_fraction"
+    conf = {"engine": ENGINE_VERSION, "model": model, "arm": arm, "seed": seed,
+            "data": {"domain": domain, "fingerprint": f"fixture-{domain}-v1", "image_size": 64,
+                     "classes": LARYNX if domain == "larynx" else FUNDUS,
+                     "positive": cfg["data"][domain].get("positive")},
+            "split": {"seed": sp["seed"], "val": sp["val"], "test": sp["test"], fraction_key: sp[fraction_key],
+                      "assignment": f"fixture-{domain}-split-v1"},
+            "train": train_subset(cfg, arm)}
+    if parent:
+        conf["parent"] = parent
+    return conf
 
 
 def _test_set(domain: str) -> tuple[list[str], np.ndarray]:
@@ -112,10 +143,14 @@ def _metrics_for(rng, domain: str, model: str, arm: str, shift: float, n: int, b
     return metrics.compute(labels, probs, FUNDUS)
 
 
-def make_record(model: str, arm: str, seed: int, step1_ids: dict) -> dict:
+def make_record(model: str, arm: str, seed: int, step1_ids: dict, cfg: dict | None = None) -> dict:
+    cfg = cfg or _params()
     mi, ai = MODELS.index(model), ARMS.index(arm)
     rng = np.random.default_rng([mi, ai, seed, 7])
     domain = "fundus" if arm == "thtl_step1" else "larynx"
+    parent = step1_ids[(model, seed)] if arm in ("thtl_last", "thtl_all", "swft") else None
+    config = case_config(cfg, model, arm, seed, domain, parent and parent[0])
+    train_cfg = config["train"]  # the arm's own budget: max_epochs is per step for SWFT
     shift = float(rng.normal(scale=0.03))  # seed-to-seed variation of the arm's rates
     ids, labels = _test_set(domain)
     if domain == "larynx":
@@ -140,30 +175,24 @@ def make_record(model: str, arm: str, seed: int, step1_ids: dict) -> dict:
         test_curve = np.linspace(acc - 0.15, acc, 5) + rng.normal(scale=0.01, size=5)
         test_curve[best] = acc
         for k in range(len(SWFT_GROUPS[model])):
-            ep = int(rng.integers(2, TRAIN["swft_max_epochs"] + 1))
+            ep = int(rng.integers(2, train_cfg["max_epochs"] + 1))
             for _ in range(ep):
                 history.append(_epoch(rng, len(history) + 1, f"swft_step{k + 1}", n_train, ips * (4 - k) / 4 + 40))
             steps.append({"step": k + 1, "groups": SWFT_GROUPS[model][: k + 1], "epochs": ep,
                           "val": {"accuracy": float(min(val_curve[k], 1.0))},
                           "test": {"accuracy": float(min(test_curve[k], 1.0))}, "selected": k == best})
     else:
-        for e in range(int(rng.integers(TRAIN["patience"] + 1, TRAIN["max_epochs"] + 1))):
+        for e in range(int(rng.integers(train_cfg["patience"] + 1, train_cfg["max_epochs"] + 1))):
             history.append(_epoch(rng, e + 1, "train", n_train, ips))
     epoch_total = sum(h["seconds"] for h in history)
     wall = epoch_total + float(rng.uniform(1.0, 2.0)) + (3.0 if head_only else 0.0)
-    config = {"model": model, "arm": arm, "seed": seed, "profile": "smoke",
-              "data": {"kind": "phantom", "domain": domain, "image_size": 64,
-                       "resize": "shorter_side_center_crop", "classes": LARYNX if domain == "larynx" else FUNDUS},
-              "split": {"seed": 0, "val": 0.2, "test": 0.25, "target_fraction": 1.0,
-                        "intermediate_fraction": 1.0},
-              "train": TRAIN}
     rec = {
         "schema": records.SCHEMA,
         "case_id": digest(config),
         "slug": records.slug(model, arm, seed),
         "status": "ok",
         "fixture": FIXTURE_NOTE,
-        "case": {"model": model, "arm": arm, "seed": seed, "profile": "smoke"},
+        "case": {"model": model, "arm": arm, "seed": seed, "profile": PROFILE},
         "config": config,
         "data": {"kind": "phantom", "domain": domain, "classes": LARYNX if domain == "larynx" else FUNDUS,
                  **({"positive": "malignant"} if domain == "larynx" else {}),
@@ -194,9 +223,8 @@ def make_record(model: str, arm: str, seed: int, step1_ids: dict) -> dict:
         sel["test"]["accuracy"] = rec["metrics"]["test"]["accuracy"]
     if arm == "thtl_step1":
         step1_ids[(model, seed)] = (rec["case_id"], rec["slug"])
-    elif arm in ("thtl_last", "thtl_all", "swft"):
-        cid, sl = step1_ids[(model, seed)]
-        rec["parent"] = {"case_id": cid, "slug": sl}
+    elif parent:
+        rec["parent"] = {"case_id": parent[0], "slug": parent[1]}
     return rec
 
 
@@ -206,13 +234,13 @@ def _epoch(rng, epoch: int, stage: str, n_train: int, ips: float) -> dict:
             "lr": 1e-4, "seconds": round(n_train / ips + float(rng.uniform(0.05, 0.15)), 4)}
 
 
-def not_run_record(model: str, arm: str, seed: int) -> dict:
-    config = {"model": model, "arm": arm, "seed": seed, "profile": "smoke"}
+def not_run_record(model: str, arm: str, seed: int, cfg: dict | None = None) -> dict:
+    config = case_config(cfg or _params(), model, arm, seed, "larynx", None)
     return {"schema": records.SCHEMA, "case_id": digest(config), "slug": records.slug(model, arm, seed),
             "status": "not_run", "fixture": FIXTURE_NOTE,
             "reason": f"no ImageNet weights for {model} offline (weights/ has none); "
                       "other weights are never substituted under the ImageNet name",
-            "case": {"model": model, "arm": arm, "seed": seed, "profile": "smoke"},
+            "case": {"model": model, "arm": arm, "seed": seed, "profile": PROFILE},
             "config": config, "created": "2024-03-01T01:00:00Z"}
 
 
@@ -222,12 +250,13 @@ def write_records(out: Path = RECORDS) -> list[Path]:
         old.unlink()
     step1: dict = {}
     paths = []
+    cfg = _params()
     for model in MODELS:
         for arm in ARMS:  # step 1 precedes the THTL arms, which reference it
             for seed in SEEDS:
-                paths.append(records.write(out, make_record(model, arm, seed, step1)))
+                paths.append(records.write(out, make_record(model, arm, seed, step1, cfg)))
     for arm in ("onestep_last", "onestep_all"):
-        paths.append(records.write(out, not_run_record("vit_b_16", arm, 0)))
+        paths.append(records.write(out, not_run_record("vit_b_16", arm, 0, cfg)))
     return paths
 
 

@@ -8,7 +8,6 @@ original size, which partly predicts the class in CE-NBI, cannot leak into train
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from dataclasses import dataclass
@@ -21,6 +20,7 @@ from thtl_bench.config import digest
 from thtl_bench.data import splits as splits_mod
 from thtl_bench.data.errors import DataError, Problem, errors_only
 from thtl_bench.data.sources import Listing, read_source
+from thtl_bench.hashing import sha256_file
 
 CACHE_VERSION = 1  # bump when decoding changes, so old caches are not reused
 
@@ -44,14 +44,6 @@ class DomainTensors:
 
 
 # ---------------------------------------------------------------- hashing
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def content_hashes(cfg: dict, lst: Listing) -> list[str]:
     """SHA-256 of every sample file, remembered by (size, mtime) so large sets hash once."""
     store = Path(cfg["data"]["cache_dir"]) / f"hashes-{lst.domain}.json"
@@ -69,8 +61,9 @@ def content_hashes(cfg: dict, lst: Listing) -> list[str]:
         fresh[key] = [*sig, h]
         out.append(h)
     if fresh != known:
-        store.parent.mkdir(parents=True, exist_ok=True)
-        store.write_text(json.dumps(fresh))
+        from thtl_bench.records import atomic_write_text  # shared by concurrent shards
+
+        atomic_write_text(store, json.dumps(fresh))
     return out
 
 

@@ -145,7 +145,9 @@ def write_dvc_file(cfg: dict) -> Path:
         doc["meta"] = {"kind": "phantom", "generator": "thtl-bench synth", "profile": cfg.get("profile"),
                        "synth_seed": cfg["synth"]["seed"], "image_size": cfg["synth"]["image_size"]}
     path = dvc_file_for(cfg)
-    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    from thtl_bench.records import atomic_write_text
+
+    atomic_write_text(path, yaml.safe_dump(doc, sort_keys=False))
     return path
 
 

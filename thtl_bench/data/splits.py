@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import io
 from collections import Counter, defaultdict
 from pathlib import Path
 
@@ -124,13 +125,14 @@ def leaks(rows: list[dict], where: str) -> list[Problem]:
 
 
 def write(path: Path, rows: list[dict]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".csv.tmp")
-    with open(tmp, "w", newline="") as fh:
-        w = csv.DictWriter(fh, COLUMNS, lineterminator="\n")
-        w.writeheader()
-        w.writerows(rows)
-    tmp.replace(path)
+    # Atomic with a unique temp name: shards on a fresh checkout may all write it at once.
+    from thtl_bench.records import atomic_write_text
+
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, COLUMNS, lineterminator="\n")
+    w.writeheader()
+    w.writerows(rows)
+    atomic_write_text(path, buf.getvalue())
 
 
 def read(path: Path) -> list[dict]:

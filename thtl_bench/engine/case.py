@@ -16,7 +16,6 @@ their step-1 weights there by slug and check the case_id, so any shard can reuse
 
 from __future__ import annotations
 
-import hashlib
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -26,6 +25,7 @@ import torch
 from thtl_bench import arms, config, envinfo, metrics, records
 from thtl_bench.augment import enabled as augment_enabled
 from thtl_bench.engine import checkpoint, inputs, loop, runtime
+from thtl_bench.hashing import sha256_file
 from thtl_bench.models.staged import swft_groups
 
 ENGINE_VERSION = 1  # bump when the training recipe changes, so old records are not reused
@@ -117,14 +117,6 @@ def _not_run(cfg, base: dict, reason: str) -> dict:
     return rec
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def _parent_weights(cfg, model, parent, seed, progress) -> tuple[dict, Path | None]:
     """The parent's record and best.pt; runs the parent (once) when it is missing."""
     rec = run_case(cfg, model, parent, seed, progress=progress)
@@ -158,7 +150,7 @@ def _build(cfg, model: str, a: arms.Arm, n_classes: int, parent_best: Path | Non
     weights = {"init": "parent", "source": f"{state['slug']} best.pt",
                "detail": {"path": str(parent_best), "parent_case_id": state["case_id"],
                           "replaced_head_keys": replaced},
-               "sha256": _sha256(parent_best)}
+               "sha256": sha256_file(parent_best)}
     return net, weights
 
 
@@ -250,8 +242,10 @@ def _train(cfg, a: arms.Arm, model: str, seed: int, base: dict, parent_best, pro
             runtime.set_rng_state(saved["rng"], gens)
 
     for k in range(len(done), len(plans)):
+        # Called during stage k, so `selected_state` is the best of stages < k (late binding wanted).
         def save(stage_state, k=k):
-            checkpoint.save({"case_id": cid, "slug": slug, "results": done, "selected_state": selected_state,
+            checkpoint.save({"case_id": cid, "slug": slug, "results": done,
+                             "selected_state": selected_state,  # noqa: B023
                              "stage": stage_state, "model": stage_state["model"], "rng": stage_state["rng"],
                              "timing": ctx.timing, "wall_s": prior_wall + time.perf_counter() - t0,
                              "stage_index": k}, last)
