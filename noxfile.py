@@ -79,6 +79,7 @@ def benchmark(session: nox.Session) -> None:
     _prepare(session)
     profile, rest = _split_profile(session.posargs)
     name = f"{profile}-{_commit()}"
+    (ROOT / ".benchmarks").mkdir(exist_ok=True)  # pytest-benchmark does not create the JSON's folder
     session.run(
         "pytest", "benchmarks", "--benchmark-only",
         f"--benchmark-json=.benchmarks/{name}.json", f"--benchmark-save={name}",
