@@ -47,13 +47,15 @@ def progress(request):
     """A callback for the engine that prints one line per epoch past pytest's capture: the case
     count, elapsed time and ETA come from the study's own counter (see test_study.py)."""
     reporter = request.config.pluginmanager.get_plugin("terminalreporter")
+    capman = request.config.pluginmanager.get_plugin("capturemanager")
     state = {"done": 0, "total": 0, "t0": time.perf_counter(), "last": 0.0}
 
     def write(text: str) -> None:
-        if reporter is not None:
-            reporter.write_line(text)
-        else:
+        if reporter is None or capman is None:
             print(text, file=sys.stderr)
+            return
+        with capman.global_and_fixture_disabled():  # past pytest's capture, on the terminal
+            reporter.write_line(text)
 
     def show(ev: dict) -> None:
         now = time.perf_counter()

@@ -174,6 +174,19 @@ def test_swft_accumulates_groups_from_previous_best(cfg):
     assert checkpoint.state_digest(best_state(cfg, "tiny", "swft")) == chosen[0]["best_digest"]
 
 
+def test_swft_first_step_is_thtl_last_recipe(cfg):
+    # Step 1 trains the head alone with last-layer training's budget (head_max_epochs=2 here, not
+    # swft_max_epochs=1), from the same step-1 weights and seed: the same model as thtl_last, so
+    # C2/C3 measure what the later steps add.
+    swft = run_case(cfg, "tiny", "swft", 0)
+    last = run_case(cfg, "tiny", "thtl_last", 0)
+    step1 = swft["swft_steps"][0]
+    assert step1["groups"] == ["fc"] and step1["epochs"] == 2 > cfg["train"]["swft_max_epochs"]
+    assert [s["epochs"] for s in swft["swft_steps"][1:]] == [1, 1, 1]
+    assert step1["test"] == last["metrics"]["test"]
+    assert swft["config"]["train"]["head_step_epochs"] == 2
+
+
 def test_swft_refuses_models_without_groups(cfg, monkeypatch):
     def flat(name, k, init, cfg):
         return StagedModel([("body", nn.Sequential(nn.Flatten(), nn.Linear(3 * 32 * 32, 4))), ("fc", nn.Linear(4, k))],

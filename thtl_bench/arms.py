@@ -41,7 +41,7 @@ _ARMS = (
     Arm("scratch", "larynx", "random", "all", head_lr="lr_scratch", body_lr="lr_scratch"),
     Arm("onestep_last", "larynx", "imagenet", "head"),
     Arm("onestep_all", "larynx", "imagenet", "all"),
-    # Step 1 fine-tunes all layers on fundus (assumed; see ../shared/paper.md).
+    # Step 1 fine-tunes all layers on fundus (assumed; see docs/study.md).
     Arm("thtl_step1", "fundus", "imagenet", "all"),
     Arm("thtl_last", "larynx", "parent", "head", parent="thtl_step1"),
     Arm("thtl_all", "larynx", "parent", "all", parent="thtl_step1"),

@@ -1,4 +1,4 @@
-"""The headline claims C1-C5 of ../shared/paper.md, tested per model on the records.
+"""The headline claims C1-C5 of docs/study.md, tested per model on the records.
 
 Each claim is a paired difference (arm A minus arm B, same seed, same test split) of one test
 metric. For each model: the mean difference in percentage points, the relative change, a paired

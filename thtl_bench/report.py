@@ -295,8 +295,15 @@ def _not_run(summary: dict) -> list[str]:
     out = ["## Cases not run", ""]
     if not summary["not_run"]:
         return out + ["Every case of the records ran."]
-    rows = [[n["model"], n["arm"], n["seed"], n["reason"]] for n in summary["not_run"]]
-    return out + [_table(rows, ["model", "arm", "seed", "reason"])]
+    # One row per (model, arm) with its seeds; the reason's first sentence (the full text, with
+    # where the weights were looked for and the remedies, is in each record).
+    groups: dict[tuple, dict] = {}
+    for n in summary["not_run"]:
+        first = str(n["reason"]).split(". ")[0].split(" Looked in:")[0].strip().rstrip(".")
+        g = groups.setdefault((n["model"], n["arm"], first), {"seeds": []})
+        g["seeds"].append(str(n["seed"]))
+    rows = [[m, a, ", ".join(g["seeds"]), reason] for (m, a, reason), g in groups.items()]
+    return out + [_table(rows, ["model", "arm", "seeds", "reason (full text in the record)"])]
 
 
 def _grid(summary: dict, conf: float) -> list[str]:
@@ -560,7 +567,9 @@ def _per_arm(cfg: dict, summary: dict) -> list[list[str]]:
                 text = ", ".join(_val(x) for x in recorded)
             if key == "max_epochs":
                 budget[a] = (text, kind.get(a) == "swft")
-                text += " per step" if kind.get(a) == "swft" else ""
+                if kind.get(a) == "swft":
+                    hs = (by_arm.get(a) or {}).get("train.head_step_epochs")
+                    text += " per step" + (f" (head-only step 1: {', '.join(_val(x) for x in hs)})" if hs else "")
             if recorded is None:
                 text += " (not in records)" if text == "n/a" else " (not in records; params.yaml now)"
             groups.setdefault(text, []).append(a)
@@ -616,7 +625,7 @@ def _assumptions(cfg: dict, summary: dict) -> list[str]:
     params = [[k, ", ".join(_val(x) for x in v[:8]) + (f" ... ({len(v)} values)" if len(v) > 8 else "")]
               for k, v in conf.items()]
     return (["## Assumptions", "",
-             "Choices the papers do not state (../shared/paper.md **assumed** items) and the values the "
+             "Choices the papers do not state (docs/study.md **assumed** items) and the values the "
              "records were produced with (read from the records' config).", ""]
             + [f"- {s}" for s in stmts]
             + ["", _table(rows, ["assumed choice", "key", "value(s) used"]), "",
@@ -639,7 +648,7 @@ def render(cfg: dict, summary: dict, sources: Sequence[str] | None = None) -> Pa
     parts = [
         ["# thtl-bench report", "",
          "Reproduction of two-step heterogeneous transfer learning (THTL) and SWFT for laryngeal "
-         "vascular image classification (see ../shared/paper.md for the claims).", ""] + _headline(summary),
+         "vascular image classification (see docs/study.md for the claims).", ""] + _headline(summary),
         _provenance(cfg, summary, sources, now), _not_run(summary), _grid(summary, conf),
         _fundus(summary, conf), _claims(summary), _swft(summary, rdir, base), _cam(cfg, rdir, base),
         _speed(summary) + [""] + _perf(cfg, rdir), _assumptions(cfg, summary),

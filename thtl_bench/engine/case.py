@@ -51,16 +51,22 @@ def _train_subset(cfg: dict, arm: arms.Arm) -> dict:
         sub["augment"] = t["augment"]
         if arm.trainable == "swft":
             sub["feature_cache"] = bool(t["feature_cache"])
+            sub["head_step_epochs"] = head_epochs(t)
     return sub
 
 
+def head_epochs(t: dict) -> int:
+    """Budget of a head-only stage (`train.head_max_epochs`, null = max_epochs): with the feature
+    cache it costs little, so last-layer training may run longer."""
+    return int(t["head_max_epochs"]) if t.get("head_max_epochs") is not None else int(t["max_epochs"])
+
+
 def max_epochs(t: dict, arm: arms.Arm) -> int:
-    """Epoch budget per stage: SWFT steps have their own; last-layer arms may get more epochs
-    (`train.head_max_epochs`, null = max_epochs) since with the feature cache they cost little."""
+    """Epoch budget per stage: SWFT steps have their own (its head-only first step: head_epochs)."""
     if arm.trainable == "swft":
         return int(t["swft_max_epochs"])
-    if arm.trainable == "head" and t.get("head_max_epochs") is not None:
-        return int(t["head_max_epochs"])
+    if arm.trainable == "head":
+        return head_epochs(t)
     return int(t["max_epochs"])
 
 
@@ -172,7 +178,10 @@ def _plans(a: arms.Arm, net, t: dict) -> list[loop.Plan]:
         stages = list(net.stages) if last else [s for _, ss in groups for s in ss]
         # Cached steps train on plain features (augmentation would need the frozen prefix per
         # batch); the last step has no frozen prefix and augments like the all-layer arms.
-        plans.append(loop.Plan(f"step{k}", [g for g, _ in groups], stages, max_epochs(t, a),
+        # Step 1 trains the head alone: THTL last-layer's recipe and budget, so C2/C3 measure what
+        # the later steps add rather than a shorter head training.
+        epochs = head_epochs(t) if k == 1 else max_epochs(t, a)
+        plans.append(loop.Plan(f"step{k}", [g for g, _ in groups], stages, epochs,
                                aug and (last or not cache), cache))
     return plans
 

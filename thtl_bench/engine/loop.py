@@ -60,10 +60,11 @@ class Ctx:
 
 
 def _set_mode(model, trainable: set[str]) -> None:
-    model.train()
+    # Frozen stages stay in eval mode (their BatchNorm statistics never move); one walk per stage
+    # rather than model.train() then eval() over the frozen part (a cost per epoch when cached).
+    model.training = True
     for name, stage in model.stages.items():
-        if name not in trainable:
-            stage.eval()
+        stage.train(name in trainable)
 
 
 def _frozen_buffers(model, trainable: set[str]) -> dict:
