@@ -21,6 +21,7 @@ os.environ.setdefault("TIMM_OFFLINE", "1")
 
 _T0 = time.perf_counter()
 _ORDER = ("test_study.py", "test_perf.py")
+_STUDY_COUNTS: dict = {}  # the progress fixture's state: study cases trained / reused this session
 
 
 def _cfg() -> dict:
@@ -49,6 +50,7 @@ def progress(request):
     reporter = request.config.pluginmanager.get_plugin("terminalreporter")
     capman = request.config.pluginmanager.get_plugin("capturemanager")
     state = {"done": 0, "total": 0, "t0": time.perf_counter(), "last": 0.0}
+    _STUDY_COUNTS.update(state=state)
 
     def write(text: str) -> None:
         if reporter is None or capman is None:
@@ -110,6 +112,9 @@ def pytest_sessionfinish(session, exitstatus):
         "cpu_count": os.cpu_count(),
         "targets": {"wall_s": budget.get("session_wall_s"), "peak_rss_gib": budget.get("session_peak_gib")},
     }
+    st = _STUDY_COUNTS.get("state") or {}
+    for key in ("study_cases_trained", "study_cases_reused"):
+        doc[key] = st.get(key, 0)
     atomic_write_json(out, doc)
     reporter = session.config.pluginmanager.get_plugin("terminalreporter")
     if reporter is not None:

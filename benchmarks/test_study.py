@@ -39,7 +39,17 @@ def test_case(benchmark, cfg, progress, case):
     model, arm, seed = case
     cases = grid.cases(cfg)
     progress.state["total"] = len(cases)
+    from thtl_bench.engine import case_id
+    from thtl_bench.records import RecordError, read, record_path
+
+    try:  # count what this session trains vs reuses, so its wall time is read correctly
+        old = read(record_path(cfg["grid"]["records_dir"], model, arm, seed))
+        reused = old["status"] == "ok" and old["case_id"] == case_id(cfg, model, arm, seed)
+    except (OSError, RecordError):
+        reused = False
     rec = run_case(cfg, model, arm, seed, progress=progress)
+    key = "study_cases_reused" if reused else "study_cases_trained"
+    progress.state[key] = progress.state.get(key, 0) + 1
     progress.state["done"] = cases.index(case) + 1
     if rec["status"] != "ok":
         benchmark.extra_info.update(status=rec["status"], reason=rec.get("reason"))
@@ -69,7 +79,5 @@ def test_case(benchmark, cfg, progress, case):
     )
     # The record must be this case under the current config (a stale or foreign one is a harness bug);
     # the profile name is not part of a case's identity, so it is not compared.
-    from thtl_bench.engine import case_id
-
     assert (rec["case"]["model"], rec["case"]["arm"], rec["case"]["seed"]) == (model, arm, seed)
     assert rec["case_id"] == case_id(cfg, model, arm, seed)

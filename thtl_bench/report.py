@@ -516,6 +516,12 @@ def _perf(cfg: dict, rdir: Path) -> list[str]:
                 _table(srows, ["session", "measured", "target", "verdict"])]
         if sess.get("cases") and sess.get("failed"):
             out += ["", "Some cases failed: the session figures do not describe a complete run."]
+        if sess.get("study_cases_reused"):
+            # A session that reused finished cases says nothing about the cost of a fresh run.
+            out += ["", f"This session reused {sess['study_cases_reused']} finished study case(s) and trained "
+                        f"{sess.get('study_cases_trained', 0)}: its wall time is not that of a fresh run."]
+        elif sess.get("study_cases_trained") is not None:
+            out += ["", f"A fresh run: all {sess['study_cases_trained']} study cases were trained in this session."]
     return out
 
 
