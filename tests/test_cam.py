@@ -351,7 +351,7 @@ def _overrides(tmp: Path) -> list[str]:
             f"data.larynx.root={tmp}/data/larynx", "synth.image_size=64", "data.image_size=64",
             "synth.fundus.per_grade=[3,3,3,3,3]", "synth.larynx.patients={benign: 4, malignant: 4}",
             "synth.larynx.images_per_patient=[2,2]", f"grid.checkpoints_dir={tmp}/ck",
-            f"grid.records_dir={tmp}/records", f"cam.arms=[{', '.join(CAM_ARMS)}]", "cam.images_per_class=1",
+            f"grid.records_dir={tmp}/records", f"cam.arms=[{', '.join(CAM_ARMS)}]", "cam.images_per_class=1", "cam.model=resnet18",
             "cam.out_dir=report/figures", "report.dir=report", "train.device=cpu"]
 
 

@@ -174,6 +174,20 @@ def test_swft_accumulates_groups_from_previous_best(cfg):
     assert checkpoint.state_digest(best_state(cfg, "tiny", "swft")) == chosen[0]["best_digest"]
 
 
+def test_ensure_checkpoint_reruns_a_record_without_weights(cfg):
+    # A fresh clone has the records (git) but not the checkpoints (DVC cache): LayerCAM and DVC's
+    # checkpoint outputs need best.pt back, and the deterministic re-run must give the same record.
+    first = run_case(cfg, "tiny", "onestep_last", 0)
+    best = case_mod.checkpoint_dir(cfg, "tiny", "onestep_last", 0) / "best.pt"
+    best.unlink()
+    assert run_case(cfg, "tiny", "onestep_last", 0)["created"] == first["created"]  # record alone: reused
+    assert not best.exists()
+    again = run_case(cfg, "tiny", "onestep_last", 0, ensure_checkpoint=True)
+    assert best.is_file() and case_mod.has_best(cfg, "tiny", "onestep_last", 0, first["case_id"])
+    assert again["case_id"] == first["case_id"] and again["metrics"] == first["metrics"]
+    assert again["predictions"] == first["predictions"]
+
+
 def test_swft_first_step_is_thtl_last_recipe(cfg):
     # Step 1 trains the head alone with last-layer training's budget (head_max_epochs=2 here, not
     # swft_max_epochs=1), from the same step-1 weights and seed: the same model as thtl_last, so

@@ -237,7 +237,7 @@ def checkpoint_path(checkpoints_dir: str | os.PathLike, model: str, arm: str, se
 
 
 def _run_command(cfg: dict, model: str, arm: str, seed: int) -> str:
-    return f"thtl-bench run --model {model} --arm {arm} --seed {seed} --profile {cfg.get('profile', 'smoke')}"
+    return f"thtl-bench run --model {model} --arm {arm} --seed {seed} --profile {cfg.get('profile', 'smoke')} --ensure-checkpoint"
 
 
 def _missing_error(cfg: dict, cases: list[tuple[str, str, int]], ckdir: Path) -> UserError:

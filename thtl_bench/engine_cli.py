@@ -40,7 +40,8 @@ def _run(args) -> int:
         print(f"{ev['case']} {ev['stage']} epoch {ev['epoch']}/{ev['max_epochs']} val_loss {ev['val_loss']:.4f}",
               flush=True)
 
-    rec = run_case(cfg, args.model, args.arm, args.seed, progress=None if args.quiet else show)
+    rec = run_case(cfg, args.model, args.arm, args.seed, progress=None if args.quiet else show,
+                   ensure_checkpoint=args.ensure_checkpoint)
     print(json.dumps(_summary(rec), indent=1))
     return 0
 
@@ -59,7 +60,7 @@ def _grid(args) -> int:
             g["seeds"] = [int(s) for s in _csv(args.seeds)]
         except ValueError:
             raise UserError(f"--seeds {args.seeds!r}: expected integers, e.g. 0,1,2") from None
-    recs = grid.run_grid(cfg, shard=args.shard, progress=not args.quiet)
+    recs = grid.run_grid(cfg, shard=args.shard, progress=not args.quiet, ensure_checkpoint=args.ensure_checkpoint)
     done = sum(r["status"] == "ok" for r in recs)
     print(f"{done}/{len(recs)} cases ok; records in {g['records_dir']}")
     return 0
@@ -72,6 +73,8 @@ def add_cli(subparsers) -> None:
     p.add_argument("--arm", required=True, help="arm name (thtl_bench.arms.ARMS)")
     p.add_argument("--seed", type=int, required=True)
     p.add_argument("--quiet", action="store_true", help="no per-epoch lines")
+    p.add_argument("--ensure-checkpoint", action="store_true",
+                   help="re-run a finished case whose best.pt is missing (e.g. a fresh clone: records are in git, weights are not)")
     p.set_defaults(func=_run)
 
     p = subparsers.add_parser("grid", help="run the grid of models x seeds x arms from params.yaml")
@@ -82,4 +85,5 @@ def add_cli(subparsers) -> None:
     p.add_argument("--arms", default=None, help="comma list overriding grid.arms")
     p.add_argument("--seeds", default=None, help="comma list overriding grid.seeds")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--ensure-checkpoint", action="store_true", help="re-run finished cases whose best.pt is missing")
     p.set_defaults(func=_grid)

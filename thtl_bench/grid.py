@@ -66,7 +66,8 @@ def shard(cs: list[tuple[str, str, int]], i: int, n: int) -> list[tuple[str, str
     return [c for c in cs if owner[c] == i]
 
 
-def run_grid(cfg: dict, shard: tuple[int, int] | None = None, progress: bool = True) -> list[dict]:
+def run_grid(cfg: dict, shard: tuple[int, int] | None = None, progress: bool = True,
+             ensure_checkpoint: bool = False) -> list[dict]:
     """Run every case of the grid (or of one shard); finished cases are skipped by run_case.
 
     A case that fails with a UserError (e.g. divergence) does not stop the others; the failures
@@ -90,7 +91,7 @@ def run_grid(cfg: dict, shard: tuple[int, int] | None = None, progress: bool = T
             bar.set_postfix_str(f"{model}__{arm}__s{seed}")
             t0 = time.perf_counter()
             try:
-                rec = run_case(cfg, model, arm, seed, progress=on_epoch)
+                rec = run_case(cfg, model, arm, seed, progress=on_epoch, ensure_checkpoint=ensure_checkpoint)
             except UserError as exc:
                 failed.append(f"{model}__{arm}__s{seed}: {exc}")
                 bar.write(f"FAILED {model}__{arm}__s{seed}: {exc}")

@@ -123,16 +123,18 @@ def _not_run(cfg, base: dict, reason: str) -> dict:
     return rec
 
 
+def has_best(cfg: dict, model: str, arm: str, seed: int, cid: str) -> bool:
+    """Whether the case's best.pt is there and was trained as this case_id."""
+    best = checkpoint_dir(cfg, model, arm, seed) / "best.pt"
+    return best.is_file() and checkpoint.load(best).get("case_id") == cid
+
+
 def _parent_weights(cfg, model, parent, seed, progress) -> tuple[dict, Path | None]:
-    """The parent's record and best.pt; runs the parent (once) when it is missing."""
-    rec = run_case(cfg, model, parent, seed, progress=progress)
+    """The parent's record and best.pt; runs the parent (once) when either is missing."""
+    rec = run_case(cfg, model, parent, seed, progress=progress, ensure_checkpoint=True)
     if rec["status"] != "ok":
         return rec, None
-    best = checkpoint_dir(cfg, model, parent, seed) / "best.pt"
-    ok = best.is_file() and checkpoint.load(best).get("case_id") == rec["case_id"]
-    if not ok:  # record present (e.g. copied from another shard) but its weights are not: retrain
-        rec = run_case(cfg, model, parent, seed, progress=progress, force=True)
-    return rec, best
+    return rec, checkpoint_dir(cfg, model, parent, seed) / "best.pt"
 
 
 def build_model(name: str, num_classes: int, init: str, cfg: dict):
@@ -186,15 +188,21 @@ def _plans(a: arms.Arm, net, t: dict) -> list[loop.Plan]:
     return plans
 
 
-def run_case(cfg: dict, model: str, arm: str, seed: int, *, progress=None, force: bool = False) -> dict:
-    """Run one case to its record (returned); a finished case with the same id is not re-run."""
+def run_case(cfg: dict, model: str, arm: str, seed: int, *, progress=None, force: bool = False,
+             ensure_checkpoint: bool = False) -> dict:
+    """Run one case to its record (returned); a finished case with the same id is not re-run.
+
+    `ensure_checkpoint`: also require its best.pt (LayerCAM, THTL children, DVC outputs); a record
+    without its weights (from git, or another shard's folder) is then re-run, deterministically.
+    """
     a = arms.get(arm)
     conf = case_config(cfg, model, arm, seed)
     cid = config.digest(conf)
     rpath = records.record_path(cfg["grid"]["records_dir"], model, arm, seed)
     old = None if force else _existing(rpath)
     if old is not None and old["case_id"] == cid and old["status"] == "ok":
-        return old
+        if not ensure_checkpoint or has_best(cfg, model, arm, seed, cid):
+            return old
     base = _base(cfg, model, arm, seed, conf, cid)
     parent_best = None
     if a.parent:
