@@ -188,6 +188,23 @@ def test_ensure_checkpoint_reruns_a_record_without_weights(cfg):
     assert again["predictions"] == first["predictions"]
 
 
+def test_not_run_retry_leaves_an_unchanged_record_untouched(cfg, monkeypatch):
+    from thtl_bench.weights import WeightsUnavailable
+
+    def no_weights(name, k, init, cfg):
+        raise WeightsUnavailable(f"no ImageNet weights for {name} (test)")
+
+    monkeypatch.setattr(case_mod, "build_model", no_weights)
+    stamps = iter(["2026-01-01T00:00:00+00:00", "2026-01-01T00:00:09+00:00"])  # a rewrite would show
+    monkeypatch.setattr(case_mod, "_now", lambda: next(stamps))
+    first = run_case(cfg, "tiny", "onestep_last", 0)
+    path = records.record_path(cfg["grid"]["records_dir"], "tiny", "onestep_last", 0)
+    before = path.read_bytes()
+    again = run_case(cfg, "tiny", "onestep_last", 0)  # retried (not_run is never final) ...
+    assert first["status"] == again["status"] == "not_run"
+    assert path.read_bytes() == before  # ... but an identical outcome is not rewritten
+
+
 def test_swft_first_step_is_thtl_last_recipe(cfg):
     # Step 1 trains the head alone with last-layer training's budget (head_max_epochs=2 here, not
     # swft_max_epochs=1), from the same step-1 weights and seed: the same model as thtl_last, so

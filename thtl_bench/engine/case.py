@@ -118,6 +118,13 @@ def _base(cfg, model, arm, seed, conf, cid) -> dict:
 
 
 def _not_run(cfg, base: dict, reason: str) -> dict:
+    # The same case not run for the same reason keeps its record untouched: retries stay
+    # idempotent (git, and DVC's view of the records as outputs, see no change).
+    c = base["case"]
+    old = _existing(records.record_path(cfg["grid"]["records_dir"], c["model"], c["arm"], c["seed"]))
+    if old is not None and old["status"] == "not_run" and old["case_id"] == base["case_id"] \
+            and old.get("reason") == reason and old.get("parent") == base.get("parent"):
+        return old
     rec = {**base, "status": "not_run", "reason": reason, "created": _now()}
     records.write(cfg["grid"]["records_dir"], rec)
     return rec
