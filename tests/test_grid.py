@@ -57,8 +57,9 @@ def test_run_grid_runs_its_shard_and_reports_failures(monkeypatch):
 
     seen = []
 
-    def fake_run_case(cfg, model, arm, seed, progress=None):
+    def fake_run_case(cfg, model, arm, seed, progress=None, ensure_checkpoint=False):
         seen.append((model, arm, seed))
+        assert ensure_checkpoint is expect_ensure
         progress({"case": f"{model}__{arm}__s{seed}", "stage": "main", "epoch": 1, "max_epochs": 2, "val_loss": 0.5})
         if arm == "swft" and seed == 2:
             raise UserError("diverged")
@@ -66,7 +67,9 @@ def test_run_grid_runs_its_shard_and_reports_failures(monkeypatch):
 
     monkeypatch.setattr(engine, "run_case", fake_run_case)
     cfg = _cfg(models=("m",), seeds=(0, 1))
-    recs = grid.run_grid(cfg, shard=(0, 2), progress=False)
+    expect_ensure = True  # passed through to every case
+    recs = grid.run_grid(cfg, shard=(0, 2), progress=False, ensure_checkpoint=True)
+    expect_ensure = False
     assert seen == grid.shard(grid.cases(cfg), 0, 2) and len(recs) == len(seen) > 0
     seen.clear()
     cfg = _cfg(models=("m",), seeds=(0, 1, 2))
