@@ -40,14 +40,18 @@ def test_case(benchmark, cfg, progress, case):
     cases = grid.cases(cfg)
     progress.state["total"] = len(cases)
     from thtl_bench.engine import case_id
+    from thtl_bench.engine.case import has_best
     from thtl_bench.records import RecordError, read, record_path
 
+    cid = case_id(cfg, model, arm, seed)
     try:  # count what this session trains vs reuses, so its wall time is read correctly
         old = read(record_path(cfg["grid"]["records_dir"], model, arm, seed))
-        reused = old["status"] == "ok" and old["case_id"] == case_id(cfg, model, arm, seed)
+        reused = old["status"] == "ok" and old["case_id"] == cid and has_best(cfg, model, arm, seed, cid)
     except (OSError, RecordError):
         reused = False
-    rec = run_case(cfg, model, arm, seed, progress=progress)
+    # The timed inference needs the case's weights: on a fresh clone the records come from git but
+    # the checkpoints do not, so such a case is re-run (deterministically) rather than skipped.
+    rec = run_case(cfg, model, arm, seed, progress=progress, ensure_checkpoint=True)
     key = "study_cases_reused" if reused else "study_cases_trained"
     progress.state[key] = progress.state.get(key, 0) + 1
     progress.state["done"] = cases.index(case) + 1
@@ -80,4 +84,4 @@ def test_case(benchmark, cfg, progress, case):
     # The record must be this case under the current config (a stale or foreign one is a harness bug);
     # the profile name is not part of a case's identity, so it is not compared.
     assert (rec["case"]["model"], rec["case"]["arm"], rec["case"]["seed"]) == (model, arm, seed)
-    assert rec["case_id"] == case_id(cfg, model, arm, seed)
+    assert rec["case_id"] == cid
