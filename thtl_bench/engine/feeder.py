@@ -20,21 +20,17 @@ from thtl_bench.augment import augment, normalise, to_float
 from thtl_bench.engine import runtime
 
 
-def run_stages(model, x: torch.Tensor, names: list[str]) -> torch.Tensor:
-    for name in names:
-        x = model.stages[name](x)
-    return x
-
-
 class Suffix(torch.nn.Module):
-    """The trainable part as a module (what torch.compile gets)."""
+    """The trainable part as a module (what torch.compile gets): the model's last stages."""
 
     def __init__(self, model, names: list[str]):
         super().__init__()
-        self.model, self.names = model, list(names)
+        self.model, self.start = model, len(model.stages) - len(names)
+        if list(model.stages)[self.start:] != list(names):
+            raise ValueError(f"suffix {names} is not the tail of the stages {list(model.stages)}")
 
     def forward(self, x):
-        return run_stages(self.model, x, self.names)
+        return self.model.forward_range(x, self.start)
 
 
 class Feeder:
@@ -73,7 +69,7 @@ class Feeder:
     @torch.no_grad()
     def _prefix(self, x: torch.Tensor) -> torch.Tensor:
         with runtime.autocast(self.device, self.amp):
-            return run_stages(self.model, x, self.prefix)
+            return self.model.forward_range(x, 0, len(self.prefix))
 
     def _fits(self, max_bytes: float) -> bool:
         probe = self._prefix(self._pixels(self.images["train"][:1], False))

@@ -143,9 +143,6 @@ class StagedModel(nn.Module):
         wanted = {s for g in groups for s in table[g]}
         return [s for s in self.stage_names if s in wanted]
 
-    def group_parameters(self, groups: Iterable[str]) -> list[nn.Parameter]:
-        return [p for s in self.stages_of(groups) for p in self.stages[s].parameters()]
-
     @property
     def cam_layers(self) -> dict[str, nn.Module]:
         return {g: self.get_submodule(p) for g, p in self._cam_paths.items()}
