@@ -129,21 +129,26 @@ def _orphans(lst: Listing, used: set[Path], table: Path) -> None:
                         f"add a row for it to {table} or move the image out of {d}")
 
 
+def _label_table(lst: Listing, name: str, layout: str, columns: str) -> Path | None:
+    """The layout's label table, or None after recording a problem naming it and the fix."""
+    table = lst.root / name
+    if table.is_file():
+        return table
+    lst.add("missing_table", table, f"{layout} layout needs {name} ({columns})",
+            f"put {name} in {lst.root} or set data.{lst.domain}.layout")
+    return None
+
+
 # ---------------------------------------------------------------- fundus layouts
 def _aptos(lst: Listing, dcfg: dict) -> None:
-    table = lst.root / "train.csv"
-    if not table.is_file():
-        lst.add("missing_table", table, "APTOS layout needs train.csv (id_code,diagnosis)",
-                f"put train.csv in {lst.root} or set data.{lst.domain}.layout")
-        return
-    _table(lst, table, "id_code", "diagnosis", [lst.root / "train_images"])
+    table = _label_table(lst, "train.csv", "APTOS", "id_code,diagnosis")
+    if table is not None:
+        _table(lst, table, "id_code", "diagnosis", [lst.root / "train_images"])
 
 
 def _eyepacs(lst: Listing, dcfg: dict) -> None:
-    table = lst.root / "trainLabels.csv"
-    if not table.is_file():
-        lst.add("missing_table", table, "EyePACS layout needs trainLabels.csv (image,level)",
-                f"put trainLabels.csv in {lst.root} or set data.{lst.domain}.layout")
+    table = _label_table(lst, "trainLabels.csv", "EyePACS", "image,level")
+    if table is None:
         return
     # `<subject>_left` / `<subject>_right`: both eyes of one subject form one group.
     _table(lst, table, "image", "level", [lst.root], group_of=lambda k: re.sub(r"_(left|right)$", "", k))
@@ -254,10 +259,8 @@ def _cenbi(lst: Listing, dcfg: dict) -> None:
 
 
 def _manifest(lst: Listing, dcfg: dict) -> None:
-    table = lst.root / "manifest.csv"
-    if not table.is_file():
-        lst.add("missing_table", table, "manifest layout needs manifest.csv (path,label[,patient_id])",
-                f"write {table} or set data.{lst.domain}.layout")
+    table = _label_table(lst, "manifest.csv", "manifest", "path,label[,patient_id]")
+    if table is None:
         return
     alias = dcfg.get("folder_map") or {}
     used: set[Path] = set()
