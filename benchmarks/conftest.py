@@ -22,6 +22,7 @@ os.environ.setdefault("TIMM_OFFLINE", "1")
 _T0 = time.perf_counter()
 _ORDER = ("test_study.py", "test_perf.py")
 _STUDY_COUNTS: dict = {}  # the progress fixture's state: study cases trained / reused this session
+_DESELECTED: list = []  # items dropped by -k / -m: such a session is not the benchmark session
 
 
 def _cfg() -> dict:
@@ -84,6 +85,42 @@ def pytest_collection_modifyitems(session, config, items):
     items.sort(key=rank)  # stable: keeps the canonical case order within a file
 
 
+def pytest_deselected(items):
+    _DESELECTED.extend(items)
+
+
+def _partial(session, exitstatus: int = 0) -> str | None:
+    """Why this run is not the whole suite (then its wall time says nothing about target 5): a
+    -k/-m selection, node ids or one file, an interrupted run or one stopped by -x/--maxfail."""
+    if _DESELECTED:
+        return f"{len(_DESELECTED)} case(s) deselected"
+    if int(exitstatus) == int(pytest.ExitCode.INTERRUPTED) or session.shouldstop or session.shouldfail:
+        return "the run was stopped before the end"
+    by_file: dict[str, list] = {}
+    for item in session.items:
+        by_file.setdefault(Path(str(item.fspath)).name, []).append(item)
+    missing = [f for f in _ORDER if f not in by_file]
+    if missing:
+        return f"{', '.join(missing)} not run"
+    for name, items in by_file.items():
+        module = getattr(items[0], "module", None)
+        # Node ids select items without deselecting: compare with what the file holds.
+        want = _expected_items(name, module)
+        if want is not None and len(items) < want:
+            return f"{len(items)} of {want} cases of {name} selected"
+    return None
+
+
+def _expected_items(name: str, module) -> int | None:
+    if name == "test_study.py":
+        from thtl_bench import grid
+
+        return len(grid.cases(_cfg()))
+    if module is not None:
+        return sum(1 for k in vars(module) if k.startswith("test_") and callable(getattr(module, k)))
+    return None
+
+
 def _peak_rss_gib() -> float:
     # ru_maxrss is KiB on Linux; children cover any worker processes.
     own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
@@ -100,6 +137,12 @@ def pytest_sessionfinish(session, exitstatus):
     cfg = _cfg()
     wall = time.perf_counter() - _T0
     out = Path(cfg["report"]["dir"]) / "bench_session.json"
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    why = _partial(session, exitstatus)
+    if why:
+        if reporter is not None:
+            reporter.write_line(f"partial benchmark session ({why}): {out} left as it was")
+        return
     budget = cfg.get("bench", {})
     doc = {
         "profile": cfg["profile"],
@@ -116,7 +159,6 @@ def pytest_sessionfinish(session, exitstatus):
     for key in ("study_cases_trained", "study_cases_reused"):
         doc[key] = st.get(key, 0)
     atomic_write_json(out, doc)
-    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
     if reporter is not None:
         reporter.write_line(f"benchmark session: {wall:.0f} s, peak RSS {doc['peak_rss_gib']:.2f} GiB "
                             f"(targets {doc['targets']}) -> {out}")

@@ -1,4 +1,4 @@
-"""The CPU-runnable parts of benchmarks/test_perf.py at tiny size: FLOP counting, the interleaved
+"""The CPU-runnable parts of benchmarks/test_perf.py at tiny size: throughput settings, MFU, the interleaved
 throughput loop, the engine-input-path vs ready-tensor measurement, the matmul peak, the THTL
 step-1 sharing check and the target verdicts (the GPU case uses the same functions on CUDA)."""
 
@@ -30,15 +30,28 @@ def tiny(num_classes: int = 2) -> StagedModel:
                        cam_layers={}, name="tiny", family="tiny")
 
 
-def test_train_flops_counts_forward_and_backward_exactly():
-    b, i, h, o = 16, 8, 12, 4
-    model = nn.Sequential(nn.Linear(i, h), nn.ReLU(), nn.Linear(h, o))
-    x, y = torch.randn(b, i), torch.randint(0, o, (b,))
-    fwd = 2 * b * (i * h + h * o)
-    # Backward: both weight gradients, and the input gradient of the second layer only (x needs none).
-    bwd = 2 * b * (i * h + h * o) + 2 * b * h * o
-    assert perf.train_flops(model, x, y, CPU, None) == fwd + bwd
-    assert all(p.grad is None for p in model.parameters())  # counting leaves no gradients behind
+def test_throughput_settings_target_setting_on_cuda_profile_setting_elsewhere():
+    from thtl_bench import config
+
+    cfg = config.load(Path(__file__).resolve().parent.parent / "params.yaml")
+    gpu = perf.throughput_settings(cfg, torch.device("cuda"))  # inspects the device type only
+    assert gpu["amp"] is torch.bfloat16 and gpu["channels_last"] and gpu["peak_dtype"] is torch.bfloat16
+    assert (gpu["size"], gpu["batch"]) == (cfg["bench"]["gpu_image_size"], cfg["bench"]["gpu_batch_size"])
+    cpu = perf.throughput_settings(cfg, CPU)
+    assert cpu["amp"] is None and not cpu["channels_last"] and cpu["peak_dtype"] is torch.float32
+    assert (cpu["size"], cpu["batch"]) == (cfg["data"]["image_size"], cfg["train"]["batch_size"])
+
+
+def test_mfu_row_is_counted_train_flops_times_rate_over_peak():
+    from thtl_bench import flops
+
+    res = {"ratio": 0.95, "engine_images_per_s": 100.0, "ready_images_per_s": 105.0, "round_ratios": [0.95],
+           "batch": 16}
+    row = perf.mfu_row("resnet18", res, 64, peak=1e12)
+    per_image = 3 * flops.per_image("resnet18", 64)
+    assert row["train_step_gflop"] == pytest.approx(per_image * 16 / 1e9)
+    assert row["mfu"] == pytest.approx(per_image * 100.0 / 1e12)
+    assert perf.mfu_row("vit_b_16", res, 60, peak=1e12)["mfu"] is None  # size the model cannot take
 
 
 def test_interleaved_times_each_callable_and_alternates_order():
@@ -112,3 +125,59 @@ def test_step1_shared_problems_detects_each_violation(tmp_path):
     assert any("different step-1 weights" in p for p in perf.step1_shared_problems(cfg, two_weights, []))
     orphan = [_rec("m", "thtl_all", 1, "C3", "2024-01-01T00:00:00+00:00", parent="S9")]
     assert any("no step-1 record" in p for p in perf.step1_shared_problems(cfg, orphan, []))
+
+
+def test_a_partial_benchmark_run_is_not_the_session(monkeypatch):
+    # `pytest benchmarks -k ...`, node ids, one file, -x or Ctrl-C must not overwrite
+    # bench_session.json (target 5): only the whole suite is the benchmark session.
+    spec = importlib.util.spec_from_file_location("thtl_bench_conftest", _PATH.parent / "conftest.py")
+    conf = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(conf)
+    monkeypatch.setattr(conf, "_expected_items", lambda name, module: {"test_study.py": 3, "test_perf.py": 2}[name])
+
+    class Item:
+        def __init__(self, name):
+            self.fspath = _PATH.parent / name
+            self.module = None
+
+    class Session:
+        shouldstop = shouldfail = False
+
+        def __init__(self, study=3, perf=2):
+            self.items = [Item("test_study.py")] * study + [Item("test_perf.py")] * perf
+
+    assert conf._partial(Session()) is None
+    assert conf._partial(Session(), exitstatus=1) is None  # failed cases: a whole session that failed
+    assert conf._partial(Session(study=0)) == "test_study.py not run"
+    assert conf._partial(Session(perf=1)) == "1 of 2 cases of test_perf.py selected"
+    assert conf._partial(Session(), exitstatus=2) == "the run was stopped before the end"
+    stopped = Session()
+    stopped.shouldfail = "stopping after 1 failures"
+    assert conf._partial(stopped) == "the run was stopped before the end"
+    conf.pytest_deselected([Item("test_perf.py")])
+    assert conf._partial(Session()) == "1 case(s) deselected"
+
+
+def test_expected_items_counts_the_grid_and_the_perf_functions():
+    spec = importlib.util.spec_from_file_location("thtl_bench_conftest2", _PATH.parent / "conftest.py")
+    conf = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(conf)
+    from thtl_bench import config, grid
+
+    assert conf._expected_items("test_study.py", None) == len(grid.cases(config.load()))
+    assert conf._expected_items("test_perf.py", perf) == 5  # the five targets of issue 6
+
+
+def test_scaling_check_compares_step_time_with_counted_flops(monkeypatch):
+    from thtl_bench import flops
+
+    # Real steps at tiny size first (the function runs end to end) ...
+    out = perf.scaling_check("resnet18", 32, 64, CPU, amp=None, batch_size=2, warmup=1, steps=1, rounds=2)
+    assert out["flop_ratio"] == pytest.approx(flops.per_image("resnet18", 64) / flops.per_image("resnet18", 32))
+    assert set(out["s_per_step"]) == {"32", "64"} and out["time_ratio"] > 0
+    # ... then the arithmetic on known times: median of the per-round ratios, over the FLOP ratio.
+    monkeypatch.setattr(perf, "interleaved", lambda fns, *a, **k: {"32": [1.0, 1.0, 2.0], "64": [3.0, 2.5, 7.0]})
+    out = perf.scaling_check("resnet18", 32, 64, CPU, amp=None, batch_size=2, warmup=0, steps=1, rounds=3)
+    assert out["time_ratio"] == pytest.approx(3.0)  # ratios 3.0, 2.5, 3.5
+    assert out["s_per_step"] == {"32": 1.0, "64": 3.0}
+    assert out["time_over_flop"] == pytest.approx(3.0 / out["flop_ratio"])

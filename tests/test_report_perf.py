@@ -23,7 +23,7 @@ PERF = {
                               "value": 123.4, "unit": "CPU-hours", "target": 1.0, "op": "<", "met": None,
                               "not_judged_because": "CPU records only: the target is in GPU-hours",
                               "device_name": "cpu (x86_64)", "torch": "2.14.1", "profile": "smoke"},
-    "gpu_throughput": {"measure": "train img/s at 224 px (worst model)", "value": 0.95, "ratio": 0.95,
+    "throughput_mfu": {"measure": "train img/s at 224 px (worst model)", "value": 0.95, "ratio": 0.95,
                        "target": 0.9, "op": ">=", "met": True, "device_name": "NVIDIA H100 80GB HBM3",
                        "torch": "2.14.1", "precision": "bf16", "channels_last": True, "profile": "paper",
                        "table": {"headers": ["model", "MFU"], "rows": [["resnet50", "41.0%"]]}},
@@ -53,10 +53,19 @@ def test_perf_tables_show_value_target_verdict_and_machine(tmp_path):
     assert "x86_64" in row and "2 threads, load 2.5" in row and "64 px" in row and "batch 32" in row
     proj = " | ".join(_cells(text, "study_cost_projection"))
     assert "123.400 CPU-hours" in proj and "not judged (CPU records only" in proj
-    gpu = _cells(text, "gpu_throughput")
+    gpu = _cells(text, "throughput_mfu")
     assert gpu[4] == "met" and "NVIDIA H100 80GB HBM3" in gpu[5] and "bf16" in gpu[5]
     assert _cells(text, "resnet50") == ["resnet50", "41.0%"]  # the per-model table of a case
     assert "on **x86_64** (2 CPUs)" in text
+    # The same case measured on a CPU: figures shown, verdict not judged, with the reason.
+    cpu = copy.deepcopy(PERF)
+    cpu["throughput_mfu"].update(met=None, not_judged_because="no CUDA device: the target is for a GPU",
+                                 device_name="x86_64", precision="fp32", channels_last=False)
+    _write(tmp_path, perf=cpu)
+    row = _cells("\n".join(report._perf({}, tmp_path)), "throughput_mfu")
+    assert row[2] == "0.950 x" and row[4] == "not judged (no CUDA device: the target is for a GPU)"
+    _write(tmp_path)
+    text = "\n".join(report._perf({}, tmp_path))
     assert _cells(text, "wall time") == ["wall time (s)", "712", "600", "**not met**"]
     assert _cells(text, "peak RSS") == ["peak RSS (GiB)", "1.80", "4.0", "met"]
 

@@ -429,28 +429,53 @@ def _projection(p: dict) -> list[str]:
     if not p["per_model"]:
         return head + ["", "No timed records: nothing to project."]
     sizes = ", ".join(map(str, p["measured_image_sizes"]))
-    rows = [[e["model"], "yes" if e["in_paper_grid"] else "no", _num(e["hours"], 2),
+    n_arms = len(s["arms"])
+
+    def arms(e: dict, key: str) -> str:
+        got = e.get(key) or []
+        return "all" if len(got) == n_arms else (", ".join(got) or "-")
+
+    rows = [[e["model"], "yes" if e["in_paper_grid"] else "no (not summed)", _num(e.get("gflop_per_image"), 2),
+             arms(e, "arms_measured"), arms(e, "arms_estimated"), _num(e["hours"], 1),
              ", ".join(e["arms_missing"]) or "-"] for e in p["per_model"]]
+    by_flops = p.get("compute_scale") == ["flops"]
+    scale = ("counted forward FLOPs per image (torch FlopCounterMode)" if by_flops
+             else "counted forward FLOPs per image where the model can be counted, else pixel count")
+    est = p.get("estimated_hours") or 0.0
+    lo, hi = p.get("total_hours_range") or (None, None)
     text = [
         f"Measured on **{'; '.join(p['devices'])}** at **{sizes} px**. Each measured case is scaled to "
-        f"the study size: epoch time x (images ratio) x (pixel-count ratio) x (epoch-budget ratio), the "
-        f"rest of its wall time (setup, frozen-feature cache, evaluation) x images x pixels; the mean over "
-        f"seeds times {s['seeds']} seeds, summed over arms. THTL step 1 is one case per (model, seed), "
-        f"shared by the THTL arms. Models of the study that were not measured "
-        f"({', '.join(p.get('unmeasured_models') or []) or 'none'}) are charged the mean of the measured ones.",
+        f"the study size: every part by the images ratio; epochs also by the epoch-budget ratio and the "
+        f"compute ratio (not for a head-only arm on cached features: its epochs train a linear layer on "
+        f"pooled features); the rest of its wall time (frozen-feature cache, evaluation, setup) by the "
+        f"compute ratio. Compute is {scale} at {s['image_size']} px over the measured size. A measured "
+        f"(model, arm) costs the mean over its seeds. A (model, arm) not measured is estimated by a fit "
+        f"seconds = model factor x arm factor over the measured ones: a measured model keeps its own "
+        f"factor; a model never measured gets its forward FLOPs times the measured models' factor per "
+        f"FLOP (geometric mean; the range below uses the lowest and the highest). Each cell is charged "
+        f"{s['seeds']} seeds. THTL step 1 is one case per (model, seed), shared by the THTL arms.",
         "",
-        _table(rows, ["measured model", "in study grid", f"{unit} (all arms x seeds)", "arms not measured"]),
+        _table(rows, ["model", "in study grid", f"forward GFLOP / image ({s['image_size']} px)", "arms measured",
+                      "arms estimated", f"{unit} (arms x seeds)", "arms not priced"]),
         "",
-        f"**Projected total: {_num(p['total_hours'], 1)} {unit}** on the machine above.",
+        f"**Projected total: {_num(p['total_hours'], 1)} {unit}** on the machine above"
+        + (f" (range {_num(lo, 1)}-{_num(hi, 1)} with the lowest / highest measured cost per FLOP)" if lo is not None else "")
+        + f", of which {_num(est, 1)} estimated for (model, arm) cells that were not measured"
+        + (f". **Incomplete**: not priced (no arm measured anywhere): {', '.join(p['unpriced'])}."
+           if p.get("unpriced") else "."),
         "",
     ]
     if gpu:
         if any(int(x) != int(s["image_size"]) for x in p["measured_image_sizes"] if x is not None):
-            text.append(f"The pixel scaling from {sizes} px to {s['image_size']} px is an extrapolation.")
+            text.append(f"The compute scaling from {sizes} px to {s['image_size']} px is an extrapolation.")
+        if est:
+            text.append("Estimated cells assume run time proportional to the fitted factors; on a GPU, "
+                        "memory-bound models (depthwise convolutions) run further below peak than dense ones.")
     else:
         text.append(
-            f"**This is an extrapolation**: measured on CPU at {sizes} px and scaled by pixel count to "
-            f"{s['image_size']} px; compute does not scale exactly with pixels, early stopping may differ, "
+            f"**This is an extrapolation**: measured on CPU at {sizes} px and scaled by "
+            f"{'counted FLOPs' if by_flops else 'counted FLOPs or pixel count'} to {s['image_size']} px; run time does not scale exactly with FLOPs (small images use the cores "
+            "less well, depthwise convolutions are memory-bound), early stopping may end cases sooner, "
             "and no GPU record exists, so no GPU-hour figure can be derived from these records. Run the "
             "grid on a GPU (`-S train.device=cuda`) and re-run the report: GPU records are then used.")
     return head + [""] + text
@@ -497,7 +522,7 @@ def _perf(cfg: dict, rdir: Path) -> list[str]:
                          verdict(e.get("met"), e.get("not_judged_because")), where(e),
                          e.get("profile", ""), str(e.get("created", ""))[:10]])
             if isinstance(e.get("table"), dict):
-                extra += [f"`{case}` per model ({where(e)}):", "",
+                extra += [f"`{case}` {e['table'].get('title') or 'per model'} ({where(e)}):", "",
                           _table(e["table"]["rows"], e["table"]["headers"]), ""]
         out += ["Measured by `benchmarks/test_perf.py` (`report/perf.json`); targets from params.yaml `bench:`. "
                 "Speed ratios are paired, interleaved measurements in one process, but CPU figures still move "
