@@ -204,7 +204,7 @@ def test_data_pipeline_ratio(benchmark, cfg, progress):
     device = runtime.resolve_device(t)
     runtime.configure(t, device)
     amp = runtime.amp_dtype(t, device)
-    cl = bool(t.get("channels_last")) and device.type == "cuda"
+    cl = runtime.channels_last(t, device)
     name = cfg["grid"]["models"][0]
     t0 = time.perf_counter()
     dom = inputs.load_domain(cfg, "larynx")  # the memory-mapped uint8 cache, as a case loads it

@@ -371,3 +371,30 @@ def test_augment_is_seeded_and_flips_are_exact():
     y2 = augment(x, torch.Generator().manual_seed(1), full)
     assert torch.equal(y1, y2) and not torch.equal(y1, x)
     assert y1.min() >= 0 and y1.max() <= 1
+
+
+# -- accelerator settings -----------------------------------------------------------------------------
+@pytest.mark.parametrize("precision", ["bf16", "fp16"])
+def test_accelerator_settings_run_end_to_end_on_cpu(cfg, monkeypatch, precision):
+    # AMP (with the GradScaler for fp16), channels_last and the feature cache under autocast are
+    # CUDA-only settings; CPU supports them all, so this drives those code paths through every
+    # kind of stage (all layers, cached head, SWFT's cached-prefix steps) without a GPU.
+    monkeypatch.setattr(runtime, "accelerated", lambda device: True)
+    cfg["train"].update(precision=precision, channels_last=True)
+    seen = []
+    real = loop.Feeder
+
+    def spy(*args, **kwargs):
+        seen.append((kwargs["amp"], kwargs["channels_last"]))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(loop, "Feeder", spy)
+    for arm in ("scratch", "onestep_last", "swft"):
+        rec = run_case(cfg, "tiny", arm, 0)
+        assert rec["status"] == "ok", rec.get("reason")
+        assert rec["env"]["precision"] == precision and rec["env"]["channels_last"] is True
+        probs = np.array(rec["predictions"]["test"]["probs"])
+        assert np.isfinite(probs).all() and np.allclose(probs.sum(axis=1), 1.0, atol=1e-3)
+        assert all(np.isfinite(h["val_loss"]) for h in rec["history"])
+    want = {"bf16": torch.bfloat16, "fp16": torch.float16}[precision]
+    assert seen and all(amp is want and cl for amp, cl in seen)

@@ -241,7 +241,7 @@ def _train(cfg, a: arms.Arm, model: str, seed: int, base: dict, parent_best, pro
     # front), so checkpoints only hold trained stages and are completed from this copy.
     initial = checkpoint.state_copy(net)
     net.to(device)
-    if t.get("channels_last") and device.type == "cuda":
+    if runtime.channels_last(t, device):
         net.to(memory_format=torch.channels_last)
     runtime.seed_everything(runtime.subseed(seed, "train"))
     gens = {"data": torch.Generator().manual_seed(runtime.subseed(seed, "data")),
@@ -324,9 +324,9 @@ def _train(cfg, a: arms.Arm, model: str, seed: int, base: dict, parent_best, pro
             "feature_cache_s": timing["cache_s"],
         },
         "env": envinfo.collect(device, bool(t.get("deterministic"))) | {
-            "precision": str(t.get("precision")) if device.type == "cuda" else "fp32",
-            "channels_last": bool(t.get("channels_last")) and device.type == "cuda",
-            "compile": bool(t.get("compile")) and device.type == "cuda"},
+            "precision": str(t.get("precision")) if runtime.amp_dtype(t, device) else "fp32",
+            "channels_last": runtime.channels_last(t, device),
+            "compile": runtime.compiled(t, device)},
         "created": _now(),
     }
     if a.trainable == "swft":

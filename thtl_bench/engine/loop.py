@@ -147,12 +147,12 @@ def _fit(ctx: Ctx, model, plan: Plan, splits: dict, resume: dict | None) -> dict
         model, prefix, splits, device=ctx.device, amp=ctx.amp, batch_size=int(t["batch_size"]),
         aug_cfg=t.get("augment") or {}, augment_train=plan.augment, cache=plan.cache, views=plan.views,
         view_seed=runtime.subseed(ctx.seed, f"views/{plan.name}"),
-        channels_last=bool(t.get("channels_last")) and ctx.device.type == "cuda",
+        channels_last=runtime.channels_last(t, ctx.device),
         aug_gen=ctx.gens["aug"], max_cache_bytes=float(t.get("feature_cache_max_gb", 4)) * 2**30)
     ctx.timing["cache_s"] += feeder.cache_s
     ctx.timing["cache_images"] += feeder.cache_images
     runner = Suffix(model, suffix)
-    if t.get("compile") and ctx.device.type == "cuda":
+    if runtime.compiled(t, ctx.device):
         runner = torch.compile(runner)
 
     opt = torch.optim.AdamW(_param_groups(model, plan, ctx.lrs), weight_decay=float(t["weight_decay"]),

@@ -24,12 +24,27 @@ def resolve_device(train: dict) -> torch.device:
     return torch.device(want)
 
 
+def accelerated(device: torch.device) -> bool:
+    """Whether the accelerator execution settings (AMP, channels_last, torch.compile) apply: on
+    CUDA only. CPU runs stay plain fp32 NCHW eager (CPU autocast is slower on most x86 cores and
+    would change the smoke numbers). Tests patch this to drive those code paths on CPU."""
+    return device.type == "cuda"
+
+
 def amp_dtype(train: dict, device: torch.device) -> torch.dtype | None:
-    """Autocast dtype, or None for plain fp32. AMP is CUDA-only: CPU runs stay fp32."""
+    """Autocast dtype, or None for plain fp32 (always None off the accelerator)."""
     name = str(train.get("precision", "fp32"))
     if name not in PRECISIONS:
         raise UserError(f"train.precision={name!r}; choose one of {sorted(PRECISIONS)}")
-    return PRECISIONS[name] if device.type == "cuda" else None
+    return PRECISIONS[name] if accelerated(device) else None
+
+
+def channels_last(train: dict, device: torch.device) -> bool:
+    return bool(train.get("channels_last")) and accelerated(device)
+
+
+def compiled(train: dict, device: torch.device) -> bool:
+    return bool(train.get("compile")) and accelerated(device)
 
 
 def autocast(device: torch.device, dtype: torch.dtype | None):
