@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import copy
 import sys
+import time
 import types
 from pathlib import Path
 
@@ -398,3 +399,31 @@ def test_accelerator_settings_run_end_to_end_on_cpu(cfg, monkeypatch, precision)
         assert all(np.isfinite(h["val_loss"]) for h in rec["history"])
     want = {"bf16": torch.bfloat16, "fp16": torch.float16}[precision]
     assert seen and all(amp is want and cl for amp, cl in seen)
+
+
+# -- concurrency ------------------------------------------------------------------------------------------
+def test_two_processes_never_train_one_case_twice(cfg, monkeypatch):
+    # Two shards reaching the same THTL step 1 at once (threads here; flock also separates open
+    # files within one process): one trains it, the other waits and reuses its record.
+    import threading
+
+    calls = []
+    real = case_mod._train
+
+    def slow_train(*args, **kwargs):
+        calls.append(args[2:4])  # (model, seed)
+        time.sleep(0.3)  # keep the lock while the other thread arrives
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(case_mod, "_train", slow_train)
+    out: dict = {}
+    threads = [threading.Thread(target=lambda k=k: out.setdefault(k, run_case(cfg, "tiny", "thtl_step1", 0)))
+               for k in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert len(calls) == 1, calls
+    assert out[0] == out[1] and out[0]["status"] == "ok"
+    lock = case_mod.checkpoint_dir(cfg, "tiny", "thtl_step1", 0) / case_mod.LOCK_NAME
+    assert lock.is_file()

@@ -6,8 +6,9 @@ twice. Units are assigned longest-first to the least-loaded shard (ties: lowest 
 deterministic partition in which every case lands in exactly one shard. When there are fewer
 units than shards, THTL units are split into single cases to keep every shard busy; a shard that
 then runs a THTL arm without its step 1 finds the step-1 weights in the shared
-`grid.checkpoints_dir/<model>__thtl_step1__s<seed>/best.pt` (checked by case_id), or trains step
-1 itself when they are not there yet (same seed, so the same weights; the later atomic write wins).
+`grid.checkpoints_dir/<model>__thtl_step1__s<seed>/best.pt` (checked by case_id), waits for the
+shard that is training them (engine.case.case_lock), or trains step 1 itself when nobody has: step
+1 is trained once per (model, seed) however the shards fall.
 """
 
 from __future__ import annotations

@@ -12,10 +12,13 @@ case_id and status ok is returned as is; a not_run record (e.g. no ImageNet weig
 retried. Checkpoints live in `grid.checkpoints_dir/<slug>/`: `last.pt` (resume; removed once
 the record is written) and `best.pt` (chosen weights, tagged with the case_id). THTL arms find
 their step-1 weights there by slug and check the case_id, so any shard can reuse them.
+Processes sharing those folders never run one case at the same time (`case_lock`).
 """
 
 from __future__ import annotations
 
+import contextlib
+import sys
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -27,6 +30,13 @@ from thtl_bench.augment import enabled as augment_enabled
 from thtl_bench.engine import checkpoint, inputs, loop, runtime
 from thtl_bench.hashing import sha256_file
 from thtl_bench.models.staged import swft_groups
+
+try:
+    import fcntl
+except ImportError:  # not POSIX: cases are not locked against other processes
+    fcntl = None
+
+LOCK_NAME = "case.lock"
 
 ENGINE_VERSION = 1  # bump when the training recipe changes, so old records are not reused
 
@@ -195,13 +205,45 @@ def _plans(a: arms.Arm, net, t: dict) -> list[loop.Plan]:
     return plans
 
 
+@contextlib.contextmanager
+def case_lock(cfg: dict, model: str, arm: str, seed: int):
+    """Hold one case exclusively across processes that share `grid.checkpoints_dir` (shards, one
+    worker per GPU, Slurm array tasks): a second process waits here, then finds the record and
+    reuses it, so no case, THTL step 1 in particular, is trained twice or written by two at once.
+    POSIX flock on `<slug>/case.lock` (ignored by DVC, .dvcignore); no lock where fcntl is missing."""
+    path = checkpoint_dir(cfg, model, arm, seed) / LOCK_NAME
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if fcntl is None:
+        yield
+        return
+    with open(path, "a+") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            print(f"{records.slug(model, arm, seed)}: another process is running this case; waiting for it "
+                  f"({path})", file=sys.stderr, flush=True)
+            fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
 def run_case(cfg: dict, model: str, arm: str, seed: int, *, progress=None, force: bool = False,
              ensure_checkpoint: bool = False) -> dict:
     """Run one case to its record (returned); a finished case with the same id is not re-run.
 
     `ensure_checkpoint`: also require its best.pt (LayerCAM, THTL children, DVC outputs); a record
     without its weights (from git, or another shard's folder) is then re-run, deterministically.
+    The case is held by `case_lock` meanwhile (a THTL arm takes its step 1's lock inside its own).
     """
+    with case_lock(cfg, model, arm, seed):
+        return _run_case(cfg, model, arm, seed, progress=progress, force=force,
+                         ensure_checkpoint=ensure_checkpoint)
+
+
+def _run_case(cfg: dict, model: str, arm: str, seed: int, *, progress, force: bool,
+              ensure_checkpoint: bool) -> dict:
     a = arms.get(arm)
     conf = case_config(cfg, model, arm, seed)
     cid = config.digest(conf)
