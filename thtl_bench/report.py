@@ -128,8 +128,10 @@ def repo_commit() -> str:
     head = _git("rev-parse", "--short=12", "HEAD")
     if head is None:
         return "unknown (not a git checkout)"
-    dirty = _git("status", "--porcelain", "--untracked-files=no")
-    return head + (" + uncommitted changes" if dirty else "")
+    # The code and parameters that render the report; outputs (summary.json, dvc.lock, REPORT.md)
+    # change while `dvc repro` runs and say nothing about the code.
+    dirty = _git("status", "--porcelain", "--untracked-files=no", "--", "thtl_bench", "params.yaml")
+    return head + (" + uncommitted changes to thtl_bench/ or params.yaml" if dirty else "")
 
 
 def data_version(cfg: dict) -> str:

@@ -411,7 +411,7 @@ def _factors(cells: dict[tuple[str, str], float], iters: int = 100) -> tuple[dic
     group (least squares in log space by alternating geometric means; exact when the measured
     times are multiplicative). Cells of other groups and cells of 0 s are left out."""
     logs = {k: math.log(v) for k, v in cells.items() if v > 0}
-    logs = {k: logs[k] for k in _connected(logs)}
+    logs = {k: logs[k] for k in sorted(_connected(logs))}  # sorted: set order varies by process
     ms, arms = sorted({m for m, _ in logs}), sorted({a for _, a in logs})
     lm = {m: float(np.mean([v for (mm, _), v in logs.items() if mm == m])) for m in ms}
     la = {a: 0.0 for a in arms}
