@@ -67,13 +67,20 @@ def progress(request):
         state["last"] = now
         done, total = state["done"], max(state["total"], 1)
         elapsed = now - state["t0"]
-        eta = elapsed / done * (total - done) if done else float("nan")
-        write(f"  [{done}/{total} cases, {elapsed:5.0f} s, ETA {eta:5.0f} s] {ev['case']} "
+        eta = f"{eta_s(elapsed, state.get('done_cost', 0.0), state.get('total_cost', 0.0)):5.0f} s" \
+            if state.get("done_cost") else "    -"
+        write(f"  [{done}/{total} cases, {elapsed:5.0f} s, ETA {eta}] {ev['case']} "
               f"{ev['stage']} epoch {ev['epoch']}/{ev['max_epochs']} val_loss {ev['val_loss']:.3f}")
 
     show.state = state
     show.write = write
     return show
+
+
+def eta_s(elapsed: float, done_cost: float, total_cost: float) -> float:
+    """Seconds left, from the time so far per unit of work done (cases weighted by their arm's
+    relative cost, grid.case_cost: an all-layer case weighs five head-only ones)."""
+    return elapsed / done_cost * max(total_cost - done_cost, 0.0)
 
 
 def pytest_collection_modifyitems(session, config, items):

@@ -181,3 +181,14 @@ def test_scaling_check_compares_step_time_with_counted_flops(monkeypatch):
     assert out["time_ratio"] == pytest.approx(3.0)  # ratios 3.0, 2.5, 3.5
     assert out["s_per_step"] == {"32": 1.0, "64": 3.0}
     assert out["time_over_flop"] == pytest.approx(3.0 / out["flop_ratio"])
+
+
+def test_progress_eta_weights_cases_by_arm_cost():
+    spec = importlib.util.spec_from_file_location("thtl_bench_conftest3", _PATH.parent / "conftest.py")
+    conf = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(conf)
+    from thtl_bench import grid
+
+    assert grid.case_cost(("m", "onestep_last", 0)) == 0.2 and grid.case_cost(("m", "scratch", 0)) == 1.0
+    assert conf.eta_s(10.0, 1.0, 3.0) == pytest.approx(20.0)  # 10 s per unit, 2 units left
+    assert conf.eta_s(10.0, 3.0, 3.0) == 0.0

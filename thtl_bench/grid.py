@@ -23,6 +23,11 @@ _COST = {"scratch": 1.0, "onestep_last": 0.2, "onestep_all": 1.0, "thtl_step1": 
          "thtl_all": 1.0, "swft": 1.5}
 
 
+def case_cost(case: tuple[str, str, int]) -> float:
+    """Relative cost of one case (all-layer case = 1): shard balance and progress ETAs."""
+    return _COST.get(case[1], 1.0)
+
+
 def cases(cfg: dict) -> list[tuple[str, str, int]]:
     """(model, arm, seed) in canonical order: models, then seeds, then arms in ARMS order."""
     g = cfg["grid"]
@@ -58,10 +63,10 @@ def shard(cs: list[tuple[str, str, int]], i: int, n: int) -> list[tuple[str, str
         units = _units(cs, keep_groups=False)
     load = [0.0] * n
     owner: dict[tuple, int] = {}
-    order = sorted(range(len(units)), key=lambda u: (-sum(_COST.get(c[1], 1.0) for c in units[u]), u))
+    order = sorted(range(len(units)), key=lambda u: (-sum(case_cost(c) for c in units[u]), u))
     for u in order:
         k = min(range(n), key=lambda j: (load[j], j))
-        load[k] += sum(_COST.get(c[1], 1.0) for c in units[u])
+        load[k] += sum(case_cost(c) for c in units[u])
         for c in units[u]:
             owner[c] = k
     return [c for c in cs if owner[c] == i]
