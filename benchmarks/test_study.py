@@ -39,7 +39,7 @@ def test_case(benchmark, cfg, progress, case):
     model, arm, seed = case
     cases = grid.cases(cfg)
     progress.state["total"] = len(cases)
-    progress.state["total_cost"] = sum(grid.case_cost(c) for c in cases)
+    progress.state.setdefault("total_cost", sum(grid.case_cost(c) for c in cases))
     from thtl_bench.engine import case_id
     from thtl_bench.engine.case import has_best
     from thtl_bench.records import RecordError, read, record_path
@@ -56,7 +56,11 @@ def test_case(benchmark, cfg, progress, case):
     key = "study_cases_reused" if reused else "study_cases_trained"
     progress.state[key] = progress.state.get(key, 0) + 1
     progress.state["done"] = cases.index(case) + 1
-    progress.state["done_cost"] = sum(grid.case_cost(c) for c in cases[:progress.state["done"]])
+    # ETA: time per unit of work trained so far; a reused case costs ~0 s and leaves the total.
+    if reused:
+        progress.state["total_cost"] -= grid.case_cost(case)
+    else:
+        progress.state["done_cost"] = progress.state.get("done_cost", 0.0) + grid.case_cost(case)
     if rec["status"] != "ok":
         benchmark.extra_info.update(status=rec["status"], reason=rec.get("reason"))
         pytest.skip(f"not run: {rec.get('reason', '')[:300]}")

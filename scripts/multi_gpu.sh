@@ -5,10 +5,10 @@
 #   scripts/multi_gpu.sh [grid options]      e.g. scripts/multi_gpu.sh --models resnet18,resnet50
 #
 # Phase 1 runs THTL step 1 (every model x seed, sharded), phase 2 the whole grid: its step-1
-# cases are then done and skipped, so step 1 is trained once and every THTL arm loads it from the
-# one checkpoints folder all workers share (the engine's shards keep THTL arms with their step 1
-# only while shards <= work units; phase 1 makes "once" hold for any count). Then the records are
-# aggregated. Re-running the script
+# cases are then done and skipped, and every THTL arm loads step 1 from the one checkpoints
+# folder all workers share. Step 1 is trained once either way (the engine's per-case lock makes a
+# worker wait for a step 1 another is training); phase 1 keeps phase-2 workers from waiting on
+# each other when shards outnumber (model, seed) units. Then the records are aggregated. Re-running the script
 # after a failure redoes only the unfinished cases (the engine skips finished records).
 #
 # Environment:

@@ -407,6 +407,9 @@ def test_two_processes_never_train_one_case_twice(cfg, monkeypatch):
     # files within one process): one trains it, the other waits and reuses its record.
     import threading
 
+    from thtl_bench.engine import inputs
+
+    inputs.domain(cfg, "fundus")  # the data cache first: only the case is contended
     calls = []
     real = case_mod._train
 
@@ -417,8 +420,13 @@ def test_two_processes_never_train_one_case_twice(cfg, monkeypatch):
 
     monkeypatch.setattr(case_mod, "_train", slow_train)
     out: dict = {}
-    threads = [threading.Thread(target=lambda k=k: out.setdefault(k, run_case(cfg, "tiny", "thtl_step1", 0)))
-               for k in range(2)]
+    start = threading.Barrier(2)
+
+    def contender(k):
+        start.wait()
+        out[k] = run_case(cfg, "tiny", "thtl_step1", 0)
+
+    threads = [threading.Thread(target=contender, args=(k,), daemon=True) for k in range(2)]
     for t in threads:
         t.start()
     for t in threads:
@@ -427,3 +435,25 @@ def test_two_processes_never_train_one_case_twice(cfg, monkeypatch):
     assert out[0] == out[1] and out[0]["status"] == "ok"
     lock = case_mod.checkpoint_dir(cfg, "tiny", "thtl_step1", 0) / case_mod.LOCK_NAME
     assert lock.is_file()
+
+
+def test_case_lock_refuses_re_entry_and_survives_a_file_system_without_flock(cfg, monkeypatch, capsys):
+    with case_mod.case_lock(cfg, "tiny", "scratch", 0):
+        with pytest.raises(RuntimeError, match="taken twice by one thread"):
+            with case_mod.case_lock(cfg, "tiny", "scratch", 0):
+                pass
+    import errno
+
+    def no_flock(fh, op):
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    monkeypatch.setattr(case_mod.fcntl, "flock", no_flock)
+    rec = run_case(cfg, "tiny", "scratch", 0)  # runs unlocked, with a warning
+    assert rec["status"] == "ok"
+    assert "does not lock files" in capsys.readouterr().err
+
+
+def test_a_reused_record_takes_no_lock(cfg, monkeypatch):
+    run_case(cfg, "tiny", "onestep_last", 0)
+    monkeypatch.setattr(case_mod, "case_lock", lambda *a, **k: pytest.fail("locked a finished case"))
+    assert run_case(cfg, "tiny", "onestep_last", 0)["status"] == "ok"

@@ -5,10 +5,10 @@ Sharding: the unit of work is a case, except that a (model, seed)'s THTL arms tr
 twice. Units are assigned longest-first to the least-loaded shard (ties: lowest shard index), a
 deterministic partition in which every case lands in exactly one shard. When there are fewer
 units than shards, THTL units are split into single cases to keep every shard busy; a shard that
-then runs a THTL arm without its step 1 finds the step-1 weights in the shared
-`grid.checkpoints_dir/<model>__thtl_step1__s<seed>/best.pt` (checked by case_id), waits for the
-shard that is training them (engine.case.case_lock), or trains step 1 itself when nobody has: step
-1 is trained once per (model, seed) however the shards fall.
+then runs a THTL arm without its step 1 finds step 1's record and `best.pt` (checked by case_id)
+in the shared `grid.records_dir` and `grid.checkpoints_dir`, waits for the shard that is training
+it (engine.case.case_lock), or trains it itself when nobody has: with shared folders, step 1 is
+trained once per (model, seed) however the shards fall.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import time
 from thtl_bench import arms
 from thtl_bench.errors import UserError
 
-# Relative cost of each arm (all-layer case = 1), used only to balance shards.
+# Relative cost of each arm (all-layer case = 1): shard balance and progress ETAs.
 _COST = {"scratch": 1.0, "onestep_last": 0.2, "onestep_all": 1.0, "thtl_step1": 1.0, "thtl_last": 0.2,
          "thtl_all": 1.0, "swft": 1.5}
 

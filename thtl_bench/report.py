@@ -130,7 +130,7 @@ def repo_commit() -> str:
         return "unknown (not a git checkout)"
     # The code and parameters that render the report; outputs (summary.json, dvc.lock, REPORT.md)
     # change while `dvc repro` runs and say nothing about the code.
-    dirty = _git("status", "--porcelain", "--untracked-files=no", "--", "thtl_bench", "params.yaml")
+    dirty = _git("status", "--porcelain", "--untracked-files=no", "--", ":(top)thtl_bench", ":(top)params.yaml")
     return head + (" + uncommitted changes to thtl_bench/ or params.yaml" if dirty else "")
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -115,7 +116,7 @@ def _build(path: Path, items: list[Path], fn, shape: tuple) -> np.ndarray:
     """Decode every item into a .npy written under a temporary name, then renamed: a killed
     run leaves no half-filled cache behind. All decoding problems are reported together."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
+    tmp = path.with_name(path.name + f".{os.getpid()}.{threading.get_ident()}.tmp")  # unique per writer
     arr = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(len(items), *shape))
     problems = []
     for i, p in enumerate(items):

@@ -18,7 +18,10 @@ Processes sharing those folders never run one case at the same time (`case_lock`
 from __future__ import annotations
 
 import contextlib
+import errno
+import functools
 import sys
+import threading
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -205,28 +208,67 @@ def _plans(a: arms.Arm, net, t: dict) -> list[loop.Plan]:
     return plans
 
 
+_HELD = threading.local()  # case locks this thread holds: flock would deadlock on re-entry
+_NO_FLOCK = (errno.ENOSYS, errno.ENOLCK, errno.EOPNOTSUPP)
+
+
 @contextlib.contextmanager
 def case_lock(cfg: dict, model: str, arm: str, seed: int):
     """Hold one case exclusively across processes that share `grid.checkpoints_dir` (shards, one
     worker per GPU, Slurm array tasks): a second process waits here, then finds the record and
     reuses it, so no case, THTL step 1 in particular, is trained twice or written by two at once.
-    POSIX flock on `<slug>/case.lock` (ignored by DVC, .dvcignore); no lock where fcntl is missing."""
+
+    POSIX flock on `<slug>/case.lock` (ignored by DVC, .dvcignore). Across machines this holds
+    only where the shared file system implements flock (local disks, NFSv4, Lustre with -o flock);
+    where it refuses (ENOSYS, ENOLCK, EOPNOTSUPP) the case runs unlocked with a warning, and
+    where locks are node-local (NFS `local_lock`, BeeGFS default) two nodes are not kept apart.
+    """
     path = checkpoint_dir(cfg, model, arm, seed) / LOCK_NAME
+    key = str(path.resolve())
+    held = _HELD.__dict__.setdefault("paths", set())
+    if key in held:
+        raise RuntimeError(f"case lock {path} taken twice by one thread (a case that runs itself?)")
     path.parent.mkdir(parents=True, exist_ok=True)
-    if fcntl is None:
-        yield
-        return
     with open(path, "a+") as fh:
-        try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            print(f"{records.slug(model, arm, seed)}: another process is running this case; waiting for it "
-                  f"({path})", file=sys.stderr, flush=True)
-            fcntl.flock(fh, fcntl.LOCK_EX)
+        locked = fcntl is not None
+        if locked:
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                print(f"{records.slug(model, arm, seed)}: another process is running this case; waiting for "
+                      f"it ({path})", file=sys.stderr, flush=True)
+                fcntl.flock(fh, fcntl.LOCK_EX)
+            except OSError as exc:
+                if exc.errno not in _NO_FLOCK:
+                    raise
+                locked = False
+                _warn_no_flock(path, exc)
+        held.add(key)
         try:
             yield
         finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
+            held.discard(key)
+            if locked:
+                fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _warn_no_flock(path: Path, exc: OSError) -> None:
+    _warn_once(str(path.parent.parent), exc.strerror or str(exc))
+
+
+@functools.cache
+def _warn_once(folder: str, why: str) -> None:
+    print(f"warning: the file system of {folder} does not lock files ({why}); cases run unlocked, so "
+          "shards sharing it may train the same case twice", file=sys.stderr, flush=True)
+
+
+def _reusable(cfg: dict, model: str, arm: str, seed: int, cid: str, ensure_checkpoint: bool) -> dict | None:
+    """The finished record of this case_id (and its best.pt when required), else None."""
+    old = _existing(records.record_path(cfg["grid"]["records_dir"], model, arm, seed))
+    if old is not None and old["case_id"] == cid and old["status"] == "ok":
+        if not ensure_checkpoint or has_best(cfg, model, arm, seed, cid):
+            return old
+    return None
 
 
 def run_case(cfg: dict, model: str, arm: str, seed: int, *, progress=None, force: bool = False,
@@ -235,8 +277,14 @@ def run_case(cfg: dict, model: str, arm: str, seed: int, *, progress=None, force
 
     `ensure_checkpoint`: also require its best.pt (LayerCAM, THTL children, DVC outputs); a record
     without its weights (from git, or another shard's folder) is then re-run, deterministically.
-    The case is held by `case_lock` meanwhile (a THTL arm takes its step 1's lock inside its own).
+    A case that needs work is held by `case_lock` meanwhile and checked again once held (a THTL
+    arm takes its step 1's lock inside its own; locks are only ever taken child, then parent).
     """
+    if not force:
+        cid = config.digest(case_config(cfg, model, arm, seed))
+        done = _reusable(cfg, model, arm, seed, cid, ensure_checkpoint)
+        if done is not None:
+            return done
     with case_lock(cfg, model, arm, seed):
         return _run_case(cfg, model, arm, seed, progress=progress, force=force,
                          ensure_checkpoint=ensure_checkpoint)
@@ -247,11 +295,9 @@ def _run_case(cfg: dict, model: str, arm: str, seed: int, *, progress, force: bo
     a = arms.get(arm)
     conf = case_config(cfg, model, arm, seed)
     cid = config.digest(conf)
-    rpath = records.record_path(cfg["grid"]["records_dir"], model, arm, seed)
-    old = None if force else _existing(rpath)
-    if old is not None and old["case_id"] == cid and old["status"] == "ok":
-        if not ensure_checkpoint or has_best(cfg, model, arm, seed, cid):
-            return old
+    done = None if force else _reusable(cfg, model, arm, seed, cid, ensure_checkpoint)
+    if done is not None:  # finished by another process while this one waited for the lock
+        return done
     base = _base(cfg, model, arm, seed, conf, cid)
     parent_best = None
     if a.parent:
