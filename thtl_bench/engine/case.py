@@ -242,7 +242,7 @@ def case_lock(cfg: dict, model: str, arm: str, seed: int):
                 if exc.errno not in _NO_FLOCK:
                     raise
                 locked = False
-                _warn_no_flock(path, exc)
+                _warn_once(str(path.parent.parent), exc.strerror or str(exc))
         held.add(key)
         try:
             yield
@@ -250,10 +250,6 @@ def case_lock(cfg: dict, model: str, arm: str, seed: int):
             held.discard(key)
             if locked:
                 fcntl.flock(fh, fcntl.LOCK_UN)
-
-
-def _warn_no_flock(path: Path, exc: OSError) -> None:
-    _warn_once(str(path.parent.parent), exc.strerror or str(exc))
 
 
 @functools.cache
@@ -280,24 +276,20 @@ def run_case(cfg: dict, model: str, arm: str, seed: int, *, progress=None, force
     A case that needs work is held by `case_lock` meanwhile and checked again once held (a THTL
     arm takes its step 1's lock inside its own; locks are only ever taken child, then parent).
     """
-    if not force:
-        cid = config.digest(case_config(cfg, model, arm, seed))
-        done = _reusable(cfg, model, arm, seed, cid, ensure_checkpoint)
-        if done is not None:
-            return done
-    with case_lock(cfg, model, arm, seed):
-        return _run_case(cfg, model, arm, seed, progress=progress, force=force,
-                         ensure_checkpoint=ensure_checkpoint)
-
-
-def _run_case(cfg: dict, model: str, arm: str, seed: int, *, progress, force: bool,
-              ensure_checkpoint: bool) -> dict:
-    a = arms.get(arm)
     conf = case_config(cfg, model, arm, seed)
     cid = config.digest(conf)
     done = None if force else _reusable(cfg, model, arm, seed, cid, ensure_checkpoint)
-    if done is not None:  # finished by another process while this one waited for the lock
+    if done is not None:
         return done
+    with case_lock(cfg, model, arm, seed):
+        done = None if force else _reusable(cfg, model, arm, seed, cid, ensure_checkpoint)
+        if done is not None:  # finished by another process while this one waited for the lock
+            return done
+        return _run_case(cfg, model, arm, seed, conf, cid, progress)
+
+
+def _run_case(cfg: dict, model: str, arm: str, seed: int, conf: dict, cid: str, progress) -> dict:
+    a = arms.get(arm)
     base = _base(cfg, model, arm, seed, conf, cid)
     parent_best = None
     if a.parent:
