@@ -20,9 +20,9 @@ from thtl_bench.engine import inputs, runtime
 
 def pytest_generate_tests(metafunc):
     if "case" in metafunc.fixturenames:
-        from conftest import _cfg
+        from thtl_bench import config
 
-        cs = grid.cases(_cfg())
+        cs = grid.cases(config.load())
         metafunc.parametrize("case", cs, ids=[f"{m}-{a}-s{s}" for m, a, s in cs])
 
 

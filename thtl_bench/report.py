@@ -251,7 +251,7 @@ def _headline(summary: dict) -> list[str]:
     lines = []
     if prov.get("fixture"):
         lines.append("> **FIXTURE RECORDS**: at least one record is a fake test fixture "
-                     "(tests/data/make_sample_records.py); nothing here is a measurement.")
+                     "(tests/fixtures/make_sample_records.py); nothing here is a measurement.")
     if kinds == ["phantom"]:
         what = ("**synthetic phantom images** (no patient data). The numbers test the pipeline and the "
                 "statistics; they say nothing about real laryngeal images or the papers' clinical claims.")

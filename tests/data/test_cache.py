@@ -1,0 +1,117 @@
+"""load_domain: one geometry, decoded once, split files written/validated; DVC directory hash."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from support.data import make_cfg, png
+
+from thtl_bench.data import cache
+from thtl_bench.data.check import dvc_dir_hash, verify, write_dvc_file
+from thtl_bench.data.errors import DataError
+from thtl_bench.data.phantoms import synth
+
+
+def manifest_set(tmp_path, n=12, size=(40, 30)):
+    root = tmp_path / "larynx"
+    rows = ["path,label,patient_id"]
+    for i in range(n):
+        lab = "malignant" if i % 2 else "benign"
+        png(root / lab / f"{i}.png", i, size)
+        rows.append(f"{lab}/{i}.png,{lab},P{i // 2 if lab == 'benign' else i}")
+    (root / "manifest.csv").write_text("\n".join(rows) + "\n")
+    return make_cfg(tmp_path)
+
+
+def test_load_domain_geometry_labels_splits(tmp_path, monkeypatch):
+    cfg = manifest_set(tmp_path)
+    dt = cache.load_domain(cfg, "larynx")
+    assert dt.images.shape == (12, 16, 16, 3) and dt.images.dtype == np.uint8
+    assert isinstance(dt.images, np.memmap) and dt.masks is None and dt.kind == "real"
+    assert dt.ids == sorted(dt.ids) and dt.labels.tolist() == [int(i.startswith("malignant")) for i in dt.ids]
+    assert set(dt.split) <= {"train", "val", "test"} and len(dt.index("train")) > 0
+    assert (tmp_path / "splits" / "larynx.csv").is_file()
+    # second load: nothing decoded again
+    calls = []
+    monkeypatch.setattr(cache, "decode", lambda *a: calls.append(a))
+    again = cache.load_domain(cfg, "larynx")
+    assert calls == [] and again.fingerprint == dt.fingerprint
+    np.testing.assert_array_equal(again.images, dt.images)
+
+
+def test_stale_split_file_refused(tmp_path):
+    cfg = manifest_set(tmp_path)
+    cache.load_domain(cfg, "larynx")
+    png(tmp_path / "larynx" / "benign" / "0.png", 99, (40, 30))  # content changed
+    with pytest.raises(DataError, match="data split") as exc:
+        cache.load_domain(cfg, "larynx")
+    assert "larynx.csv" in str(exc.value)
+    cfg2 = manifest_set(tmp_path)
+    cfg2["split"]["seed"] = 123
+    (tmp_path / "splits" / "larynx.csv").unlink()
+    cache.load_domain(cfg, "larynx")
+    with pytest.raises(DataError, match="split settings"):
+        cache.load_domain(cfg2, "larynx")
+
+
+def test_bad_image_named_on_load(tmp_path):
+    cfg = manifest_set(tmp_path)
+    (tmp_path / "larynx" / "benign" / "2.png").write_bytes(b"\x89PNG\r\n\x1a\nbroken")
+    with pytest.raises(DataError) as exc:
+        cache.load_domain(cfg, "larynx")
+    assert "2.png" in str(exc.value) and "unreadable" in [p.code for p in exc.value.problems]
+
+
+def test_fraction_marks_unused_and_phantom_masks(tmp_path):
+    cfg = make_cfg(tmp_path)
+    cfg["synth"]["larynx"]["patients"] = {"benign": 8, "malignant": 8}
+    cfg["synth"]["larynx"]["images_per_patient"] = [1, 2]
+    synth(tmp_path, cfg["synth"], ["larynx"])
+    cfg["split"]["target_fraction"] = 0.3
+    dt = cache.load_domain(cfg, "larynx")
+    assert dt.kind == "phantom" and dt.masks.shape == dt.images.shape[:3]
+    assert set(np.unique(dt.masks)) <= {0, 1} and dt.masks.mean() > 0.02
+    assert len(dt.index("unused")) > 0
+    full = cache.load_domain(cfg, "larynx", split_fractions=False)
+    assert len(full.index("unused")) == 0
+    assert len(full.index("train")) == len(dt.index("train")) + len(dt.index("unused"))
+
+
+def test_dvc_dir_hash_matches_dvc_data(tmp_path):
+    dvc_tree = pytest.importorskip("dvc_data.hashfile.tree")
+    from dvc_data.hashfile.hash_info import HashInfo
+    from dvc_data.hashfile.meta import Meta
+
+    from thtl_bench.data.check import md5_file
+
+    root = tmp_path / "d"
+    png(root / "a" / "x.png", 1)
+    png(root / "b.png", 2)
+    tree = dvc_tree.Tree()
+    for p in sorted(root.rglob("*.png")):
+        tree.add(tuple(p.relative_to(root).parts), Meta(), HashInfo("md5", md5_file(p)))
+    tree.digest()
+    assert dvc_dir_hash(root)["md5"] == tree.hash_info.value
+
+
+def test_verify_regenerates_missing_phantoms(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    cfg = make_cfg(tmp_path)
+    cfg["data"]["root"] = "data"
+    cfg["synth"]["fundus"]["per_grade"] = [1, 1, 1, 1, 1]
+    cfg["synth"]["larynx"]["patients"] = {"benign": 1, "malignant": 1}
+    synth("data", cfg["synth"])
+    write_dvc_file(cfg)
+    assert "phantom" in (tmp_path / "data.dvc").read_text()
+    assert "matches" in verify(cfg)[-1]
+    (tmp_path / "data" / "larynx" / "manifest.csv").write_text("path,label\n")
+    with pytest.raises(DataError, match="does not match data.dvc"):
+        verify(cfg)
+    import shutil
+
+    shutil.rmtree("data")
+    lines = verify(cfg)
+    assert lines[0].startswith("regenerated") and "matches" in lines[-1]
+    assert json.loads((tmp_path / "data" / "larynx" / "phantom_stats.json").read_text())["kind"] == "phantom"

@@ -1,0 +1,194 @@
+"""The CPU-runnable parts of benchmarks/test_perf.py at tiny size: throughput settings, MFU, the interleaved
+throughput loop, the engine-input-path vs ready-tensor measurement, the matmul peak, the THTL
+step-1 sharing check and the target verdicts (the GPU case uses the same functions on CUDA)."""
+
+from __future__ import annotations
+
+import importlib.util
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+from thtl_bench.models.staged import StagedModel
+
+_PATH = Path(__file__).resolve().parents[2] / "benchmarks" / "test_perf.py"
+_spec = importlib.util.spec_from_file_location("thtl_perf_helpers", _PATH)
+perf = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(perf)
+
+CPU = torch.device("cpu")
+
+
+def tiny(num_classes: int = 2) -> StagedModel:
+    stages = [("stem", nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU())),
+              ("top", nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten())),
+              ("fc", nn.Linear(4, num_classes))]
+    return StagedModel(stages, [("fc", ["fc"]), ("top", ["top"]), ("stem", ["stem"])], head_stage="fc",
+                       cam_layers={}, name="tiny", family="tiny")
+
+
+def test_throughput_settings_target_setting_on_cuda_profile_setting_elsewhere():
+    from thtl_bench import config
+
+    cfg = config.load(Path(__file__).resolve().parents[2] / "params.yaml")
+    gpu = perf.throughput_settings(cfg, torch.device("cuda"))  # inspects the device type only
+    assert gpu["amp"] is torch.bfloat16 and gpu["channels_last"] and gpu["peak_dtype"] is torch.bfloat16
+    assert (gpu["size"], gpu["batch"]) == (cfg["bench"]["gpu_image_size"], cfg["bench"]["gpu_batch_size"])
+    cpu = perf.throughput_settings(cfg, CPU)
+    assert cpu["amp"] is None and not cpu["channels_last"] and cpu["peak_dtype"] is torch.float32
+    assert (cpu["size"], cpu["batch"]) == (cfg["data"]["image_size"], cfg["train"]["batch_size"])
+
+
+def test_mfu_row_is_counted_train_flops_times_rate_over_peak():
+    from thtl_bench import flops
+
+    res = {"ratio": 0.95, "engine_images_per_s": 100.0, "ready_images_per_s": 105.0, "round_ratios": [0.95],
+           "batch": 16}
+    row = perf.mfu_row("resnet18", res, 64, peak=1e12)
+    per_image = 3 * flops.per_image("resnet18", 64)
+    assert row["train_step_gflop"] == pytest.approx(per_image * 16 / 1e9)
+    assert row["mfu"] == pytest.approx(per_image * 100.0 / 1e12)
+    assert perf.mfu_row("vit_b_16", res, 60, peak=1e12)["mfu"] is None  # size the model cannot take
+
+
+def test_interleaved_times_each_callable_and_alternates_order():
+    calls: list[str] = []
+
+    def make(name: str, seconds: float):
+        def fn():
+            calls.append(name)
+            time.sleep(seconds)
+        return fn
+
+    t = perf.interleaved({"fast": make("fast", 0.001), "slow": make("slow", 0.006)}, CPU,
+                         warmup=1, steps=2, rounds=3)
+    assert len(t["fast"]) == len(t["slow"]) == 3
+    assert all(s > f for f, s in zip(t["fast"], t["slow"], strict=True))
+    assert len(calls) == 2 * (1 + 2 * 3)
+    timed = calls[2:]  # after the warm-up calls: ABBA... order per round
+    assert timed[:4] == ["fast", "fast", "slow", "slow"] and timed[4:8] == ["slow", "slow", "fast", "fast"]
+
+
+def test_pipeline_vs_ready_trains_through_the_feeder_on_cpu():
+    torch.manual_seed(0)
+    model = tiny()
+    images = torch.randint(0, 256, (20, 16, 16, 3), dtype=torch.uint8)
+    labels = torch.randint(0, 2, (20,))
+    before = [p.detach().clone() for p in model.parameters()]
+    res = perf.pipeline_vs_ready(model, images, labels, device=CPU, amp=None, channels_last=False, batch_size=8,
+                                 aug_cfg={"hflip": True, "rotate_deg": 10, "brightness": 0.1},
+                                 max_grad_norm=5.0, warmup=1, steps=2, rounds=3)
+    assert res["batch"] == 8 and res["ready_x"].shape == (8, 3, 16, 16)
+    assert res["ready_x"].is_contiguous()  # a dense NCHW tensor, not to_float's NHWC-strided view
+    assert res["engine_images_per_s"] > 0 and res["ready_images_per_s"] > 0
+    assert len(res["round_ratios"]) == 3
+    assert res["ratio"] == pytest.approx(sorted(res["round_ratios"])[1])  # median of paired rounds
+    assert any(not torch.equal(a, p) for a, p in zip(before, model.parameters(), strict=True))
+
+
+def test_matmul_peak_is_a_finite_rate():
+    peak = perf.matmul_peak(CPU, torch.float32, n=64, reps=2, warmup=1)
+    assert 0 < peak < float("inf")
+
+
+def test_judge_verdicts():
+    assert perf.judge(0.95, 0.9, ">=") is True and perf.judge(0.85, 0.9, ">=") is False
+    assert perf.judge(0.5, 1.0, "<") is True and perf.judge(1.0, 1.0, "<") is False
+    assert perf.judge(600, 600, "<=") is True
+    assert perf.judge(None, 1.0, "<") is None and perf.judge(3.0, None, "<=") is None
+
+
+def _rec(model, arm, seed, cid, created, parent=None, sha="a"):
+    r = {"case": {"model": model, "arm": arm, "seed": seed}, "case_id": cid, "status": "ok",
+         "slug": f"{model}__{arm}__s{seed}", "created": created, "weights": {"sha256": sha, "detail": {}}}
+    if parent:
+        r["parent"] = {"case_id": parent}
+        r["weights"]["detail"]["parent_case_id"] = parent
+        r["weights"]["source"] = "step1 best.pt"
+    return r
+
+
+def test_step1_shared_problems_detects_each_violation(tmp_path):
+    cfg = {"grid": {"checkpoints_dir": str(tmp_path / "ck")}}
+    s1 = _rec("m", "thtl_step1", 0, "S1", "2024-01-01T00:00:00+00:00")
+    good = [s1, _rec("m", "thtl_last", 0, "C1", "2024-01-01T00:01:00+00:00", parent="S1"),
+            _rec("m", "swft", 0, "C2", "2024-01-01T00:02:00+00:00", parent="S1")]
+    assert perf.step1_shared_problems(cfg, good, []) == []
+    wrong_parent = good[:2] + [_rec("m", "swft", 0, "C2", "2024-01-01T00:02:00+00:00", parent="OTHER")]
+    assert any("parent" in p for p in perf.step1_shared_problems(cfg, wrong_parent, []))
+    rerun = good[:2] + [_rec("m", "swft", 0, "C2", "2023-12-31T00:00:00+00:00", parent="S1")]
+    assert any("re-run" in p for p in perf.step1_shared_problems(cfg, rerun, []))
+    two_weights = good[:2] + [_rec("m", "swft", 0, "C2", "2024-01-01T00:02:00+00:00", parent="S1", sha="b")]
+    assert any("different step-1 weights" in p for p in perf.step1_shared_problems(cfg, two_weights, []))
+    orphan = [_rec("m", "thtl_all", 1, "C3", "2024-01-01T00:00:00+00:00", parent="S9")]
+    assert any("no step-1 record" in p for p in perf.step1_shared_problems(cfg, orphan, []))
+
+
+def test_a_partial_benchmark_run_is_not_the_session(monkeypatch):
+    # `pytest benchmarks -k ...`, node ids, one file, -x or Ctrl-C must not overwrite
+    # bench_session.json (target 5): only the whole suite is the benchmark session.
+    spec = importlib.util.spec_from_file_location("thtl_bench_conftest", _PATH.parent / "conftest.py")
+    conf = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(conf)
+    monkeypatch.setattr(conf, "_expected_items", lambda name, module: {"test_study.py": 3, "test_perf.py": 2}[name])
+
+    class Item:
+        def __init__(self, name):
+            self.fspath = _PATH.parent / name
+            self.module = None
+
+    class Session:
+        shouldstop = shouldfail = False
+
+        def __init__(self, study=3, perf=2):
+            self.items = [Item("test_study.py")] * study + [Item("test_perf.py")] * perf
+
+    assert conf._partial(Session()) is None
+    assert conf._partial(Session(), exitstatus=1) is None  # failed cases: a whole session that failed
+    assert conf._partial(Session(study=0)) == "test_study.py not run"
+    assert conf._partial(Session(perf=1)) == "1 of 2 cases of test_perf.py selected"
+    assert conf._partial(Session(), exitstatus=2) == "the run was stopped before the end"
+    stopped = Session()
+    stopped.shouldfail = "stopping after 1 failures"
+    assert conf._partial(stopped) == "the run was stopped before the end"
+    conf.pytest_deselected([Item("test_perf.py")])
+    assert conf._partial(Session()) == "1 case(s) deselected"
+
+
+def test_expected_items_counts_the_grid_and_the_perf_functions():
+    spec = importlib.util.spec_from_file_location("thtl_bench_conftest2", _PATH.parent / "conftest.py")
+    conf = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(conf)
+    from thtl_bench import config, grid
+
+    assert conf._expected_items("test_study.py", None) == len(grid.cases(config.load()))
+    assert conf._expected_items("test_perf.py", perf) == 5  # the five targets of issue 6
+
+
+def test_scaling_check_compares_step_time_with_counted_flops(monkeypatch):
+    from thtl_bench import flops
+
+    # Real steps at tiny size first (the function runs end to end) ...
+    out = perf.scaling_check("resnet18", 32, 64, CPU, amp=None, batch_size=2, warmup=1, steps=1, rounds=2)
+    assert out["flop_ratio"] == pytest.approx(flops.per_image("resnet18", 64) / flops.per_image("resnet18", 32))
+    assert set(out["s_per_step"]) == {"32", "64"} and out["time_ratio"] > 0
+    # ... then the arithmetic on known times: median of the per-round ratios, over the FLOP ratio.
+    monkeypatch.setattr(perf, "interleaved", lambda fns, *a, **k: {"32": [1.0, 1.0, 2.0], "64": [3.0, 2.5, 7.0]})
+    out = perf.scaling_check("resnet18", 32, 64, CPU, amp=None, batch_size=2, warmup=0, steps=1, rounds=3)
+    assert out["time_ratio"] == pytest.approx(3.0)  # ratios 3.0, 2.5, 3.5
+    assert out["s_per_step"] == {"32": 1.0, "64": 3.0}
+    assert out["time_over_flop"] == pytest.approx(3.0 / out["flop_ratio"])
+
+
+def test_progress_eta_weights_cases_by_arm_cost():
+    spec = importlib.util.spec_from_file_location("thtl_bench_conftest3", _PATH.parent / "conftest.py")
+    conf = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(conf)
+    from thtl_bench import grid
+
+    assert grid.case_cost(("m", "onestep_last", 0)) == 0.2 and grid.case_cost(("m", "scratch", 0)) == 1.0
+    assert conf.eta_s(10.0, 1.0, 3.0) == pytest.approx(20.0)  # 10 s per unit, 2 units left
+    assert conf.eta_s(10.0, 3.0, 3.0) == 0.0
