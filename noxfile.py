@@ -16,7 +16,6 @@ requirements are reused from there) and this package installed into it.
 from __future__ import annotations
 
 import os
-import subprocess
 from pathlib import Path
 
 import nox
@@ -51,17 +50,16 @@ def _split_profile(posargs: list[str]) -> tuple[str, list[str]]:
 
 
 def _commit() -> str:
-    """Short commit of the working tree (with -dirty), for naming benchmark files; CI images
-    without .git pass it as $THTL_GIT_COMMIT or $GITHUB_SHA."""
-    try:
-        sha = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=ROOT, check=True,
-                             capture_output=True, text=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
-                               check=True, capture_output=True, text=True).stdout.strip()
-        return sha + ("-dirty" if dirty else "")
-    except (OSError, subprocess.CalledProcessError):
+    """Short commit of the checkout (with -dirty when code or parameters changed: the one meaning,
+    thtl_bench.io.git_describe), for naming benchmark files; CI images without .git pass it as
+    $THTL_GIT_COMMIT or $GITHUB_SHA."""
+    from thtl_bench.io import git_describe
+
+    d = git_describe(str(ROOT))
+    if d["commit"] is None:
         env = os.environ.get("THTL_GIT_COMMIT") or os.environ.get("GITHUB_SHA")
         return env[:12] if env else "nogit"
+    return d["short"] + ("-dirty" if d["dirty"] else "")
 
 
 @nox.session(venv_backend=BACKEND, venv_params=VENV_PARAMS)
@@ -89,10 +87,11 @@ def benchmark(session: nox.Session) -> None:
 
 @nox.session(venv_backend=BACKEND, venv_params=VENV_PARAMS)
 def report(session: nox.Session) -> None:
-    """Aggregate the profile's records, render the LayerCAM figures, write REPORT.md."""
+    """Count FLOPs for the projection, aggregate the profile's records, render the LayerCAM
+    figures, write REPORT.md."""
     _prepare(session)
     profile, rest = _split_profile(session.posargs)
-    for command in ("aggregate", "cam", "report"):
+    for command in ("flops", "aggregate", "cam", "report"):
         session.run("thtl-bench", command, "--profile", profile, *rest)
 
 
@@ -107,8 +106,9 @@ def compare(session: nox.Session) -> None:
 
 @nox.session(venv_backend=BACKEND, venv_params=VENV_PARAMS)
 def lint(session: nox.Session) -> None:
-    """ruff on the Python sources, hadolint (with .hadolint.yaml) on the Dockerfile."""
+    """ruff on the Python sources, the import contracts (lint-imports), hadolint on the Dockerfile."""
     if FRESH_VENV:
         session.install("-r", str(ROOT / "requirements" / "dev.txt"))
     session.run("ruff", "check", ".", *session.posargs)
+    session.run("lint-imports")
     session.run("hadolint", "Dockerfile")

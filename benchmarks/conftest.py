@@ -3,26 +3,28 @@
 `nox -s benchmark [-- PROFILE]` runs `pytest benchmarks --benchmark-only`. The study cases
 (test_study.py) come first, then the performance cases (test_perf.py), which read what the study
 measured. At the end the session's wall time and peak memory are written to
-`<report.dir>/bench_session.json` (issue 6, target 5), which REPORT.md's speed section shows.
+`<report.dir>/bench_session.json` (only by a whole, clean session) and `bench_last_run.json`
+(always), which REPORT.md's speed section shows (thtl_bench.perf.session).
 """
 
 from __future__ import annotations
 
 import os
-import resource
 import sys
 import time
 from pathlib import Path
 
 import pytest
 
+from thtl_bench.perf.session import ORDER, eta_s
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # timm never waits on the hub
 os.environ.setdefault("TIMM_OFFLINE", "1")
 
 _T0 = time.perf_counter()
-_ORDER = ("test_study.py", "test_perf.py")
 _STUDY_COUNTS: dict = {}  # the progress fixture's state: study cases trained / reused this session
 _DESELECTED: list = []  # items dropped by -k / -m: such a session is not the benchmark session
+_ERRORS: list = []  # failed or errored cases of this session
 
 
 def _cfg() -> dict:
@@ -77,17 +79,11 @@ def progress(request):
     return show
 
 
-def eta_s(elapsed: float, done_cost: float, total_cost: float) -> float:
-    """Seconds left, from the time so far per unit of work done (cases weighted by their arm's
-    relative cost, grid.case_cost: an all-layer case weighs five head-only ones)."""
-    return elapsed / done_cost * max(total_cost - done_cost, 0.0)
-
-
 def pytest_collection_modifyitems(session, config, items):
     # Study cases first: the performance cases and the cost projection read their records.
     def rank(item) -> int:
         name = Path(str(item.fspath)).name
-        return _ORDER.index(name) if name in _ORDER else len(_ORDER)
+        return ORDER.index(name) if name in ORDER else len(ORDER)
 
     items.sort(key=rank)  # stable: keeps the canonical case order within a file
 
@@ -96,79 +92,57 @@ def pytest_deselected(items):
     _DESELECTED.extend(items)
 
 
-def _partial(session, exitstatus: int = 0) -> str | None:
-    """Why this run is not the whole suite (then its wall time says nothing about target 5): a
-    -k/-m selection, node ids or one file, an interrupted run or one stopped by -x/--maxfail."""
-    if _DESELECTED:
-        return f"{len(_DESELECTED)} case(s) deselected"
-    if int(exitstatus) == int(pytest.ExitCode.INTERRUPTED) or session.shouldstop or session.shouldfail:
-        return "the run was stopped before the end"
-    by_file: dict[str, list] = {}
+def _items_by_file(session) -> dict[str, int]:
+    out: dict[str, int] = {}
     for item in session.items:
-        by_file.setdefault(Path(str(item.fspath)).name, []).append(item)
-    missing = [f for f in _ORDER if f not in by_file]
-    if missing:
-        return f"{', '.join(missing)} not run"
-    for name, items in by_file.items():
-        module = getattr(items[0], "module", None)
-        # Node ids select items without deselecting: compare with what the file holds.
-        want = _expected_items(name, module)
-        if want is not None and len(items) < want:
-            return f"{len(items)} of {want} cases of {name} selected"
-    return None
+        name = Path(str(item.fspath)).name
+        out[name] = out.get(name, 0) + 1
+    return out
 
 
-def _expected_items(name: str, module) -> int | None:
-    if name == "test_study.py":
-        from thtl_bench import grid
+def _expected_items(session) -> dict[str, int | None]:
+    """Cases each file holds when nothing is selected away (node ids select without deselecting)."""
+    from thtl_bench.engine import grid
 
-        return len(grid.cases(_cfg()))
-    if module is not None:
-        return sum(1 for k in vars(module) if k.startswith("test_") and callable(getattr(module, k)))
-    return None
+    out: dict[str, int | None] = {"test_study.py": len(grid.cases(_cfg()))}
+    for item in session.items:
+        name = Path(str(item.fspath)).name
+        module = getattr(item, "module", None)
+        if name != "test_study.py" and module is not None:
+            out[name] = sum(1 for k in vars(module) if k.startswith("test_") and callable(getattr(module, k)))
+    return out
 
 
-def _peak_rss_gib() -> float:
-    # ru_maxrss is KiB on Linux; children cover any worker processes.
-    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    kids = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    return max(own, kids) / 2**20
+def pytest_runtest_logreport(report):
+    if report.failed:
+        _ERRORS.append(f"{report.nodeid} ({report.when}): {str(report.longrepr).splitlines()[-1][:300]}")
 
 
 def pytest_sessionfinish(session, exitstatus):
     if session.config.getoption("benchmark_skip", False) or not session.items:
         return
-    from thtl_bench import envinfo
-    from thtl_bench.records import atomic_write_json
+    from thtl_bench.engine import env
+    from thtl_bench.perf import session as bench_session
 
     cfg = _cfg()
     wall = time.perf_counter() - _T0
-    out = Path(cfg["report"]["dir"]) / "bench_session.json"
-    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
-    why = _partial(session, exitstatus)
-    if why:
-        if reporter is not None:
-            reporter.write_line(f"partial benchmark session ({why}): {out} left as it was")
-        return
-    budget = cfg.get("bench", {})
-    doc = {
-        "profile": cfg["profile"],
-        "wall_s": round(wall, 1),
-        "peak_rss_gib": round(_peak_rss_gib(), 3),
-        "cases": len(session.items),
-        "failed": session.testsfailed,
-        "exitstatus": int(exitstatus),
-        "device": envinfo.device_name("cuda" if _cuda() else "cpu"),
-        "cpu_count": os.cpu_count(),
-        "targets": {"wall_s": budget.get("session_wall_s"), "peak_rss_gib": budget.get("session_peak_gib")},
-    }
+    stopped = (int(exitstatus) == int(pytest.ExitCode.INTERRUPTED) or bool(session.shouldstop)
+               or bool(session.shouldfail))
+    partial = bench_session.partial_reason(_items_by_file(session), _expected_items(session),
+                                           len(_DESELECTED), stopped)
     st = _STUDY_COUNTS.get("state") or {}
-    for key in ("study_cases_trained", "study_cases_reused"):
-        doc[key] = st.get(key, 0)
-    atomic_write_json(out, doc)
+    written, last = bench_session.finish(
+        cfg, wall_s=wall, cases=len(session.items), failed=session.testsfailed, errors=list(_ERRORS),
+        exitstatus=int(exitstatus), partial=partial, device=env.device_name("cuda" if _cuda() else "cpu"),
+        counts=st)
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
     if reporter is not None:
-        reporter.write_line(f"benchmark session: {wall:.0f} s, peak RSS {doc['peak_rss_gib']:.2f} GiB "
-                            f"(targets {doc['targets']}) -> {out}")
+        if written:
+            reporter.write_line(f"benchmark session: {wall:.0f} s, peak RSS {bench_session.peak_rss_gib():.2f} GiB "
+                                f"-> {written}")
+        else:
+            reporter.write_line(f"benchmark session not whole or not clean ({partial or 'failures'}): "
+                                f"measured figures left as they were; this run is described in {last}")
 
 
 def _cuda() -> bool:

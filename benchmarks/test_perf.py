@@ -6,171 +6,49 @@ Speed ratios depend on the machine and on whatever else runs on it, so a missed 
 recorded (`met: false`) and fails the case only with THTL_ENFORCE_TARGETS=1. Correctness checks
 (cached features give the same metrics; THTL step 1 is shared) always assert.
 
-The helpers above the cases (train step, interleaved timing, matmul peak, MFU row) are plain
-functions, so tests/test_perf_helpers.py runs them on CPU at tiny size.
+The helpers (train step, interleaved timing, matmul peak, MFU row, ...) live in
+thtl_bench.perf.bench, so tests/perf/test_bench_helpers.py runs them on CPU at tiny size.
 """
 
 from __future__ import annotations
 
-import functools
-import hashlib
 import json
 import os
 import resource
 import shutil
 import statistics
-import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable
-from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
 import torch
-import torch.nn.functional as F
 
-from thtl_bench import envinfo, records
+from thtl_bench import records
+from thtl_bench.analysis import projection
+from thtl_bench.engine import env as envinfo
 from thtl_bench.engine import runtime
-from thtl_bench.engine.feeder import Feeder, Suffix
+from thtl_bench.io import atomic_write_json
+from thtl_bench.perf.bench import (
+    THTL_CHILDREN,
+    fmt,
+    judge,
+    machine,
+    matmul_peak,
+    mfu_row,
+    pipeline_vs_ready,
+    run_child,
+    save_result,
+    scaling_check,
+    step1_shared_problems,
+    throughput_settings,
+)
 
 ENFORCE = os.environ.get("THTL_ENFORCE_TARGETS") == "1"
-THTL_CHILDREN = ("thtl_last", "thtl_all", "swft")
 
 
 # ----------------------------------------------------------------------------- helpers
-
-def train_step(model, device: torch.device, amp: torch.dtype | None, max_grad_norm: float | None,
-               lr: float = 1e-4) -> Callable[[torch.Tensor, torch.Tensor], None]:
-    """One engine training step (engine/loop.py): autocast forward, cross-entropy, backward,
-    gradient clipping, AdamW. The same step serves both inputs so only the input path differs."""
-    runner = Suffix(model, list(model.stages))
-    params = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(params, lr=lr, weight_decay=1e-2, foreach=True)  # as engine/loop.py
-
-    def step(x: torch.Tensor, y: torch.Tensor) -> None:
-        with runtime.autocast(device, amp):
-            loss = F.cross_entropy(runner(x).float(), y)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        if max_grad_norm:
-            torch.nn.utils.clip_grad_norm_(params, float(max_grad_norm))
-        opt.step()
-
-    return step
-
-
-def interleaved(fns: dict[str, Callable[[], None]], device: torch.device, *, warmup: int, steps: int,
-                rounds: int) -> dict[str, list[float]]:
-    """Seconds per step of each callable, per round. Rounds alternate the order (ABBA...), so
-    a slow drift of the machine's load hits every callable alike; CUDA is synchronised around
-    each timed block (the timm benchmark.py method: fixed warm-up, then fixed timed steps)."""
-    for fn in fns.values():
-        for _ in range(warmup):
-            fn()
-    out: dict[str, list[float]] = {k: [] for k in fns}
-    names = list(fns)
-    for r in range(rounds):
-        for name in (names if r % 2 == 0 else names[::-1]):
-            runtime.synchronize(device)
-            t0 = time.perf_counter()
-            for _ in range(steps):
-                fns[name]()
-            runtime.synchronize(device)
-            out[name].append((time.perf_counter() - t0) / steps)
-    return out
-
-
-def pipeline_vs_ready(model, images_u8: torch.Tensor, labels: torch.Tensor, *, device: torch.device,
-                      amp: torch.dtype | None, channels_last: bool, batch_size: int, aug_cfg: dict,
-                      max_grad_norm: float | None, warmup: int, steps: int, rounds: int,
-                      seed: int = 0) -> dict:
-    """Training images/s through the engine's input path vs a ready float tensor.
-
-    engine: Feeder (no frozen prefix: all layers train) gathers a random batch of uint8 NHWC
-    images on `device`, converts, augments on tensors, normalises, then the train step.
-    ready: the same step on one pre-normalised batch held in memory (timm benchmark.py).
-    Ratio = median over rounds of the per-round ratio (rounds are paired in time)."""
-    n = len(images_u8)
-    splits = {s: (images_u8, labels) for s in ("train", "val", "test")}
-    gen = torch.Generator(device=device).manual_seed(seed)
-    feeder = Feeder(model, [], splits, device=device, amp=amp, batch_size=batch_size, aug_cfg=aug_cfg,
-                    augment_train=True, cache=False, views=1, view_seed=seed, channels_last=channels_last,
-                    aug_gen=gen, max_cache_bytes=0.0)
-    assert feeder.augment_train and not feeder.cache
-    order = torch.Generator().manual_seed(seed)
-    ready_x, ready_y = feeder.batch("train", torch.arange(min(batch_size, n)), train=False)
-    # A dense tensor in the layout the model trains in (to_float's output is an NHWC-strided
-    # view; on CPU that alone costs ~25% of a resnet18 step, see benchmarks/README.md).
-    fmt = torch.channels_last if channels_last else torch.contiguous_format
-    ready_x, ready_y = ready_x.contiguous(memory_format=fmt).clone(), ready_y.clone()
-    model.train()
-    step = train_step(model, device, amp, max_grad_norm)
-
-    def engine() -> None:
-        idx = torch.randperm(n, generator=order)[:batch_size]  # the engine's per-epoch permutation
-        step(*feeder.batch("train", idx, train=True))
-
-    def ready() -> None:
-        step(ready_x, ready_y)
-
-    t = interleaved({"engine": engine, "ready": ready}, device, warmup=warmup, steps=steps, rounds=rounds)
-    bs = len(ready_y)
-    ratios = [r / e for e, r in zip(t["engine"], t["ready"], strict=True)]
-    return {"engine_images_per_s": bs / statistics.median(t["engine"]),
-            "ready_images_per_s": bs / statistics.median(t["ready"]),
-            "ratio": statistics.median(ratios), "round_ratios": ratios,
-            "engine_s_per_step": t["engine"], "ready_s_per_step": t["ready"], "batch": bs,
-            "ready_x": ready_x, "ready_y": ready_y}
-
-
-def matmul_peak(device: torch.device, dtype: torch.dtype, n: int = 8192, reps: int = 20,
-                warmup: int = 3) -> float:
-    """Measured dense matmul FLOP/s of the card: best of `reps` timed n x n x n products."""
-    a = torch.randn(n, n, device=device, dtype=dtype)
-    b = torch.randn(n, n, device=device, dtype=dtype)
-    for _ in range(warmup):
-        a @ b
-    best = float("inf")
-    for _ in range(reps):
-        runtime.synchronize(device)
-        t0 = time.perf_counter()
-        a @ b
-        runtime.synchronize(device)
-        best = min(best, time.perf_counter() - t0)
-    return 2.0 * n ** 3 / best
-
-
-def machine(device: torch.device) -> dict:
-    """Which machine produced a figure, and how busy it was (CPU timings share the cores)."""
-    load = os.getloadavg() if hasattr(os, "getloadavg") else (float("nan"),) * 3
-    return {"device": str(device), "device_name": envinfo.device_name(device), "torch": torch.__version__,
-            "threads": torch.get_num_threads(), "cpu_count": os.cpu_count(),
-            "loadavg_1m": round(load[0], 2)}
-
-
-def save_result(cfg: dict, case: str, entry: dict) -> Path:
-    """Merge one case's result into <report.dir>/perf.json (keyed by case, atomic write)."""
-    path = Path(cfg["report"]["dir"]) / "perf.json"
-    doc = {}
-    if path.is_file():
-        try:
-            doc = json.loads(path.read_text())
-        except json.JSONDecodeError:
-            doc = {}
-    doc[case] = {**entry, "profile": cfg["profile"],
-                 "created": datetime.now(timezone.utc).isoformat(timespec="seconds")}
-    records.atomic_write_json(path, doc)
-    return path
-
-
-def judge(value: float | None, target: float | None, op: str) -> bool | None:
-    """Target met? None when there is no value or no target (not judged)."""
-    if value is None or target is None:
-        return None
-    return {">=": value >= float(target), "<": value < float(target), "<=": value <= float(target)}[op]
-
 
 def finish(benchmark, progress, cfg: dict, case: str, entry: dict, line: str) -> None:
     """Print, attach to the benchmark JSON, write perf.json; fail a missed target only on request."""
@@ -221,7 +99,8 @@ def test_data_pipeline_ratio(benchmark, cfg, progress):
         out.update(pipeline_vs_ready(
             model, images, labels, device=device, amp=amp, channels_last=cl, batch_size=bs,
             aug_cfg=t.get("augment") or {}, max_grad_norm=t.get("max_grad_norm"),
-            warmup=int(b["warmup_steps"]), steps=int(b["timed_steps"]), rounds=int(b["throughput_rounds"])))
+            warmup=int(b["warmup_steps"]), steps=int(b["timed_steps"]), rounds=int(b["throughput_rounds"]),
+            train_cfg=t))
 
     # pytest-benchmark's own stats time the whole interleaved measurement; the ratio is below.
     benchmark.pedantic(measure, rounds=1, iterations=1)
@@ -299,35 +178,6 @@ def test_feature_cache_speedup(benchmark, cfg, progress, tmp_path):
 
 # ----------------------------------------------------------------------------- 3. throughput + MFU
 
-def throughput_settings(cfg: dict, device: torch.device) -> dict:
-    """Knobs of the throughput case. CUDA: the target's setting (bf16 autocast, channels_last,
-    bench.gpu_image_size / gpu_batch_size, the gpu step counts). Elsewhere: the profile's own
-    training setting, so a CPU run measures what the smoke grid runs (and is not judged)."""
-    b, t = cfg["bench"], cfg["train"]
-    if device.type == "cuda":
-        return {"amp": torch.bfloat16, "channels_last": True, "size": int(b["gpu_image_size"]),
-                "batch": int(b["gpu_batch_size"]), "warmup": int(b["gpu_warmup_steps"]),
-                "steps": int(b["gpu_timed_steps"]), "peak_dtype": torch.bfloat16, "peak_n": 8192}
-    amp = runtime.amp_dtype(t, device)
-    return {"amp": amp, "channels_last": False, "size": int(cfg["data"]["image_size"]),
-            "batch": int(t["batch_size"]), "warmup": int(b["warmup_steps"]), "steps": int(b["timed_steps"]),
-            "peak_dtype": amp or torch.float32, "peak_n": 1024}
-
-
-def mfu_row(name: str, res: dict, size: int, peak: float) -> dict:
-    """Achieved training FLOP/s (counted forward FLOPs x 3, thtl_bench.flops) over the peak."""
-    from thtl_bench import flops
-
-    fwd = flops.per_image(name, size)
-    step = flops.TRAIN_PER_FORWARD * fwd * res["batch"] if fwd else None
-    achieved = step * res["engine_images_per_s"] / res["batch"] if step else None
-    return {"model": name, "ratio": res["ratio"], "engine_images_per_s": res["engine_images_per_s"],
-            "ready_images_per_s": res["ready_images_per_s"], "round_ratios": res["round_ratios"],
-            "train_step_gflop": step / 1e9 if step else None,
-            "achieved_tflops": achieved / 1e12 if achieved else None, "peak_tflops": peak / 1e12,
-            "mfu": achieved / peak if achieved else None}
-
-
 def test_throughput_mfu(benchmark, cfg, progress):
     """Target 3. On CUDA: every grid model at 224 px, bf16 + channels_last, engine input path vs
     synthetic tensors (judged), MFU against the card's measured bf16 matmul peak. Without CUDA
@@ -356,7 +206,8 @@ def test_throughput_mfu(benchmark, cfg, progress):
             res = pipeline_vs_ready(
                 model, images, labels, device=device, amp=amp, channels_last=cl, batch_size=bs,
                 aug_cfg=cfg["train"].get("augment") or {}, max_grad_norm=cfg["train"].get("max_grad_norm"),
-                warmup=k["warmup"], steps=k["steps"], rounds=int(b["throughput_rounds"]))
+                warmup=k["warmup"], steps=k["steps"], rounds=int(b["throughput_rounds"]),
+                train_cfg=cfg["train"])
             rows.append(mfu_row(name, res, size, peak))
             del model, res
             if device.type == "cuda":
@@ -378,98 +229,25 @@ def test_throughput_mfu(benchmark, cfg, progress):
              "not_judged_because": None if cuda else "no CUDA device: the target is for a GPU",
              "per_model": rows, "peak_tflops": rows[0]["peak_tflops"],
              "peak_measure": f"best of 20 {k['peak_n']}^3 {str(k['peak_dtype']).removeprefix('torch.')} matmuls",
-             "flops_convention": "3 x counted forward FLOPs (thtl_bench.flops)",
+             "flops_convention": "3 x counted forward FLOPs (thtl_bench.perf.flops)",
              "deterministic": bool(cfg["train"].get("deterministic")),
              **_knobs(cfg, device, size, bs, precision, cl),
              "table": {"headers": ["model", "engine img/s", "synthetic img/s", "ratio", "GFLOP / step",
                                    "achieved TFLOP/s", "peak TFLOP/s", "MFU"],
                        "rows": [[r["model"], f"{r['engine_images_per_s']:.0f}", f"{r['ready_images_per_s']:.0f}",
-                                 f"{r['ratio']:.3f}", _fmt(r["train_step_gflop"], ".1f"),
-                                 _fmt(r["achieved_tflops"], ".3f"), f"{r['peak_tflops']:.3f}",
-                                 _fmt(r["mfu"], ".1%")] for r in rows]}}
+                                 f"{r['ratio']:.3f}", fmt(r["train_step_gflop"], ".1f"),
+                                 fmt(r["achieved_tflops"], ".3f"), f"{r['peak_tflops']:.3f}",
+                                 fmt(r["mfu"], ".1%")] for r in rows]}}
     finish(benchmark, progress, cfg, "throughput_mfu", entry, f"worst ratio {worst:.3f} on {device.type}")
 
 
-def _fmt(x: float | None, spec: str) -> str:
-    return "n/a" if x is None else format(x, spec)
-
-
-# ----------------------------------------------------------------------------- 4. study cost
-
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def step1_shared_problems(cfg: dict, recs: list[dict], files: list[Path]) -> list[str]:
-    """Why THTL step 1 was not shared, if it was not: one step-1 record per (model, seed); each
-    THTL child names that record as its parent, started from the same best.pt (sha256), and was
-    created after it (a step 1 re-run after its children would be newer)."""
-    problems = []
-    counts: dict[tuple, int] = {}
-    for f in files:
-        r = records.read(f)
-        if r["case"]["arm"] == "thtl_step1":
-            key = (r["case"]["model"], r["case"]["seed"])
-            counts[key] = counts.get(key, 0) + 1
-    problems += [f"{m} seed {s}: {n} step-1 records" for (m, s), n in counts.items() if n > 1]
-    step1 = {(r["case"]["model"], r["case"]["seed"]): r for r in recs if r["case"]["arm"] == "thtl_step1"}
-    shas: dict[tuple, set] = {}
-    for r in recs:
-        m, a, s = r["case"]["model"], r["case"]["arm"], r["case"]["seed"]
-        if a not in THTL_CHILDREN or r["status"] != "ok":
-            continue
-        parent = step1.get((m, s))
-        if parent is None:
-            problems.append(f"{r['slug']}: no step-1 record for its (model, seed)")
-            continue
-        if (r.get("parent") or {}).get("case_id") != parent["case_id"]:
-            problems.append(f"{r['slug']}: parent {r.get('parent')} != step-1 case_id {parent['case_id']}")
-        if r["weights"].get("detail", {}).get("parent_case_id") != parent["case_id"]:
-            problems.append(f"{r['slug']}: started from {r['weights'].get('source')} of another step 1")
-        if r["created"] < parent["created"]:
-            problems.append(f"{r['slug']}: created {r['created']} before its step 1 ({parent['created']}): re-run")
-        shas.setdefault((m, s), set()).add(r["weights"].get("sha256"))
-    for (m, s), found in shas.items():
-        best = Path(cfg["grid"]["checkpoints_dir"]) / records.slug(m, "thtl_step1", s) / "best.pt"
-        if best.is_file():
-            found = found | {_sha256(best)}
-        if len(found) > 1:
-            problems.append(f"{m} seed {s}: THTL arms started from {len(found)} different step-1 weights")
-    return problems
-
-
-def scaling_check(name: str, from_px: int, to_px: int, device: torch.device, *, amp: torch.dtype | None,
-                  batch_size: int, warmup: int, steps: int, rounds: int) -> dict:
-    """How well counted FLOPs predict the change of training step time between two image sizes
-    (the projection's compute scaling): interleaved ready-tensor train steps of one model at
-    both sizes. time_over_flop < 1: the projection overestimates (small images use the machine
-    less well); > 1: it underestimates."""
-    from thtl_bench import flops, models
-
-    fns, per = {}, {}
-    for px in (from_px, to_px):
-        runtime.seed_everything(0)
-        model = models.build(name, 2, init="random", image_size=px).to(device).train()
-        x = torch.randn(batch_size, 3, px, px, device=device)
-        y = torch.arange(batch_size, device=device) % 2
-        step = train_step(model, device, amp, None)
-        fns[px] = functools.partial(step, x, y)
-        per[px] = flops.per_image(name, px)
-    t = interleaved({str(k): v for k, v in fns.items()}, device, warmup=warmup, steps=steps, rounds=rounds)
-    time_ratio = statistics.median(b / a for a, b in zip(t[str(from_px)], t[str(to_px)], strict=True))
-    flop_ratio = per[to_px] / per[from_px] if per[to_px] and per[from_px] else None
-    return {"model": name, "from_px": from_px, "to_px": to_px, "batch": batch_size,
-            "s_per_step": {str(k): statistics.median(v) for k, v in t.items()},
-            "time_ratio": time_ratio, "flop_ratio": flop_ratio,
-            "time_over_flop": time_ratio / flop_ratio if flop_ratio else None}
-
-
 def test_study_cost_projection(benchmark, cfg, progress):
-    from thtl_bench import stats
+    from thtl_bench.perf import flops
 
     recs = _grid_records(cfg)
     rdir = Path(cfg["grid"]["records_dir"])
-    proj = benchmark.pedantic(stats.projection, args=(recs, cfg), rounds=1, iterations=1)
+    counts = flops.artifact(cfg, recs)
+    proj = benchmark.pedantic(projection.projection, args=(recs, counts), rounds=1, iterations=1)
     problems = step1_shared_problems(cfg, recs, sorted(rdir.rglob("*.json")))
     assert not problems, "THTL step 1 not shared:\n" + "\n".join(problems)
     if not proj["per_model"]:
@@ -490,9 +268,10 @@ def test_study_cost_projection(benchmark, cfg, progress):
     if from_px:
         scaling = scaling_check(str(b["scaling_model"]), from_px[0], to_px, device,
                                 amp=runtime.amp_dtype(cfg["train"], device), batch_size=int(cfg["train"]["batch_size"]),
-                                warmup=1, steps=int(b["scaling_steps"]), rounds=int(b["throughput_rounds"]))
+                                warmup=1, steps=int(b["scaling_steps"]), rounds=int(b["throughput_rounds"]),
+                                train_cfg=cfg["train"])
         progress.write(f"  compute scaling {from_px[0]} -> {to_px} px ({scaling['model']}): step time "
-                       f"x{scaling['time_ratio']:.2f}, counted FLOPs x{_fmt(scaling['flop_ratio'], '.2f')}")
+                       f"x{scaling['time_ratio']:.2f}, counted FLOPs x{fmt(scaling['flop_ratio'], '.2f')}")
     lo, hi = proj["total_hours_range"]
     entry = {"measure": f"projected paper-profile cost ({unit}, from {proj['basis'].upper()} records; "
                         f"{proj['estimated_hours']:.0f} of it estimated for cells not measured, "
@@ -519,8 +298,8 @@ def test_study_cost_projection(benchmark, cfg, progress):
                         "time ratio / FLOP ratio"],
             "rows": [[scaling["model"], f"{scaling['from_px']} -> {scaling['to_px']}", scaling["batch"],
                       " -> ".join(f"{v:.3f}" for v in scaling["s_per_step"].values()),
-                      f"{scaling['time_ratio']:.2f}", _fmt(scaling["flop_ratio"], ".2f"),
-                      _fmt(scaling["time_over_flop"], ".2f")]]}
+                      f"{scaling['time_ratio']:.2f}", fmt(scaling["flop_ratio"], ".2f"),
+                      fmt(scaling["time_over_flop"], ".2f")]]}
     gaps = "" if proj["complete"] else f", {len(proj['unpriced'])} cells not priced"
     finish(benchmark, progress, cfg, "study_cost_projection", entry,
            f"{hours:.1f} {unit} projected on {'; '.join(proj['devices'])} (range {lo:.1f}-{hi:.1f}; "
@@ -535,21 +314,8 @@ def _cli() -> list[str]:
     return [exe] if exe else [sys.executable, "-m", "thtl_bench.cli"]
 
 
-def run_child(cmd: list[str], env: dict | None = None) -> tuple[float, float, int, str]:
-    """(wall s, max RSS GiB, exit code, output tail) of one child process. os.wait4 gives the
-    rusage of this child alone (getrusage(RUSAGE_CHILDREN) would be the max over every child
-    this process ever waited for)."""
-    t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, text=True)
-    out = proc.stdout.read()
-    _, status, usage = os.wait4(proc.pid, 0)
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    wall = time.perf_counter() - t0
-    return wall, usage.ru_maxrss / 2**20, proc.returncode, out[-3000:]  # ru_maxrss: KiB on Linux
-
-
 def test_cpu_default_budget(benchmark, cfg, progress, tmp_path):
-    from thtl_bench import grid
+    from thtl_bench.engine import grid
 
     recs = _grid_records(cfg)
     b = cfg["bench"]
@@ -624,5 +390,5 @@ def _case_seconds(request, cfg):
     doc = json.loads(path.read_text())
     if name in doc:
         doc[name]["case_s"] = round(time.perf_counter() - t0, 1)
-        records.atomic_write_json(path, doc)
+        atomic_write_json(path, doc)
 

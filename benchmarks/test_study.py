@@ -14,8 +14,8 @@ import pytest
 import torch
 
 from thtl_bench import arms, grid
-from thtl_bench.augment import normalise, to_float
 from thtl_bench.engine import inputs, runtime
+from thtl_bench.engine.augment import normalise, to_float
 
 
 def pytest_generate_tests(metafunc):
@@ -33,8 +33,8 @@ def _test_batch(cfg: dict, arm: str, device: torch.device) -> torch.Tensor:
 
 
 def test_case(benchmark, cfg, progress, case):
-    from thtl_bench.cam import load_case_model
     from thtl_bench.engine import run_case
+    from thtl_bench.engine.load import load_case_model
 
     model, arm, seed = case
     cases = grid.cases(cfg)

@@ -15,6 +15,7 @@ from torch import nn
 
 from thtl_bench import cam
 from thtl_bench.cam import CamError, layercam_maps, select_images, vessel_fraction, vessel_mass
+from thtl_bench.cli import cam as cam_cli
 from thtl_bench.errors import UserError
 
 RESNET_GROUPS = ("layer1", "layer2", "layer3", "layer4")
@@ -387,7 +388,7 @@ def case_set(tmp_path_factory):
 
 def _cli_args(overrides: list[str], *extra: str) -> argparse.Namespace:
     parser = argparse.ArgumentParser()
-    cam.add_cli(parser.add_subparsers(dest="command"))
+    cam_cli.add_cli(parser.add_subparsers(dest="command"))
     sets = [a for o in overrides for a in ("-S", o)]
     return parser.parse_args(["cam", "--params", str(ROOT / "params.yaml"), "--profile", "smoke", *sets, *extra])
 
@@ -494,5 +495,5 @@ def test_checkpoint_of_other_parameters_is_refused(case_set, tmp_path):
 
 def test_cli_registers_cam_with_common_options():
     args = _cli_args(["cam.seed=1"], "--checkpoints", "elsewhere")
-    assert args.command == "cam" and args.func is cam._cmd
+    assert args.command == "cam" and args.func is cam_cli._cmd
     assert args.checkpoints == "elsewhere" and args.overrides == ["cam.seed=1"]

@@ -19,7 +19,6 @@ grad-cam pitfalls handled here (see ../shared/STYLE.md):
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import json
 import os
@@ -32,6 +31,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from thtl_bench.engine.load import checkpoint_path, load_case_model, missing_error
 from thtl_bench.errors import UserError
 
 # A min-max scaled map spans [0, 1]; one whose range is below this was flat before scaling
@@ -230,21 +230,6 @@ def vessel_fraction(mask: np.ndarray, shape: tuple[int, int] | None = None) -> f
 # --------------------------------------------------------------------------------------------
 
 
-def checkpoint_path(checkpoints_dir: str | os.PathLike, model: str, arm: str, seed: int) -> Path:
-    from thtl_bench.records import slug
-
-    return Path(checkpoints_dir) / slug(model, arm, seed) / "best.pt"
-
-
-def _run_command(cfg: dict, model: str, arm: str, seed: int) -> str:
-    return f"thtl-bench run --model {model} --arm {arm} --seed {seed} --profile {cfg.get('profile', 'smoke')} --ensure-checkpoint"
-
-
-def _missing_error(cfg: dict, cases: list[tuple[str, str, int]], ckdir: Path) -> UserError:
-    lines = [f"{checkpoint_path(ckdir, *c)} (create it with `{_run_command(cfg, *c)}`)" for c in cases]
-    return UserError("LayerCAM needs the best checkpoint of each case; missing:\n  " + "\n  ".join(lines))
-
-
 def select_images(dt: Any, per_class: int, split: str = "test", classes: Sequence[int] | None = None) -> np.ndarray:
     """Indices of `per_class` images of each class from `split`, chosen deterministically: ordered
     by (patient, id), one image per patient first (different patients show different vessels),
@@ -268,40 +253,10 @@ def select_images(dt: Any, per_class: int, split: str = "test", classes: Sequenc
 
 def _inputs(images_u8_nhwc: np.ndarray, device: torch.device) -> torch.Tensor:
     """uint8 NHWC -> the normalised float NCHW the engine trains on."""
-    from thtl_bench.augment import normalise, to_float
+    from thtl_bench.engine.augment import normalise, to_float
 
     # a copy: the cache is a read-only memory map, which torch.from_numpy warns about
     return normalise(to_float(torch.from_numpy(np.array(images_u8_nhwc, dtype=np.uint8)).to(device)))
-
-
-def load_case_model(cfg: dict, model: str, arm: str, seed: int, *,
-                    checkpoints_dir: str | os.PathLike | None = None,
-                    device: torch.device | str = "cpu") -> nn.Module:
-    """The case's best weights (the engine's best.pt) in a freshly built StagedModel, eval mode.
-
-    The checkpoint must carry the case_id the current parameters give the case: figures of
-    weights trained under other data or settings would not match the records they sit beside.
-    """
-    from thtl_bench import arms
-    from thtl_bench.engine import case_id, checkpoint
-    from thtl_bench.engine.case import build_model  # the engine's one model seam
-
-    ckdir = Path(checkpoints_dir or cfg["grid"]["checkpoints_dir"])
-    path = checkpoint_path(ckdir, model, arm, seed)
-    if not path.is_file():
-        raise _missing_error(cfg, [(model, arm, seed)], ckdir)
-    blob = checkpoint.load(path)
-    if not isinstance(blob, dict) or "model" not in blob:
-        raise UserError(f"{path} is not a best.pt written by the engine (no 'model' weights); "
-                        f"delete it and run `{_run_command(cfg, model, arm, seed)}`")
-    want = case_id(cfg, model, arm, seed)
-    if blob.get("case_id") != want:
-        raise UserError(f"{path} was trained under other parameters (case_id {blob.get('case_id')}, current "
-                        f"{want}); run `{_run_command(cfg, model, arm, seed)}` to train this case")
-    classes = blob.get("classes") or cfg["data"][arms.get(arm).domain]["classes"]
-    net = build_model(model, len(classes), "random", cfg)
-    net.load_strict(blob["model"], what=str(path))  # any missing/unexpected/mis-shaped key fails
-    return net.to(device).eval()
 
 
 # --------------------------------------------------------------------------------------------
@@ -378,7 +333,7 @@ def render(cfg: dict, checkpoints: str | os.PathLike | None = None) -> list[dict
     Shares are None for real data (no vessel masks)."""
     from thtl_bench.engine.inputs import domain as load_domain  # memoised: case_id reads it too
     from thtl_bench.engine.runtime import resolve_device
-    from thtl_bench.records import atomic_write_text
+    from thtl_bench.io import atomic_write_text
 
     ccfg = cfg["cam"]
     model, seed = str(ccfg["model"]), int(ccfg["seed"])
@@ -388,7 +343,7 @@ def render(cfg: dict, checkpoints: str | os.PathLike | None = None) -> list[dict
     device = resolve_device(cfg.get("train", {}))
     missing = [(model, a, seed) for a in arm_names if not checkpoint_path(ckdir, model, a, seed).is_file()]
     if missing:  # all at once, before any work
-        raise _missing_error(cfg, missing, ckdir)
+        raise missing_error(cfg, missing, ckdir)
 
     entries: list[dict] = []
     written: set[Path] = set()
@@ -440,32 +395,3 @@ def render(cfg: dict, checkpoints: str | os.PathLike | None = None) -> list[dict
     # Not sorted: vessel_mass keeps the layer groups front to back, the report's column order.
     atomic_write_text(Path(cfg["report"]["dir"]) / "cam.json", json.dumps(entries, indent=1) + "\n")
     return entries
-
-
-# --------------------------------------------------------------------------------------------
-# CLI
-# --------------------------------------------------------------------------------------------
-
-
-def _cmd(args: argparse.Namespace) -> int:
-    from thtl_bench.cli import load_cfg
-
-    cfg = load_cfg(args)
-    entries = render(cfg, args.checkpoints)
-    for fig in sorted({e["figure"] for e in entries}):
-        print(fig)
-    print(f"{len(entries)} entries (arm x image) -> {Path(cfg['report']['dir']) / 'cam.json'}")
-    return 0
-
-
-def add_cli(subparsers: Any) -> None:
-    from thtl_bench.cli import add_common
-
-    p = subparsers.add_parser(
-        "cam", help="LayerCAM figures per arm and layer group, with vessel-mass shares",
-        description="Render LayerCAM maps of cam.model/cam.seed for every arm in cam.arms on chosen "
-                    "larynx test images; writes figures to cam.out_dir and <report.dir>/cam.json.")
-    add_common(p)
-    p.add_argument("--checkpoints", default=None, metavar="DIR",
-                   help="checkpoints folder (default: grid.checkpoints_dir)")
-    p.set_defaults(func=_cmd)

@@ -31,15 +31,13 @@ Layout of one record (keys marked * are optional):
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
-import tempfile
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
 
 from thtl_bench.errors import UserError
+from thtl_bench.io import atomic_write_json
 
 SCHEMA = "thtl-bench/record/v1"
 STATUSES = ("ok", "not_run")
@@ -53,38 +51,6 @@ class RecordError(UserError, ValueError):
 
 def slug(model: str, arm: str, seed: int) -> str:
     return f"{model}__{arm}__s{seed}"
-
-
-def atomic_write_text(path: str | os.PathLike, text: str) -> None:
-    """Write via a temporary file in the same folder and os.replace, so readers never see a
-    partial file and a crash leaves the previous version intact."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:
-    atomic_write_text(path, json.dumps(obj, indent=1, sort_keys=True, default=_jsonable) + "\n")
-
-
-def _jsonable(x: Any) -> Any:
-    # numpy scalars/arrays and paths appear in metrics; make them plain JSON.
-    if hasattr(x, "tolist"):
-        return x.tolist()
-    if isinstance(x, Path):
-        return str(x)
-    if dataclasses.is_dataclass(x) and not isinstance(x, type):
-        return dataclasses.asdict(x)
-    raise TypeError(f"not JSON-serialisable: {type(x).__name__}")
 
 
 def validate(rec: dict, source: str = "<record>") -> dict:

@@ -13,7 +13,11 @@ import numpy as np
 import pytest
 from fixtures import make_sample_records as samples
 
-from thtl_bench import compare, metrics, records, report_cli, stats
+from thtl_bench import io as tio
+from thtl_bench import metrics, records
+from thtl_bench.analysis import compare
+from thtl_bench.analysis import summary as summ
+from thtl_bench.cli import report as report_cli
 from thtl_bench.errors import UserError
 
 DATA = Path(samples.HERE)
@@ -21,7 +25,7 @@ DATA = Path(samples.HERE)
 
 @pytest.fixture(autouse=True)
 def pinned_registry(monkeypatch):
-    monkeypatch.setattr(stats, "_registry", lambda kind: list(samples.GOLDEN_ORDER[kind]))
+    monkeypatch.setattr(summ, "_registry", lambda kind: list(samples.GOLDEN_ORDER[kind]))
 
 
 def _cfg(tmp_path: Path) -> dict:
@@ -36,7 +40,7 @@ def _rewrite(folder: Path, slug: str, edit) -> None:
     path = folder / f"{slug}.json"
     rec = records.read(path)
     edit(rec)
-    records.atomic_write_json(path, rec)
+    tio.atomic_write_json(path, rec)
 
 
 def _break_predictions(rec: dict, n: int) -> None:

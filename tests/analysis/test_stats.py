@@ -9,14 +9,15 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 
-from thtl_bench import claims, stats
+from thtl_bench.analysis import claims, intervals
+from thtl_bench.analysis import summary as summ
 
 PARAMS = {"confidence": 0.95, "bootstrap": 500, "bootstrap_seed": 0, "bootstrap_below_seeds": 5,
           "equivalence_margin_pp": 5.0, "alpha": 0.05}
 
 
 def test_t_interval_hand_computed():
-    st = stats.t_interval([1, 2, 3, 4])
+    st = intervals.t_interval([1, 2, 3, 4])
     # mean 2.5, s = sqrt(5/3), t(0.975, 3) = 3.182446305 (table value); half = t s / sqrt(4)
     half = 3.182446305 * math.sqrt(5 / 3) / 2
     assert st["n"] == 4 and st["mean"] == pytest.approx(2.5)
@@ -26,17 +27,17 @@ def test_t_interval_hand_computed():
 
 
 def test_t_interval_edge_cases():
-    one = stats.t_interval([0.7])
+    one = intervals.t_interval([0.7])
     assert one["mean"] == 0.7 and one["std"] is None and one["ci_low"] is None
-    assert stats.t_interval([])["mean"] is None
-    assert stats.t_interval([None, 0.5, 0.7])["n"] == 2  # undefined metric values are skipped
-    flat = stats.t_interval([0.5, 0.5, 0.5])
+    assert intervals.t_interval([])["mean"] is None
+    assert intervals.t_interval([None, 0.5, 0.7])["n"] == 2  # undefined metric values are skipped
+    flat = intervals.t_interval([0.5, 0.5, 0.5])
     assert flat["ci_low"] == flat["ci_high"] == 0.5
 
 
 def test_paired_t_hand_computed():
     a, b = [0.80, 0.75, 0.90], [0.70, 0.72, 0.80]
-    out = stats.paired(a, b)
+    out = intervals.paired(a, b)
     d = np.array([0.10, 0.03, 0.10])
     sd = math.sqrt(((d - d.mean()) ** 2).sum() / 2)
     t = d.mean() / (sd / math.sqrt(3))
@@ -49,9 +50,9 @@ def test_paired_t_hand_computed():
 
 
 def test_paired_constant_differences_and_single_pair():
-    assert stats.paired([0.8, 0.9], [0.7, 0.8])["p"] == 0.0
-    assert stats.paired([0.8, 0.9], [0.8, 0.9])["p"] == 1.0
-    assert stats.paired([0.8], [0.7])["p"] is None
+    assert intervals.paired([0.8, 0.9], [0.7, 0.8])["p"] == 0.0
+    assert intervals.paired([0.8, 0.9], [0.8, 0.9])["p"] == 1.0
+    assert intervals.paired([0.8], [0.7])["p"] is None
 
 
 def test_welch_hand_computed():
@@ -59,8 +60,8 @@ def test_welch_hand_computed():
     va, vb = np.var(a, ddof=1) / 3, np.var(b, ddof=1) / 4
     t = (np.mean(a) - np.mean(b)) / math.sqrt(va + vb)
     df = (va + vb) ** 2 / (va ** 2 / 2 + vb ** 2 / 3)
-    assert stats.welch_p(a, b) == pytest.approx(2 * sps.t.sf(abs(t), df), rel=1e-9)
-    assert stats.welch_p([1.0], b) is None
+    assert intervals.welch_p(a, b) == pytest.approx(2 * sps.t.sf(abs(t), df), rel=1e-9)
+    assert intervals.welch_p([1.0], b) is None
 
 
 def test_bootstrap_deterministic_and_exact_cases():
@@ -68,16 +69,16 @@ def test_bootstrap_deterministic_and_exact_cases():
     ca = rng.random((3, 50)) < 0.8
     cb = rng.random((3, 50)) < 0.6
     den = np.ones(50)
-    one = stats.bootstrap_paired(ca, cb, den, n_boot=300, seed=5)
-    two = stats.bootstrap_paired(ca, cb, den, n_boot=300, seed=5)
-    other = stats.bootstrap_paired(ca, cb, den, n_boot=300, seed=6)
+    one = intervals.bootstrap_paired(ca, cb, den, n_boot=300, seed=5)
+    two = intervals.bootstrap_paired(ca, cb, den, n_boot=300, seed=5)
+    other = intervals.bootstrap_paired(ca, cb, den, n_boot=300, seed=6)
     assert one == two and one["ci_pp"] != other["ci_pp"]
     # Point estimate = mean over seeds of the accuracy difference.
     assert one["diff_pp"] == pytest.approx(100 * (ca.mean(1) - cb.mean(1)).mean())
     assert one["ci_pp"][0] < one["diff_pp"] < one["ci_pp"][1]
-    same = stats.bootstrap_paired(ca, ca, den, n_boot=100, seed=0)
+    same = intervals.bootstrap_paired(ca, ca, den, n_boot=100, seed=0)
     assert same["ci_pp"] == [0.0, 0.0]
-    perfect = stats.bootstrap_paired(np.ones((2, 10)), np.zeros((2, 10)), np.ones(10), n_boot=100, seed=0)
+    perfect = intervals.bootstrap_paired(np.ones((2, 10)), np.zeros((2, 10)), np.ones(10), n_boot=100, seed=0)
     assert perfect["ci_pp"] == [100.0, 100.0]
 
 
@@ -86,7 +87,7 @@ def test_bootstrap_recall_uses_positives_only():
     pos = labels == 1
     a = np.array([[1, 1, 1, 0, 0, 0, 0, 0]], bool)  # recall 3/4, all negatives wrong
     b = np.array([[1, 0, 0, 0, 1, 1, 1, 1]], bool)  # recall 1/4, all negatives right
-    out = stats.bootstrap_paired(a & pos, b & pos, pos.astype(float), n_boot=200, seed=0)
+    out = intervals.bootstrap_paired(a & pos, b & pos, pos.astype(float), n_boot=200, seed=0)
     assert out["diff_pp"] == pytest.approx(50.0)
 
 
@@ -180,16 +181,16 @@ def test_claim_bootstrap_refuses_different_test_sets():
 
 def test_canonical_order():
     order = {"models": ["a", "b", "c"]}
-    assert stats.canonical_order("models", ["zz", "c", "a", "yy"], order) == ["a", "c", "zz", "yy"]
+    assert summ.canonical_order("models", ["zz", "c", "a", "yy"], order) == ["a", "c", "zz", "yy"]
     # The arms registry gives the canonical order; unknown names follow, first seen first.
-    assert stats.canonical_order("arms", ["my_arm", "swft", "scratch"]) == ["scratch", "swft", "my_arm"]
+    assert summ.canonical_order("arms", ["my_arm", "swft", "scratch"]) == ["scratch", "swft", "my_arm"]
 
 
 def test_summarise_cells_and_not_run():
     recs = _pair(2, 0.6, 0.8)
     recs.append({"status": "not_run", "case_id": "x", "slug": "resnet18__swft__s0", "reason": "no weights",
                  "case": {"model": "resnet18", "arm": "swft", "seed": 0, "profile": "t"}})
-    s = stats.summarise(recs, {"stats": PARAMS}, {"models": ["resnet18"], "arms": ["onestep_last", "thtl_last", "swft"]})
+    s = summ.summarise(recs, {"stats": PARAMS}, {"models": ["resnet18"], "arms": ["onestep_last", "thtl_last", "swft"]})
     assert [(c["model"], c["arm"], c["n"]) for c in s["cells"]] == [("resnet18", "onestep_last", 2),
                                                                    ("resnet18", "thtl_last", 2)]
     assert s["not_run"] == [{"model": "resnet18", "arm": "swft", "seed": 0, "reason": "no weights"}]

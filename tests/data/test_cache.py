@@ -84,14 +84,14 @@ def test_dvc_dir_hash_matches_dvc_data(tmp_path):
     from dvc_data.hashfile.hash_info import HashInfo
     from dvc_data.hashfile.meta import Meta
 
-    from thtl_bench.data.check import md5_file
+    from thtl_bench.io import file_digest
 
     root = tmp_path / "d"
     png(root / "a" / "x.png", 1)
     png(root / "b.png", 2)
     tree = dvc_tree.Tree()
     for p in sorted(root.rglob("*.png")):
-        tree.add(tuple(p.relative_to(root).parts), Meta(), HashInfo("md5", md5_file(p)))
+        tree.add(tuple(p.relative_to(root).parts), Meta(), HashInfo("md5", file_digest(p, "md5")))
     tree.digest()
     assert dvc_dir_hash(root)["md5"] == tree.hash_info.value
 

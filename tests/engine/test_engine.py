@@ -5,9 +5,7 @@ cache, records, skip-when-done, not_run. Tiny phantoms (32 px, ~30 images) and a
 from __future__ import annotations
 
 import copy
-import sys
 import time
-import types
 from pathlib import Path
 
 import numpy as np
@@ -16,19 +14,17 @@ import torch
 from torch import nn
 
 from thtl_bench import config, records
-from thtl_bench.augment import augment
 from thtl_bench.engine import case as case_mod
-from thtl_bench.engine import checkpoint, loop, run_case, runtime
+from thtl_bench.engine import checkpoint, identity, loop, run_case, runtime
+from thtl_bench.engine import lock as lock_mod
+from thtl_bench.engine import record as record_mod
+from thtl_bench.engine.augment import augment
 from thtl_bench.errors import UserError
 from thtl_bench.models.staged import StagedModel
+from thtl_bench.models.weights import WeightsUnavailable
 
 ROOT = Path(__file__).resolve().parents[2]
 
-try:
-    from thtl_bench.weights import WeightsUnavailable
-except ImportError:  # weights module not present in this checkout yet: the contract's error
-    WeightsUnavailable = type("WeightsUnavailable", (UserError,), {})
-    sys.modules.setdefault("thtl_bench.weights", types.SimpleNamespace(WeightsUnavailable=WeightsUnavailable))
 
 
 @pytest.fixture(scope="module")
@@ -87,7 +83,7 @@ def initial_state(cfg, arm, seed=0, model="tiny"):
 
 
 def best_state(cfg, model, arm, seed=0):
-    return checkpoint.load(case_mod.checkpoint_dir(cfg, model, arm, seed) / "best.pt")["model"]
+    return checkpoint.load(identity.checkpoint_dir(cfg, model, arm, seed) / "best.pt")["model"]
 
 
 def same_results(a, b, exact=True):
@@ -179,7 +175,7 @@ def test_ensure_checkpoint_reruns_a_record_without_weights(cfg):
     # A fresh clone has the records (git) but not the checkpoints (DVC cache): LayerCAM and DVC's
     # checkpoint outputs need best.pt back, and the deterministic re-run must give the same record.
     first = run_case(cfg, "tiny", "onestep_last", 0)
-    best = case_mod.checkpoint_dir(cfg, "tiny", "onestep_last", 0) / "best.pt"
+    best = identity.checkpoint_dir(cfg, "tiny", "onestep_last", 0) / "best.pt"
     best.unlink()
     assert run_case(cfg, "tiny", "onestep_last", 0)["created"] == first["created"]  # record alone: reused
     assert not best.exists()
@@ -190,14 +186,14 @@ def test_ensure_checkpoint_reruns_a_record_without_weights(cfg):
 
 
 def test_not_run_retry_leaves_an_unchanged_record_untouched(cfg, monkeypatch):
-    from thtl_bench.weights import WeightsUnavailable
+    from thtl_bench.models.weights import WeightsUnavailable
 
     def no_weights(name, k, init, cfg):
         raise WeightsUnavailable(f"no ImageNet weights for {name} (test)")
 
     monkeypatch.setattr(case_mod, "build_model", no_weights)
     stamps = iter(["2026-01-01T00:00:00+00:00", "2026-01-01T00:00:09+00:00"])  # a rewrite would show
-    monkeypatch.setattr(case_mod, "_now", lambda: next(stamps))
+    monkeypatch.setattr(record_mod, "now", lambda: next(stamps))
     first = run_case(cfg, "tiny", "onestep_last", 0)
     path = records.record_path(cfg["grid"]["records_dir"], "tiny", "onestep_last", 0)
     before = path.read_bytes()
@@ -232,7 +228,7 @@ def test_swft_refuses_models_without_groups(cfg, monkeypatch):
 # -- strict loading --------------------------------------------------------------------------------
 def test_parent_checkpoint_is_loaded_strictly(cfg):
     run_case(cfg, "tiny", "thtl_step1", 0)
-    best = case_mod.checkpoint_dir(cfg, "tiny", "thtl_step1", 0) / "best.pt"
+    best = identity.checkpoint_dir(cfg, "tiny", "thtl_step1", 0) / "best.pt"
     good = checkpoint.load(best)
     for mutate, msg in [(lambda s: s.pop("stages.block.0.weight"), "missing"),
                         (lambda s: s.__setitem__("stages.extra.weight", torch.zeros(1)), "unexpected")]:
@@ -253,7 +249,7 @@ def test_killed_case_resumes_to_the_same_result(cfg, tmp_path, monkeypatch, arm,
     monkeypatch.setenv(loop.KILL_ENV, str(kill_after))
     with pytest.raises(loop.SimulatedKill):
         run_case(cfg, "tiny", arm, 0)
-    last = case_mod.checkpoint_dir(cfg, "tiny", arm, 0) / "last.pt"
+    last = identity.checkpoint_dir(cfg, "tiny", arm, 0) / "last.pt"
     assert last.is_file()
     assert not records.record_path(cfg["grid"]["records_dir"], "tiny", arm, 0).exists()
     monkeypatch.delenv(loop.KILL_ENV)
@@ -289,7 +285,7 @@ def test_multi_view_cache_is_a_different_recipe(cfg, tmp_path):
     assert rec["timing"]["feature_cache"]
     plain = other_dirs(cfg, tmp_path, "v1")
     plain["train"]["head_only_views"] = 1
-    assert case_mod.case_id(plain, "tiny", "onestep_last", 0) != rec["case_id"]
+    assert identity.case_id(plain, "tiny", "onestep_last", 0) != rec["case_id"]
 
 
 # -- records, idempotence, not_run, divergence -----------------------------------------------------
@@ -297,7 +293,7 @@ def test_record_schema_and_skip_when_done(cfg, monkeypatch):
     rec = run_case(cfg, "tiny", "onestep_last", 0)
     path = records.record_path(cfg["grid"]["records_dir"], "tiny", "onestep_last", 0)
     on_disk = records.read(path)
-    assert on_disk["case_id"] == rec["case_id"] == config.digest(case_mod.case_config(cfg, "tiny", "onestep_last", 0))
+    assert on_disk["case_id"] == rec["case_id"] == config.digest(identity.case_config(cfg, "tiny", "onestep_last", 0))
     preds = on_disk["predictions"]["test"]
     assert len(preds["ids"]) == len(preds["labels"]) == len(preds["probs"]) == on_disk["metrics"]["test"]["n"]
     for key in ("wall_s", "train_images_per_s", "epoch_s", "inference_images_per_s", "feature_cache"):
@@ -315,15 +311,15 @@ def test_record_schema_and_skip_when_done(cfg, monkeypatch):
 
 
 def test_case_identity(cfg):
-    ids = {a: case_mod.case_id(cfg, "tiny", a, 0) for a in ("scratch", "thtl_last")}
+    ids = {a: identity.case_id(cfg, "tiny", a, 0) for a in ("scratch", "thtl_last")}
     other = copy.deepcopy(cfg)
     other["profile"] = "paper"
     other["split"]["intermediate_fraction"] = 0.5  # changes fundus only
-    assert case_mod.case_id(other, "tiny", "scratch", 0) == ids["scratch"]
-    assert case_mod.case_id(other, "tiny", "thtl_last", 0) != ids["thtl_last"]
-    assert case_mod.case_id(cfg, "tiny", "scratch", 1) != ids["scratch"]
+    assert identity.case_id(other, "tiny", "scratch", 0) == ids["scratch"]
+    assert identity.case_id(other, "tiny", "thtl_last", 0) != ids["thtl_last"]
+    assert identity.case_id(cfg, "tiny", "scratch", 1) != ids["scratch"]
     with pytest.raises(UserError, match="known arms"):
-        case_mod.case_config(cfg, "tiny", "nope", 0)
+        identity.case_config(cfg, "tiny", "nope", 0)
 
 
 def test_missing_weights_give_not_run_and_are_retried(cfg, monkeypatch):
@@ -346,7 +342,7 @@ def test_divergence_stops_with_a_clear_error_and_keeps_checkpoint(cfg, monkeypat
     cfg["train"]["divergence_loss"] = 1e-6  # an execution limit: same case, resumes at epoch 2
     with pytest.raises(UserError, match=r"tiny__scratch__s0.*epoch 2"):
         run_case(cfg, "tiny", "scratch", 0)
-    assert (case_mod.checkpoint_dir(cfg, "tiny", "scratch", 0) / "last.pt").is_file()
+    assert (identity.checkpoint_dir(cfg, "tiny", "scratch", 0) / "last.pt").is_file()
 
 
 def test_real_registry_model(cfg, monkeypatch):
@@ -433,21 +429,21 @@ def test_two_processes_never_train_one_case_twice(cfg, monkeypatch):
         t.join(timeout=120)
     assert len(calls) == 1, calls
     assert out[0] == out[1] and out[0]["status"] == "ok"
-    lock = case_mod.checkpoint_dir(cfg, "tiny", "thtl_step1", 0) / case_mod.LOCK_NAME
+    lock = identity.checkpoint_dir(cfg, "tiny", "thtl_step1", 0) / lock_mod.LOCK_NAME
     assert lock.is_file()
 
 
 def test_case_lock_refuses_re_entry_and_survives_a_file_system_without_flock(cfg, monkeypatch, capsys):
-    with case_mod.case_lock(cfg, "tiny", "scratch", 0):
+    with lock_mod.case_lock(cfg, "tiny", "scratch", 0):
         with pytest.raises(RuntimeError, match="taken twice by one thread"):
-            with case_mod.case_lock(cfg, "tiny", "scratch", 0):
+            with lock_mod.case_lock(cfg, "tiny", "scratch", 0):
                 pass
     import errno
 
     def no_flock(fh, op):
         raise OSError(errno.ENOLCK, "No locks available")
 
-    monkeypatch.setattr(case_mod.fcntl, "flock", no_flock)
+    monkeypatch.setattr(lock_mod.fcntl, "flock", no_flock)
     rec = run_case(cfg, "tiny", "scratch", 0)  # runs unlocked, with a warning
     assert rec["status"] == "ok"
     assert "does not lock files" in capsys.readouterr().err

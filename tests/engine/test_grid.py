@@ -6,7 +6,8 @@ import itertools
 
 import pytest
 
-from thtl_bench import arms, grid
+from thtl_bench import arms
+from thtl_bench.engine import grid
 from thtl_bench.errors import UserError
 
 

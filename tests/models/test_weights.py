@@ -15,7 +15,9 @@ import pytest
 import torch
 from PIL import Image
 
-from thtl_bench import models, weights
+from thtl_bench import catalog, models
+from thtl_bench.cli import weights as weights_cli
+from thtl_bench.models import fetch, weights
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -67,7 +69,7 @@ def test_hub_cache_file_is_found_sha_verified_and_loaded(cfg, fake_resnet18):
     spec, tmp, sd = fake_resnet18
     _hub_file(spec).parent.mkdir(parents=True)
     shutil.copy(tmp, _hub_file(spec))
-    r = weights.resolve(spec, cfg)
+    r = fetch.resolve(spec, cfg)
     assert (r.source, r.path, r.verified, r.sha256) == ("torch_hub_cache", _hub_file(spec), "hash_prefix", _sha(tmp))
     m = models.build(spec, 2, "imagenet", cfg)
     assert torch.equal(m.stages["layer1"][0].conv1.weight, sd["layer1.0.conv1.weight"])
@@ -85,16 +87,16 @@ def test_resolution_order_explicit_then_folder_then_hub(cfg, fake_resnet18, tmp_
         p.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(tmp, p)
     cfg["weights"]["files"] = {"resnet18": str(explicit)}
-    assert weights.resolve(spec, cfg).source == "explicit"
-    assert weights.resolve(spec, cfg, checkpoint=str(explicit)).path == explicit
+    assert fetch.resolve(spec, cfg).source == "explicit"
+    assert fetch.resolve(spec, cfg, checkpoint=str(explicit)).path == explicit
     cfg["weights"]["files"] = {}
-    r = weights.resolve(spec, cfg)
+    r = fetch.resolve(spec, cfg)
     assert (r.source, r.path, r.verified) == ("weights_dir", folder, "unrecorded") and r.sha256 == _sha(tmp)
     folder.unlink()
-    assert weights.resolve(spec, cfg).source == "torch_hub_cache"
+    assert fetch.resolve(spec, cfg).source == "torch_hub_cache"
     _hub_file(spec).unlink()
     with pytest.raises(weights.WeightsUnavailable):
-        weights.resolve(spec, cfg)
+        fetch.resolve(spec, cfg)
 
 
 def test_env_weights_dir_overrides_config(cfg, fake_resnet18, tmp_path, monkeypatch):
@@ -103,7 +105,7 @@ def test_env_weights_dir_overrides_config(cfg, fake_resnet18, tmp_path, monkeypa
     env_dir.mkdir()
     shutil.copy(tmp, env_dir / spec.weights.file_name)  # the upstream file name works too
     monkeypatch.setenv(weights.WEIGHTS_DIR_ENV, str(env_dir))
-    r = weights.resolve(spec, cfg)
+    r = fetch.resolve(spec, cfg)
     assert (r.source, r.path, r.verified) == ("weights_dir", env_dir / spec.weights.file_name, "hash_prefix")
 
 
@@ -113,7 +115,7 @@ def test_corrupt_hub_file_is_refused_with_remedy(cfg):
     path.parent.mkdir(parents=True)
     path.write_bytes(b"not the resnet18 weights")
     with pytest.raises(weights.WeightsMismatch) as exc:
-        weights.resolve(spec, cfg)
+        fetch.resolve(spec, cfg)
     msg = str(exc.value)
     assert str(path) in msg and "f37072fd" in msg and "thtl-bench weights fetch resnet18" in msg
 
@@ -141,7 +143,7 @@ def test_timm_weights_from_hf_cache_then_folder_wins(cfg, tmp_path):
     spec = models.get("timm:resnet10t")
     sd = _random_state("timm:resnet10t", tmp_path / "r10.pth", seed=1)
     blob = _fake_hf_cache(spec, sd)
-    r = weights.resolve(spec, cfg)
+    r = fetch.resolve(spec, cfg)
     assert (r.source, r.verified, r.sha256) == ("hf_cache", "hf_blob", blob.name)
     m = models.build(spec.name, 3, "imagenet", cfg)
     assert torch.equal(m.stages["layer2"][0].conv1.weight, sd["layer2.0.conv1.weight"])
@@ -150,12 +152,12 @@ def test_timm_weights_from_hf_cache_then_folder_wins(cfg, tmp_path):
     folder = Path(cfg["weights"]["dir"]) / "timm-resnet10t.pth"
     folder.parent.mkdir(parents=True)
     shutil.copy(tmp_path / "r10.pth", folder)
-    assert weights.resolve(spec, cfg).path == folder
+    assert fetch.resolve(spec, cfg).path == folder
     folder.unlink()
     with open(blob, "ab") as f:  # corrupt the blob: its name (the sha256) no longer matches
         f.write(b"\0")
     with pytest.raises(weights.WeightsMismatch, match="hf_blob"):
-        weights.resolve(spec, cfg)
+        fetch.resolve(spec, cfg)
 
 
 def test_strict_loading_names_missing_and_unexpected_keys(cfg, tmp_path):
@@ -170,7 +172,7 @@ def test_strict_loading_names_missing_and_unexpected_keys(cfg, tmp_path):
     msg = str(exc.value)
     assert "layer1.0.conv1.weight" in msg and "extra.weight" in msg and "fc.bias (7,) != (1000,)" in msg
     with pytest.raises(weights.WeightsMismatch):  # import refuses it and leaves nothing behind
-        weights.import_file(models.get("resnet18"), path, cfg)
+        fetch.import_file(models.get("resnet18"), path, cfg)
     assert not any(Path(cfg["weights"]["dir"]).glob("*.pth"))
 
 
@@ -203,25 +205,25 @@ def test_allow_download_is_the_only_way_resolve_fetches(cfg, fake_resnet18, monk
         shutil.copy(tmp, dest)
         return dest
 
-    monkeypatch.setattr(weights, "fetch", fake_fetch)
+    monkeypatch.setattr(fetch, "fetch", fake_fetch)
     with pytest.raises(weights.WeightsUnavailable):
-        weights.resolve(spec, cfg)
+        fetch.resolve(spec, cfg)
     assert calls == []
     cfg["weights"]["allow_download"] = True
-    r = weights.resolve(spec, cfg)
+    r = fetch.resolve(spec, cfg)
     assert calls == ["resnet18"] and r.source == "download" and r.verified == "hash_prefix"
 
 
 def test_import_records_manifest_and_detects_later_change(cfg, fake_resnet18):
     spec, tmp, _ = fake_resnet18
-    dest = weights.import_file(spec, tmp, cfg)
+    dest = fetch.import_file(spec, tmp, cfg)
     assert dest == Path(cfg["weights"]["dir"]) / "resnet18.pth"
     entry = json.loads((dest.parent / weights.MANIFEST).read_text())["files"]["resnet18.pth"]
     assert entry["sha256"] == _sha(tmp) and entry["model"] == "resnet18" and entry["how"] == "import"
-    assert weights.resolve(spec, cfg).verified == "manifest"
+    assert fetch.resolve(spec, cfg).verified == "manifest"
     torch.save({"x": torch.zeros(1)}, dest)
     with pytest.raises(weights.WeightsMismatch, match="manifest"):
-        weights.resolve(spec, cfg)
+        fetch.resolve(spec, cfg)
 
 
 def _photo(array: np.ndarray) -> torch.Tensor:
@@ -243,7 +245,7 @@ def test_efficientnet_lite0_package_weights_are_genuine(cfg):
     m = models.build("efficientnet_lite0", 1000, "imagenet", cfg).eval()
     info = m.weights_info
     assert info["source"] == "package" and info["verified"] == "package_pin"
-    assert info["sha256"] == models.registry.LITE0_PACKAGE_SHA256 and "head" not in info
+    assert info["sha256"] == catalog.CATALOG["efficientnet_lite0"].package.sha256 and "head" not in info
     with torch.no_grad():
         cat = m(_photo(skimage_data.chelsea())).argmax(1).item()
         coffee = m(_photo(skimage_data.coffee())).argmax(1).item()
@@ -253,7 +255,7 @@ def test_efficientnet_lite0_package_weights_are_genuine(cfg):
 
 def _run_cli(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="thtl-bench")
-    weights.add_cli(parser.add_subparsers(dest="command", required=True))
+    weights_cli.add_cli(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args(argv)
     return args.func(args)
 

@@ -1,10 +1,11 @@
-"""The CPU-runnable parts of benchmarks/test_perf.py at tiny size: throughput settings, MFU, the interleaved
-throughput loop, the engine-input-path vs ready-tensor measurement, the matmul peak, the THTL
-step-1 sharing check and the target verdicts (the GPU case uses the same functions on CUDA)."""
+"""The benchmark helpers (thtl_bench.perf.bench, .session) at tiny size on CPU: throughput settings,
+MFU, the interleaved throughput loop, the engine-input-path vs ready-tensor measurement, the
+matmul peak, the THTL step-1 sharing check, the target verdicts and the session bookkeeping (the
+GPU case uses the same functions on CUDA)."""
 
 from __future__ import annotations
 
-import importlib.util
+import json
 import time
 from pathlib import Path
 
@@ -13,11 +14,10 @@ import torch
 from torch import nn
 
 from thtl_bench.models.staged import StagedModel
+from thtl_bench.perf import bench as perf
+from thtl_bench.perf import session
 
-_PATH = Path(__file__).resolve().parents[2] / "benchmarks" / "test_perf.py"
-_spec = importlib.util.spec_from_file_location("thtl_perf_helpers", _PATH)
-perf = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(perf)
+BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
 
 CPU = torch.device("cpu")
 
@@ -43,7 +43,7 @@ def test_throughput_settings_target_setting_on_cuda_profile_setting_elsewhere():
 
 
 def test_mfu_row_is_counted_train_flops_times_rate_over_peak():
-    from thtl_bench import flops
+    from thtl_bench.perf import flops
 
     res = {"ratio": 0.95, "engine_images_per_s": 100.0, "ready_images_per_s": 105.0, "round_ratios": [0.95],
            "batch": 16}
@@ -80,7 +80,7 @@ def test_pipeline_vs_ready_trains_through_the_feeder_on_cpu():
     before = [p.detach().clone() for p in model.parameters()]
     res = perf.pipeline_vs_ready(model, images, labels, device=CPU, amp=None, channels_last=False, batch_size=8,
                                  aug_cfg={"hflip": True, "rotate_deg": 10, "brightness": 0.1},
-                                 max_grad_norm=5.0, warmup=1, steps=2, rounds=3)
+                                 max_grad_norm=5.0, warmup=1, steps=2, rounds=3, train_cfg={"weight_decay": 0.01})
     assert res["batch"] == 8 and res["ready_x"].shape == (8, 3, 16, 16)
     assert res["ready_x"].is_contiguous()  # a dense NCHW tensor, not to_float's NHWC-strided view
     assert res["engine_images_per_s"] > 0 and res["ready_images_per_s"] > 0
@@ -127,68 +127,62 @@ def test_step1_shared_problems_detects_each_violation(tmp_path):
     assert any("no step-1 record" in p for p in perf.step1_shared_problems(cfg, orphan, []))
 
 
-def test_a_partial_benchmark_run_is_not_the_session(monkeypatch):
-    # `pytest benchmarks -k ...`, node ids, one file, -x or Ctrl-C must not overwrite
-    # bench_session.json (target 5): only the whole suite is the benchmark session.
-    spec = importlib.util.spec_from_file_location("thtl_bench_conftest", _PATH.parent / "conftest.py")
-    conf = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(conf)
-    monkeypatch.setattr(conf, "_expected_items", lambda name, module: {"test_study.py": 3, "test_perf.py": 2}[name])
-
-    class Item:
-        def __init__(self, name):
-            self.fspath = _PATH.parent / name
-            self.module = None
-
-    class Session:
-        shouldstop = shouldfail = False
-
-        def __init__(self, study=3, perf=2):
-            self.items = [Item("test_study.py")] * study + [Item("test_perf.py")] * perf
-
-    assert conf._partial(Session()) is None
-    assert conf._partial(Session(), exitstatus=1) is None  # failed cases: a whole session that failed
-    assert conf._partial(Session(study=0)) == "test_study.py not run"
-    assert conf._partial(Session(perf=1)) == "1 of 2 cases of test_perf.py selected"
-    assert conf._partial(Session(), exitstatus=2) == "the run was stopped before the end"
-    stopped = Session()
-    stopped.shouldfail = "stopping after 1 failures"
-    assert conf._partial(stopped) == "the run was stopped before the end"
-    conf.pytest_deselected([Item("test_perf.py")])
-    assert conf._partial(Session()) == "1 case(s) deselected"
+def test_a_partial_benchmark_run_is_not_the_session():
+    # `pytest benchmarks -k ...`, node ids, one file, -x or Ctrl-C: not the whole suite.
+    want = {"test_study.py": 3, "test_perf.py": 2}
+    assert session.partial_reason({"test_study.py": 3, "test_perf.py": 2}, want, 0, False) is None
+    assert session.partial_reason({"test_perf.py": 2}, want, 0, False) == "test_study.py not run"
+    assert session.partial_reason({"test_study.py": 3, "test_perf.py": 1}, want, 0, False) \
+        == "1 of 2 cases of test_perf.py selected"
+    assert session.partial_reason(want, want, 0, True) == "the run was stopped before the end"
+    assert session.partial_reason(want, want, 1, False) == "1 case(s) deselected"
 
 
-def test_expected_items_counts_the_grid_and_the_perf_functions():
-    spec = importlib.util.spec_from_file_location("thtl_bench_conftest2", _PATH.parent / "conftest.py")
-    conf = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(conf)
-    from thtl_bench import config, grid
+def test_a_failed_or_partial_run_never_overwrites_measured_figures(tmp_path):
+    cfg = {"profile": "smoke", "report": {"dir": str(tmp_path)}, "bench": {"session_wall_s": 600}}
+    good = dict(wall_s=300.0, cases=5, failed=0, errors=[], exitstatus=0, partial=None, device="cpu",
+                counts={"study_cases_trained": 3})
+    written, last = session.finish(cfg, **good)
+    assert written == tmp_path / session.SESSION_FILE and json.loads(written.read_text())["wall_s"] == 300.0
+    # Every case errored (e.g. the data fixture failed): a whole session, but not a clean one.
+    bad = {**good, "wall_s": 14.7, "failed": 5, "errors": ["test_case[a] (setup): DataError ..."], "exitstatus": 1}
+    written, last = session.finish(cfg, **bad)
+    assert written is None
+    assert json.loads((tmp_path / session.SESSION_FILE).read_text())["wall_s"] == 300.0  # kept
+    run = json.loads(last.read_text())
+    assert run["status"] == "failed" and run["errors"][0].startswith("test_case[a]")
+    written, last = session.finish(cfg, **{**good, "wall_s": 22.0, "partial": "1 case(s) deselected"})
+    assert written is None and json.loads(last.read_text())["status"] == "partial"
+    assert json.loads((tmp_path / session.SESSION_FILE).read_text())["wall_s"] == 300.0
 
-    assert conf._expected_items("test_study.py", None) == len(grid.cases(config.load()))
-    assert conf._expected_items("test_perf.py", perf) == 5  # the five targets of issue 6
+
+def test_benchmark_files_hold_the_expected_cases():
+    # The session's completeness check counts test_ functions of test_perf.py: five targets.
+    text = (BENCHMARKS / "test_perf.py").read_text()
+    assert text.count("\ndef test_") == 5
+    assert (BENCHMARKS / "test_study.py").read_text().count("\ndef test_") == 1
 
 
 def test_scaling_check_compares_step_time_with_counted_flops(monkeypatch):
-    from thtl_bench import flops
+    from thtl_bench.perf import flops
 
     # Real steps at tiny size first (the function runs end to end) ...
-    out = perf.scaling_check("resnet18", 32, 64, CPU, amp=None, batch_size=2, warmup=1, steps=1, rounds=2)
+    out = perf.scaling_check("resnet18", 32, 64, CPU, amp=None, batch_size=2, warmup=1, steps=1, rounds=2,
+                             train_cfg={"weight_decay": 0.01})
     assert out["flop_ratio"] == pytest.approx(flops.per_image("resnet18", 64) / flops.per_image("resnet18", 32))
     assert set(out["s_per_step"]) == {"32", "64"} and out["time_ratio"] > 0
     # ... then the arithmetic on known times: median of the per-round ratios, over the FLOP ratio.
     monkeypatch.setattr(perf, "interleaved", lambda fns, *a, **k: {"32": [1.0, 1.0, 2.0], "64": [3.0, 2.5, 7.0]})
-    out = perf.scaling_check("resnet18", 32, 64, CPU, amp=None, batch_size=2, warmup=0, steps=1, rounds=3)
+    out = perf.scaling_check("resnet18", 32, 64, CPU, amp=None, batch_size=2, warmup=0, steps=1, rounds=3,
+                             train_cfg={"weight_decay": 0.01})
     assert out["time_ratio"] == pytest.approx(3.0)  # ratios 3.0, 2.5, 3.5
     assert out["s_per_step"] == {"32": 1.0, "64": 3.0}
     assert out["time_over_flop"] == pytest.approx(3.0 / out["flop_ratio"])
 
 
 def test_progress_eta_weights_cases_by_arm_cost():
-    spec = importlib.util.spec_from_file_location("thtl_bench_conftest3", _PATH.parent / "conftest.py")
-    conf = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(conf)
-    from thtl_bench import grid
+    from thtl_bench.engine import grid
 
     assert grid.case_cost(("m", "onestep_last", 0)) == 0.2 and grid.case_cost(("m", "scratch", 0)) == 1.0
-    assert conf.eta_s(10.0, 1.0, 3.0) == pytest.approx(20.0)  # 10 s per unit, 2 units left
-    assert conf.eta_s(10.0, 3.0, 3.0) == 0.0
+    assert session.eta_s(10.0, 1.0, 3.0) == pytest.approx(20.0)  # 10 s per unit, 2 units left
+    assert session.eta_s(10.0, 3.0, 3.0) == 0.0

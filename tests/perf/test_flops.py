@@ -1,4 +1,4 @@
-"""FLOP counting (thtl_bench.flops) and the cost projection built on it (stats.projection)."""
+"""FLOP counting (thtl_bench.perf.flops) and the cost projection built on it (projection.projection)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,9 @@ import torch
 import torchvision.models as tvm
 from torch import nn
 
-from thtl_bench import flops, report, stats
+from thtl_bench.analysis import projection
+from thtl_bench.perf import flops
+from thtl_bench.report import sections
 
 # ----------------------------------------------------------------------------- counting
 
@@ -72,7 +74,7 @@ def test_factors_recover_a_multiplicative_table_from_missing_cells():
     arm = {"x": 2.0, "y": 10.0, "z": 1.0}
     full = {(m, a): model[m] * arm[a] for m in model for a in arm}
     cells = {k: v for k, v in full.items() if k not in {("b", "y"), ("c", "x"), ("c", "z")}}
-    mf, af = stats._factors(cells)
+    mf, af = projection._factors(cells)
     for (m, a), v in full.items():
         assert mf[m] * af[a] == pytest.approx(v, rel=1e-6)
 
@@ -82,7 +84,7 @@ def test_projection_measured_cells_are_sums_and_missing_ones_estimated():
     # epochs as the projection, so measured cells project to their measured seconds.
     recs = [_rec("resnet18", "scratch", 0, 100.0), _rec("resnet18", "scratch", 1, 140.0),
             _rec("resnet18", "onestep_last", 0, 10.0), _rec("resnet50", "scratch", 0, 300.0)]
-    p = stats.projection(recs, CFG)
+    p = projection.projection(recs, flops.artifact(CFG, recs))
     by = {e["model"]: e for e in p["per_model"]}
     assert p["basis"] == "cpu" and p["compute_scale"] == ["flops"]
     r18 = by["resnet18"]
@@ -105,7 +107,7 @@ def test_projection_measured_cells_are_sums_and_missing_ones_estimated():
 def test_projection_scales_by_counted_flops_and_prefers_gpu_records():
     cfg = {"report": {"projection": {**CFG["report"]["projection"], "image_size": 224}}}
     recs = [_rec("resnet18", "scratch", 0, 100.0), _rec("resnet18", "scratch", 0, 5.0, device="cuda")]
-    p = stats.projection(recs, cfg)
+    p = projection.projection(recs, flops.artifact(cfg, recs))
     assert p["basis"] == "gpu" and p["devices"] == ["cuda"]
     ratio = flops.per_image("resnet18", 224) / flops.per_image("resnet18", 64)
     got = {e["model"]: e for e in p["per_model"]}["resnet18"]["arm_case_hours"]["scratch"] * 3600
@@ -114,14 +116,14 @@ def test_projection_scales_by_counted_flops_and_prefers_gpu_records():
 
 def test_projection_leaves_an_arm_measured_nowhere_unpriced():
     recs = [_rec("resnet18", "scratch", 0, 100.0)]
-    p = stats.projection(recs, CFG)
+    p = projection.projection(recs, flops.artifact(CFG, recs))
     assert "resnet18/onestep_last" in p["unpriced"] and "vgg16/onestep_last" in p["unpriced"]
 
 
 def test_projection_totals_have_a_range_from_the_lowest_and_highest_cost_per_flop():
     recs = [_rec("resnet18", "scratch", 0, 100.0), _rec("resnet18", "onestep_last", 0, 10.0),
             _rec("resnet50", "scratch", 0, 600.0)]
-    p = stats.projection(recs, CFG)
+    p = projection.projection(recs, flops.artifact(CFG, recs))
     lo, hi = p["total_hours_range"]
     assert lo < p["total_hours"] < hi  # vgg16 priced by either measured model's seconds per FLOP
     assert set(p["seconds_per_gflop"]) == {"resnet18", "resnet50"} and p["complete"]
@@ -131,7 +133,7 @@ def test_projection_estimates_only_within_connected_measurements():
     # resnet18 measured on scratch only, resnet50 on onestep_last only: nothing links the two arms,
     # so neither model's other arm can be estimated (a fit would just copy each model's time over).
     recs = [_rec("resnet18", "scratch", 0, 100.0), _rec("resnet50", "onestep_last", 0, 10.0)]
-    p = stats.projection(recs, CFG)
+    p = projection.projection(recs, flops.artifact(CFG, recs))
     assert not p["complete"]
     assert "resnet18/onestep_last" in p["unpriced"] or "resnet50/scratch" in p["unpriced"]
     by = {e["model"]: e for e in p["per_model"]}
@@ -142,27 +144,29 @@ def test_projection_estimates_only_within_connected_measurements():
 
 
 def test_projection_survives_a_zero_second_cell_and_nothing_priced():
-    p = stats.projection([_rec("resnet18", "scratch", 0, 0.0)], CFG)
+    recs = [_rec("resnet18", "scratch", 0, 0.0)]
+    p = projection.projection(recs, flops.artifact(CFG, recs))
     r18 = {e["model"]: e for e in p["per_model"]}["resnet18"]
     assert r18["arm_case_hours"]["scratch"] == 0.0 and not p["complete"]
-    empty = stats.projection([], CFG)
+    empty = projection.projection([], flops.artifact(CFG, []))
     assert empty["total_hours"] is None and empty["per_model"] == []
 
 
 def test_cached_head_epochs_do_not_scale_with_image_size():
     p = {**CFG["report"]["projection"], "image_size": 224}
     r = flops.per_image("resnet18", 224) / flops.per_image("resnet18", 64)
-    head = stats._case_projection(_rec("resnet18", "onestep_last", 0, 10.0, cache=True), p)
+    art = flops.artifact({"report": {"projection": p}}, [_rec("resnet18", "onestep_last", 0, 10.0)])
+    head = projection._case_projection(_rec("resnet18", "onestep_last", 0, 10.0, cache=True), p, art)
     # _rec puts all wall time in the 10 epochs: no compute scaling for a cached linear head.
     assert head["seconds"] == pytest.approx(10.0) and head["r_compute"] == pytest.approx(r)
-    uncached = stats._case_projection(_rec("resnet18", "onestep_last", 0, 10.0, cache=False), p)
+    uncached = projection._case_projection(_rec("resnet18", "onestep_last", 0, 10.0, cache=False), p, art)
     assert uncached["seconds"] == pytest.approx(10.0 * r)
-    swft = stats._case_projection(_rec("resnet18", "swft", 0, 10.0, cache=True), p)
+    swft = projection._case_projection(_rec("resnet18", "swft", 0, 10.0, cache=True), p, art)
     assert swft["seconds"] == pytest.approx(10.0 * r)  # its suffix runs at the larger size
 
 
 def test_projection_text_names_forward_flops_range_and_gaps():
     recs = [_rec("resnet18", "scratch", 0, 100.0)]
-    text = "\n".join(report._projection(stats.projection(recs, CFG)))
+    text = "\n".join(sections.projection(projection.projection(recs, flops.artifact(CFG, recs))))
     assert "forward GFLOP / image (64 px)" in text and "**Incomplete**" in text
     assert "resnet18/onestep_last" in text and "range" in text

@@ -10,12 +10,18 @@ import argparse
 import copy
 import json
 import math
+import shutil
 from pathlib import Path
 
 import pytest
 from fixtures import make_sample_records as samples
 
-from thtl_bench import claims, records, report, report_cli, stats
+from thtl_bench import records, report
+from thtl_bench.analysis import aggregate as agg
+from thtl_bench.analysis import claims
+from thtl_bench.analysis import summary as summ
+from thtl_bench.cli import report as report_cli
+from thtl_bench.report import sections
 
 DATA = Path(samples.HERE)
 
@@ -23,7 +29,7 @@ DATA = Path(samples.HERE)
 @pytest.fixture(autouse=True)
 def pinned_registry(monkeypatch):
     """Pin the canonical order (the registries are others' modules; importing models is slow)."""
-    monkeypatch.setattr(stats, "_registry", lambda kind: list(samples.GOLDEN_ORDER[kind]))
+    monkeypatch.setattr(summ, "_registry", lambda kind: list(samples.GOLDEN_ORDER[kind]))
 
 
 @pytest.fixture(scope="module")
@@ -54,6 +60,9 @@ def _cfg(tmp_path: Path, **stats_over) -> dict:
     cfg["report"].update(dir=str(tmp_path / "report"), path=str(tmp_path / "REPORT.md"), speed_change=0.2)
     cfg["data"] = {"root": str(tmp_path / "data")}
     cfg["grid"] = {"records_dir": str(DATA / "records")}
+    # The FLOP artefact the running side writes beside the report (thtl-bench flops).
+    (tmp_path / "report").mkdir(parents=True, exist_ok=True)
+    shutil.copy(samples.GOLDEN_FLOPS_PATH, tmp_path / "report" / "flops.json")
     return cfg
 
 
@@ -74,7 +83,7 @@ def test_golden_comparison_detects_a_changed_aggregate(sample_records):
     recs = copy.deepcopy(sample_records)
     swft = next(r for r in recs if r["slug"] == "resnet18__swft__s1")
     swft["metrics"]["test"]["accuracy"] -= 0.01
-    changed = stats.aggregate(recs, samples.GOLDEN_CFG, samples.GOLDEN_ORDER)
+    changed = agg.aggregate(recs, samples.GOLDEN_CFG, samples.GOLDEN_ORDER)
     golden = json.loads((DATA / "golden" / "summary.json").read_text())
     assert _same(json.loads(json.dumps(changed)), golden)
 
@@ -103,7 +112,7 @@ def test_report_writes_every_section(tmp_path):
     metrics = json.loads((rdir / "metrics.json").read_text())
     assert metrics["claims.C3.resnet18.verdict"] == 1
     assert metrics["grid.resnet18.swft.accuracy.mean"] == pytest.approx(
-        stats.cell(stats.load_summary(rdir / "summary.json"), "resnet18", "swft")["metrics"]["accuracy"]["mean"],
+        agg.cell(agg.load_summary(rdir / "summary.json"), "resnet18", "swft")["metrics"]["accuracy"]["mean"],
         abs=1e-6)
     first = {f: (rdir / f).read_bytes() for f in ("metrics.json", "swft_steps.csv", "summary.json")}
     report.write(cfg, [DATA / "records"])
@@ -144,7 +153,7 @@ def test_cli_aggregate_then_report_from_summary(tmp_path, monkeypatch, capsys):
     out = capsys.readouterr().out
     assert "42 ok / 2 not run" in out and "| C1 " in out
     summary = tmp_path / "report" / "summary.json"
-    assert stats.load_summary(summary)["provenance"]["n_ok"] == 42
+    assert agg.load_summary(summary)["provenance"]["n_ok"] == 42
     args = _parser().parse_args(["report", "--summary", str(summary), "--params", str(params), "--profile", "t"])
     assert args.func(args) == 0
     assert "## Claims C1-C5" in (tmp_path / "REPORT.md").read_text()
@@ -164,7 +173,7 @@ def test_assumptions_read_per_arm_lrs_and_epoch_budgets_from_records(sample_reco
     """lrs and epoch budgets are arm-dependent: read per case.arm from the engine's config.train."""
     cfg = copy.deepcopy(samples.GOLDEN_CFG)
     cfg["stats"]["bootstrap"] = 50
-    rows = {r[0]: r[2] for r in report._per_arm(cfg, stats.aggregate(sample_records, cfg, samples.GOLDEN_ORDER))}
+    rows = {r[0]: r[2] for r in sections.per_arm_rows(agg.aggregate(sample_records, cfg, samples.GOLDEN_ORDER))}
     assert rows["Epoch budget per stage (per arm; SWFT: per step)"] == (
         "scratch/onestep_all/thtl_step1/thtl_all 6; onestep_last/thtl_last 30; swft 3 per step")
     assert rows["lr, new head (per arm)"] == "scratch/onestep_last/onestep_all/thtl_step1/thtl_last/thtl_all/swft 0.001"
@@ -180,6 +189,6 @@ def test_assumptions_read_per_arm_lrs_and_epoch_budgets_from_records(sample_reco
     for r in old:
         r["config"]["train"] = {"lr_head": 1e-3, "lr_backbone": 1e-4, "lr_scratch": 1e-3, "max_epochs": 6,
                                 "swft_max_epochs": 3}
-    rows = {r[0]: r[2] for r in report._per_arm(cfg, stats.aggregate(old, cfg, samples.GOLDEN_ORDER))}
+    rows = {r[0]: r[2] for r in sections.per_arm_rows(agg.aggregate(old, cfg, samples.GOLDEN_ORDER))}
     assert "n/a (not in records)" in rows[next(k for k in rows if k.startswith("lr, body"))]
     assert "onestep_last/thtl_last 30" not in rows["Epoch budget per stage (per arm; SWFT: per step)"]

@@ -1,4 +1,4 @@
-"""REPORT.md's benchmark-target tables (report._perf) from perf.json and bench_session.json."""
+"""REPORT.md's benchmark-target tables (report.sections.perf) from perf.json and bench_session.json."""
 
 from __future__ import annotations
 
@@ -8,7 +8,9 @@ from pathlib import Path
 
 from fixtures import make_sample_records as samples
 
-from thtl_bench import report, stats
+from thtl_bench import report
+from thtl_bench.analysis import summary as summ
+from thtl_bench.report import gather, sections
 
 DATA = Path(samples.HERE)
 
@@ -39,6 +41,11 @@ def _write(rdir: Path, perf=PERF, session=SESSION) -> None:
         (rdir / "bench_session.json").write_text(json.dumps(session))
 
 
+def _perf(rdir: Path) -> list[str]:
+    """The section as REPORT.md renders it from the files in `rdir`."""
+    return sections.perf(gather.gather({"report": {"dir": str(rdir)}, "data": {"root": str(rdir / "data")}}))
+
+
 def _cells(text: str, first: str) -> list[str]:
     line = next(line for line in text.splitlines() if line.startswith(f"| {first}"))
     return [c.strip() for c in line.strip().strip("|").split("|")]
@@ -46,7 +53,7 @@ def _cells(text: str, first: str) -> list[str]:
 
 def test_perf_tables_show_value_target_verdict_and_machine(tmp_path):
     _write(tmp_path)
-    text = "\n".join(report._perf({}, tmp_path))
+    text = "\n".join(_perf(tmp_path))
     row = " | ".join(_cells(text, "data_pipeline_ratio"))
     assert "0.812 x" in row and ">= 0.9" in row and "**not met**" in row
     assert "x86_64" in row and "2 threads, load 2.5" in row and "64 px" in row and "batch 32" in row
@@ -61,24 +68,24 @@ def test_perf_tables_show_value_target_verdict_and_machine(tmp_path):
     cpu["throughput_mfu"].update(met=None, not_judged_because="no CUDA device: the target is for a GPU",
                                  device_name="x86_64", precision="fp32", channels_last=False)
     _write(tmp_path, perf=cpu)
-    row = _cells("\n".join(report._perf({}, tmp_path)), "throughput_mfu")
+    row = _cells("\n".join(_perf(tmp_path)), "throughput_mfu")
     assert row[2] == "0.950 x" and row[4] == "not judged (no CUDA device: the target is for a GPU)"
     _write(tmp_path)
-    text = "\n".join(report._perf({}, tmp_path))
+    text = "\n".join(_perf(tmp_path))
     assert _cells(text, "wall time") == ["wall time (s)", "712", "600", "**not met**"]
     assert _cells(text, "peak RSS") == ["peak RSS (GiB)", "1.80", "4.0", "met"]
 
 
 def test_perf_section_without_results_or_with_a_broken_file(tmp_path):
-    assert "No benchmark results" in "\n".join(report._perf({}, tmp_path))
+    assert "No benchmark results" in "\n".join(_perf(tmp_path))
     _write(tmp_path, perf=None)
     (tmp_path / "perf.json").write_text("{not json")
-    text = "\n".join(report._perf({}, tmp_path))
+    text = "\n".join(_perf(tmp_path))
     assert "is not valid JSON" in text and "| wall time" in text
 
 
 def test_report_speed_section_includes_the_benchmark_targets(tmp_path, monkeypatch):
-    monkeypatch.setattr(stats, "_registry", lambda kind: list(samples.GOLDEN_ORDER[kind]))
+    monkeypatch.setattr(summ, "_registry", lambda kind: list(samples.GOLDEN_ORDER[kind]))
     cfg = copy.deepcopy(samples.GOLDEN_CFG)
     cfg["stats"].update(bootstrap=200)
     cfg["report"].update(dir=str(tmp_path / "report"), path=str(tmp_path / "REPORT.md"), speed_change=0.2)

@@ -21,7 +21,7 @@ from thtl_bench.config import digest
 from thtl_bench.data import splits as splits_mod
 from thtl_bench.data.errors import DataError, Problem, errors_only
 from thtl_bench.data.sources import Listing, read_source
-from thtl_bench.hashing import sha256_file
+from thtl_bench.io import sha256_file
 
 CACHE_VERSION = 1  # bump when decoding changes, so old caches are not reused
 
@@ -62,7 +62,7 @@ def content_hashes(cfg: dict, lst: Listing) -> list[str]:
         fresh[key] = [*sig, h]
         out.append(h)
     if fresh != known:
-        from thtl_bench.records import atomic_write_text  # shared by concurrent shards
+        from thtl_bench.io import atomic_write_text  # shared by concurrent shards
 
         atomic_write_text(store, json.dumps(fresh))
     return out

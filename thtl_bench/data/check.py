@@ -19,6 +19,7 @@ from thtl_bench.data import splits as splits_mod
 from thtl_bench.data.cache import content_hashes, open_checked
 from thtl_bench.data.errors import DataError, Problem, errors_only
 from thtl_bench.data.sources import read_source
+from thtl_bench.io import file_digest
 
 
 def size_shortcut(sizes: list[tuple[int, int]], labels: list[str], split: list[str]) -> dict:
@@ -111,20 +112,12 @@ def format_report(rep: dict, limit: int = 50) -> str:
 
 
 # ---------------------------------------------------------------- DVC
-def md5_file(path: Path) -> str:
-    h = hashlib.md5()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def dvc_dir_hash(root: Path) -> dict:
     """The hash DVC 3 records for a directory output: md5 of the JSON list of {md5, relpath}
     entries sorted by relpath (json.dumps(..., sort_keys=True)), suffixed ".dir" (dvc-data
     hashfile/tree.py). Files are hashed raw (DVC 3 `hash: md5`, no dos2unix)."""
     files = sorted(p for p in root.rglob("*") if p.is_file() and ".dvc" not in p.relative_to(root).parts)
-    entries = sorted(({"md5": md5_file(p), "relpath": p.relative_to(root).as_posix()} for p in files),
+    entries = sorted(({"md5": file_digest(p, "md5"), "relpath": p.relative_to(root).as_posix()} for p in files),
                      key=lambda e: e["relpath"])
     blob = json.dumps(entries, sort_keys=True).encode("utf-8")
     return {"md5": hashlib.md5(blob).hexdigest() + ".dir", "size": sum(p.stat().st_size for p in files),
@@ -145,7 +138,7 @@ def write_dvc_file(cfg: dict) -> Path:
         doc["meta"] = {"kind": "phantom", "generator": "thtl-bench synth", "profile": cfg.get("profile"),
                        "synth_seed": cfg["synth"]["seed"], "image_size": cfg["synth"]["image_size"]}
     path = dvc_file_for(cfg)
-    from thtl_bench.records import atomic_write_text
+    from thtl_bench.io import atomic_write_text
 
     atomic_write_text(path, yaml.safe_dump(doc, sort_keys=False))
     return path

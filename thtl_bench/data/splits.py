@@ -126,7 +126,7 @@ def leaks(rows: list[dict], where: str) -> list[Problem]:
 
 def write(path: Path, rows: list[dict]) -> None:
     # Atomic with a unique temp name: shards on a fresh checkout may all write it at once.
-    from thtl_bench.records import atomic_write_text
+    from thtl_bench.io import atomic_write_text
 
     buf = io.StringIO()
     w = csv.DictWriter(buf, COLUMNS, lineterminator="\n")

@@ -16,8 +16,8 @@ import time
 
 import torch
 
-from thtl_bench.augment import augment, normalise, to_float
 from thtl_bench.engine import runtime
+from thtl_bench.engine.augment import augment, normalise, to_float
 
 
 class Suffix(torch.nn.Module):

@@ -5,26 +5,18 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from thtl_bench import config
+from thtl_bench import config, data
 from thtl_bench.errors import UserError
 
 SPLITS = ("train", "val", "test")
 _MEMO: dict[str, object] = {}
 
 
-def load_domain(cfg: dict, domain: str):
-    try:
-        from thtl_bench.data import load_domain as load
-    except ImportError:  # the package may re-export it from its cache module only
-        from thtl_bench.data.cache import load_domain as load
-    return load(cfg, domain)
-
-
 def domain(cfg: dict, name: str):
     """DomainTensors for `name`, memoised on the data and split settings that define it."""
     key = config.digest({"data": cfg["data"], "split": cfg["split"], "domain": name}, 24)
     if key not in _MEMO:
-        _MEMO[key] = load_domain(cfg, name)
+        _MEMO[key] = data.load_domain(cfg, name)
     return _MEMO[key]
 
 

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from thtl_bench.arms import Plan
 from thtl_bench.engine import checkpoint, runtime
 from thtl_bench.engine.feeder import Feeder, Suffix
 from thtl_bench.errors import UserError
@@ -30,17 +31,6 @@ class SimulatedKill(RuntimeError):
 
 
 @dataclass
-class Plan:
-    name: str  # "main" or "step<k>" for SWFT
-    groups: list[str]  # trainable model groups, back to front
-    stages: list[str]  # their stages
-    max_epochs: int
-    augment: bool  # online augmentation of train batches (uncached path)
-    cache: bool  # use the frozen-feature cache when the frozen prefix is non-empty
-    views: int = 1  # cached train views (1 = plain)
-
-
-@dataclass
 class Ctx:
     """Case-level things a stage needs; `save` writes last.pt from a stage snapshot."""
 
@@ -48,7 +38,6 @@ class Ctx:
     train: dict
     device: torch.device
     amp: torch.dtype | None
-    lrs: tuple[float, float]
     gens: dict
     seed: int
     save: object  # callable(stage_state: dict) -> None
@@ -72,21 +61,43 @@ def _frozen_buffers(model, trainable: set[str]) -> dict:
             for k, b in st.named_buffers()}
 
 
-def _param_groups(model, plan: Plan, lrs: tuple[float, float]) -> list[dict]:
-    head_lr, body_lr = lrs
+def _param_groups(model, plan: Plan) -> list[dict]:
+    """One AdamW group per trainable model group, at the lr the arm gives it (arms.plans)."""
     groups, seen = [], set()
-    for i, (gname, stage_names) in enumerate(model.groups):
+    for gname, stage_names in model.groups:
         if gname not in plan.groups:
             continue
         params = [p for s in stage_names for p in model.stages[s].parameters() if id(p) not in seen]
         seen.update(id(p) for p in params)
         if params:
-            groups.append({"params": params, "lr": head_lr if i == 0 else body_lr, "name": gname})
-    # Stages outside every group (rare) train with the body lr when they are trainable.
+            groups.append({"params": params, "lr": plan.lrs[gname], "name": gname})
+    # Stages outside every group (rare) train at the arm's "other" lr when they are trainable.
     rest = [p for s in plan.stages for p in model.stages[s].parameters() if id(p) not in seen]
     if rest:
-        groups.append({"params": rest, "lr": body_lr, "name": "other"})
+        groups.append({"params": rest, "lr": plan.lrs["other"], "name": "other"})
     return groups
+
+
+def make_optimizer(param_groups: list[dict], t: dict) -> torch.optim.Optimizer:
+    """AdamW (the only optimizer; config refuses others) with the train section's weight decay."""
+    return torch.optim.AdamW(param_groups, weight_decay=float(t["weight_decay"]),
+                             foreach=True)  # multi-tensor update: ~1.5x faster on CPU, same numbers
+
+
+def train_step(runner, opt, scaler, params: list, x: torch.Tensor, y: torch.Tensor, device: torch.device,
+               amp: torch.dtype | None, max_grad_norm: float | None) -> torch.Tensor:
+    """One optimisation step (autocast forward, cross-entropy, scaled backward, clipping, update);
+    returns the detached batch loss. The benchmarks time this same function."""
+    with runtime.autocast(device, amp):
+        loss = F.cross_entropy(runner(x).float(), y)
+    opt.zero_grad(set_to_none=True)
+    scaler.scale(loss).backward()
+    if max_grad_norm:
+        scaler.unscale_(opt)
+        torch.nn.utils.clip_grad_norm_(params, float(max_grad_norm))
+    scaler.step(opt)
+    scaler.update()
+    return loss.detach()
 
 
 def _batches(perm: torch.Tensor, bs: int) -> list[torch.Tensor]:
@@ -155,8 +166,7 @@ def _fit(ctx: Ctx, model, plan: Plan, splits: dict, resume: dict | None) -> dict
     if runtime.compiled(t, ctx.device):
         runner = torch.compile(runner)
 
-    opt = torch.optim.AdamW(_param_groups(model, plan, ctx.lrs), weight_decay=float(t["weight_decay"]),
-                            foreach=True)  # multi-tensor update: ~1.5x faster on CPU, same numbers
+    opt = make_optimizer(_param_groups(model, plan), t)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, plan.max_epochs))
     scaler = torch.amp.GradScaler(ctx.device.type, enabled=ctx.amp == torch.float16)
     params = [p for g in opt.param_groups for p in g["params"]]
@@ -189,16 +199,8 @@ def _fit(ctx: Ctx, model, plan: Plan, splits: dict, resume: dict | None) -> dict
         loss_sum = torch.zeros((), device=ctx.device)
         for idx in _batches(perm, int(t["batch_size"])):
             x, y = feeder.batch("train", idx, train=True, view=None if views is None else views[idx])
-            with runtime.autocast(ctx.device, ctx.amp):
-                loss = F.cross_entropy(runner(x).float(), y)
-            opt.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            if t.get("max_grad_norm"):
-                scaler.unscale_(opt)
-                torch.nn.utils.clip_grad_norm_(params, float(t["max_grad_norm"]))
-            scaler.step(opt)
-            scaler.update()
-            loss_sum += loss.detach() * len(idx)
+            loss = train_step(runner, opt, scaler, params, x, y, ctx.device, ctx.amp, t.get("max_grad_norm"))
+            loss_sum += loss * len(idx)
         train_loss = float(loss_sum) / n_train  # one sync per epoch, not per batch
         runtime.synchronize(ctx.device)
         train_s = time.perf_counter() - t0

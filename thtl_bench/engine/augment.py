@@ -19,12 +19,6 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
-def enabled(aug: dict | None) -> bool:
-    aug = aug or {}
-    return bool(aug.get("hflip") or aug.get("vflip") or aug.get("rotate_deg") or aug.get("brightness")
-                or aug.get("contrast"))
-
-
 def augment(x: torch.Tensor, gen: torch.Generator, aug: dict) -> torch.Tensor:
     n = x.shape[0]
     # Always draw the same 5 numbers per image so the stream does not depend on which options are on.

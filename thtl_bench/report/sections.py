@@ -1,35 +1,22 @@
-"""REPORT.md and its companions, rendered from the aggregate (stats.aggregate) only.
-
-    write(cfg, records_dirs) -> Path   aggregate the records, write summary.json, then render
-    render(cfg, summary)     -> Path   REPORT.md + metrics.json + swft_steps.csv + figures/
-
-Files under `report.dir`: summary.json (the full aggregate), metrics.json (flat numbers for
-`dvc metrics diff`), swft_steps.csv (plot data for `dvc plots`), figures/swft_steps_<model>.png;
-cam.json is read when the cam module has written it. Only REPORT.md carries a date.
-"""
+"""The sections of REPORT.md, each a list of markdown lines from the summary and the gathered
+inputs (report.gather); nothing here reads files or imports the running side."""
 
 from __future__ import annotations
 
-import csv
-import io
-import json
 import os
-import platform
-import subprocess
 from collections.abc import Sequence
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import yaml
 from tabulate import tabulate
 
-from thtl_bench import claims as claims_mod
-from thtl_bench import records, stats
+from thtl_bench import arms as arms_registry
+from thtl_bench.analysis import claims as claims_mod
+from thtl_bench.analysis.summary import canonical_order, lookup
 from thtl_bench.config import canonical_json
-from thtl_bench.errors import UserError
+from thtl_bench.report.figures import swft_figure
 
-VERDICT_CODE = {"reproduced": 1, "inconclusive": 0, "contradicted": -1}
 LARYNX_COLS = [("accuracy", "accuracy % (mean ± std [CI])"), ("recall", "malignant recall %"),
                ("specificity", "specificity %"), ("precision", "precision %"), ("f1", "F1 %"),
                ("auc", "AUC x100")]
@@ -114,138 +101,9 @@ def _slugname(model: str) -> str:
     return "".join(c if c.isalnum() or c in "-_" else "_" for c in model)
 
 
-# ----------------------------------------------------------------------------- repo provenance
-
-def _git(*args: str) -> str | None:
-    try:
-        out = subprocess.run(["git", *args], capture_output=True, text=True, timeout=20, check=True)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return out.stdout.strip()
-
-
-def repo_commit() -> str:
-    head = _git("rev-parse", "--short=12", "HEAD")
-    if head is None:
-        return "unknown (not a git checkout)"
-    # The code and parameters that render the report; outputs (summary.json, dvc.lock, REPORT.md)
-    # change while `dvc repro` runs and say nothing about the code.
-    dirty = _git("status", "--porcelain", "--untracked-files=no", "--", ":(top)thtl_bench", ":(top)params.yaml")
-    return head + (" + uncommitted changes to thtl_bench/ or params.yaml" if dirty else "")
-
-
-def data_version(cfg: dict) -> str:
-    """outs[0].md5 of the data folder's .dvc file (data.root + '.dvc')."""
-    path = Path(str(cfg["data"]["root"]).rstrip("/") + ".dvc")
-    if not path.is_file():
-        return f"{path} not found (data not versioned by DVC in this checkout)"
-    try:
-        doc = yaml.safe_load(path.read_text()) or {}
-        md5 = doc["outs"][0]["md5"]
-    except (yaml.YAMLError, KeyError, IndexError, TypeError) as exc:
-        raise UserError(f"{path}: cannot read outs[0].md5 ({exc}); run `dvc add {cfg['data']['root']}`") from exc
-    return f"md5 {md5} ({path})"
-
-
-def _lib_versions() -> str:
-    import matplotlib
-    import numpy
-    import scipy
-    import tabulate as tb
-
-    return (f"python {platform.python_version()}, numpy {numpy.__version__}, scipy {scipy.__version__}, "
-            f"tabulate {tb.__version__}, matplotlib {matplotlib.__version__}")
-
-
-# ----------------------------------------------------------------------------- companions
-
-def metrics_flat(summary: dict) -> dict[str, float]:
-    """Flat, deterministic numbers for `dvc metrics diff` (verdicts coded +1/0/-1)."""
-    out: dict[str, float] = {}
-
-    def put(key: str, v: Any) -> None:
-        if isinstance(v, bool):
-            v = int(v)
-        if isinstance(v, (int, float)):
-            out[key] = round(float(v), 6)
-
-    for c in summary["cells"]:
-        base = f"grid.{c['model']}.{c['arm']}"
-        put(f"{base}.n_seeds", c["n"])
-        for name, st in c["metrics"].items():
-            put(f"{base}.{name}.mean", st["mean"])
-            put(f"{base}.{name}.std", st["std"])
-        for key in ("train_images_per_s", "inference_images_per_s", "wall_s"):
-            put(f"{base}.speed.{key}", c["timing"][key]["mean"])
-    for r in summary["claims"]:
-        base = f"claims.{r['id']}.{r['model']}"
-        put(f"{base}.diff_pp", r["diff_pp"])
-        put(f"{base}.rel_pct", r["rel_pct"])
-        put(f"{base}.p_value", r["p_value"])
-        put(f"{base}.verdict", VERDICT_CODE[r["verdict"]])
-    put("projection.total_hours", summary["projection"]["total_hours"])
-    return dict(sorted(out.items()))
-
-
-def swft_csv(summary: dict) -> str:
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(["model", "step", "groups", "n", "val_acc", "val_std", "test_acc", "test_std", "selected"])
-    for m in summary["swft"]:
-        for s in m["steps"]:
-            w.writerow([m["model"], s["step"], "+".join(s["groups"] or []), s["n"],
-                        *(("" if s[k] is None else f"{s[k]:.6f}") for k in ("val_mean", "val_std",
-                                                                            "test_mean", "test_std")),
-                        s["selected"]])
-    return buf.getvalue()
-
-
-def swft_figure(curve: dict, path: Path) -> Path:
-    """Val/test accuracy per SWFT step (mean over seeds, std band), one PNG per model."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    steps = [s["step"] for s in curve["steps"]]
-    fig = Figure(figsize=(5.5, 3.6))
-    FigureCanvasAgg(fig)
-    ax = fig.subplots()
-    for split, colour in (("val", "tab:blue"), ("test", "tab:orange")):
-        mean = [100 * (s[f"{split}_mean"] or 0) for s in curve["steps"]]
-        std = [100 * (s[f"{split}_std"] or 0) for s in curve["steps"]]
-        ax.plot(steps, mean, marker="o", color=colour, label=f"{split} accuracy")
-        ax.fill_between(steps, [m - d for m, d in zip(mean, std, strict=True)], [m + d for m, d in zip(mean, std, strict=True)],
-                        color=colour, alpha=0.15)
-    ax.set_xticks(steps)
-    ax.set_xticklabels([f"{s['step']}\n+{(s['groups'] or ['?'])[-1]}" for s in curve["steps"]], fontsize=7)
-    ax.set_xlabel("SWFT step (group added)")
-    ax.set_ylabel("accuracy % (mean ± std over seeds)")
-    ax.set_title(f"SWFT steps: {curve['model']}")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100, metadata={"Software": None})
-    return path
-
-
-def read_cam(path: Path) -> list[dict] | None:
-    """cam.json as written by thtl_bench.cam; None when absent."""
-    if not path.is_file():
-        return None
-    try:
-        entries = json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise UserError(f"{path}: not valid JSON ({exc}); re-run `thtl-bench cam`") from exc
-    need = ("model", "arm", "figure", "vessel_mass")
-    if not isinstance(entries, list) or any(not isinstance(e, dict) or any(k not in e for k in need)
-                                            for e in entries):
-        raise UserError(f"{path}: expected a list of {{{', '.join(need)}, ...}}; re-run `thtl-bench cam`")
-    return entries
-
-
 # ----------------------------------------------------------------------------- sections
 
-def _headline(summary: dict) -> list[str]:
+def headline(summary: dict) -> list[str]:
     prov = summary["provenance"]
     kinds = prov["data_kinds"]
     lines = []
@@ -268,13 +126,13 @@ def _headline(summary: dict) -> list[str]:
     return lines
 
 
-def _provenance(cfg: dict, summary: dict, sources: Sequence[str] | None, now: datetime) -> list[str]:
+def provenance(summary: dict, g: dict, sources: Sequence[str] | None, now: datetime) -> list[str]:
     prov = summary["provenance"]
     libs = "; ".join(f"{k} {', '.join(v)}" for k, v in prov["libraries"].items())
     rows = [
-        ["report code (git commit)", repo_commit()],
+        ["report code (git commit)", g["repo_commit"]],
         ["commit(s) that produced the records", ", ".join(prov["record_git_commits"])],
-        ["data version (data.dvc, current checkout)", data_version(cfg)],
+        ["data version (data.dvc, current checkout)", g["data_version"]],
         ["data kind (from records)", ", ".join(prov["data_kinds"])],
         ["data fingerprints (from records)",
          "; ".join(f"{d}: {', '.join(v)}" for d, v in prov["data_fingerprints"].items())],
@@ -284,7 +142,7 @@ def _provenance(cfg: dict, summary: dict, sources: Sequence[str] | None, now: da
         ["execution (records' env)", "; ".join(f"{k} {', '.join(v)}" for k, v in prov["execution"].items())
          or "n/a"],
         ["libraries (records)", libs or "n/a"],
-        ["libraries (report)", _lib_versions()],
+        ["libraries (report)", g["libraries"]],
         ["records", f"{prov['n_records']} ({prov['n_ok']} ok, {prov['n_not_run']} not run), digest "
                     f"{prov['records_digest']}, created {' .. '.join(prov['created'] or [])}"],
         ["records folder(s)", ", ".join(map(str, sources)) if sources else "(from summary.json)"],
@@ -293,7 +151,7 @@ def _provenance(cfg: dict, summary: dict, sources: Sequence[str] | None, now: da
     return ["## Provenance", "", _table(rows, ["item", "value"])]
 
 
-def _not_run(summary: dict) -> list[str]:
+def not_run(summary: dict) -> list[str]:
     out = ["## Cases not run", ""]
     if not summary["not_run"]:
         return out + ["Every case of the records ran."]
@@ -308,7 +166,7 @@ def _not_run(summary: dict) -> list[str]:
     return out + [_table(rows, ["model", "arm", "seeds", "reason (full text in the record)"])]
 
 
-def _grid(summary: dict, conf: float) -> list[str]:
+def grid(summary: dict, conf: float) -> list[str]:
     rows = []
     for c in summary["cells"]:
         if c["domain"] != "larynx":
@@ -328,7 +186,7 @@ def _grid(summary: dict, conf: float) -> list[str]:
                    _table(conf_rows, ["model", "arm", "TN", "FP", "FN", "TP"])]
 
 
-def _fundus(summary: dict, conf: float) -> list[str]:
+def fundus(summary: dict, conf: float) -> list[str]:
     rows = [[c["model"], c["n"], _ms(c["metrics"]["accuracy"], ci=True),
              _ms(c["metrics"].get("qwk"), scale=1.0, ci=True, digits=3)]
             for c in summary["cells"] if c["domain"] == "fundus"]
@@ -337,7 +195,7 @@ def _fundus(summary: dict, conf: float) -> list[str]:
     return out + ["", _table(rows, ["model", "seeds", "accuracy %", "QWK"]) if rows else "No fundus records."]
 
 
-def _claims(summary: dict) -> list[str]:
+def claims(summary: dict) -> list[str]:
     return ["## Claims C1-C5", "",
             "Paper numbers are the abstracts' (ResNet18 / ResNet50 only); other models get the same "
             "tests with no paper number. pp = percentage points.", "",
@@ -345,7 +203,7 @@ def _claims(summary: dict) -> list[str]:
             claims_mod.rule_text(summary["stats_params"])]
 
 
-def _swft(summary: dict, rdir: Path, base: Path) -> list[str]:
+def swft(summary: dict, rdir: Path, base: Path) -> list[str]:
     out = ["## SWFT step curves", "",
            f"Plot data: `{os.path.relpath(rdir / 'swft_steps.csv', base)}` (mean over seeds). "
            "`selected` = seeds whose best step (chosen on validation) is this one."]
@@ -362,17 +220,17 @@ def _swft(summary: dict, rdir: Path, base: Path) -> list[str]:
     return out
 
 
-def _cam(cfg: dict, rdir: Path, base: Path) -> list[str]:
-    path = rdir / "cam.json"
+def cam(g: dict, base: Path) -> list[str]:
+    path = g["cam_path"]
     out = ["## LayerCAM", ""]
-    entries = read_cam(path)
+    entries = g["cam"]
     if entries is None:
         return out + [f"**Absent**: `{os.path.relpath(path, base)}` was not found, so this report has no "
                       "LayerCAM figures. Run `thtl-bench cam` (it writes the figures and cam.json), then "
                       "`thtl-bench report`."]
     groups = list(dict.fromkeys(g for e in entries for g in (e["vessel_mass"] or {})))
-    models = stats.canonical_order("models", [e["model"] for e in entries])
-    arms = stats.canonical_order("arms", [e["arm"] for e in entries])
+    models = canonical_order("models", [e["model"] for e in entries])
+    arms = canonical_order("arms", [e["arm"] for e in entries])
     domains = list(dict.fromkeys(e.get("domain", "larynx") for e in entries))
 
     def mean(values: list) -> str:
@@ -401,7 +259,7 @@ def _cam(cfg: dict, rdir: Path, base: Path) -> list[str]:
     return out
 
 
-def _speed(summary: dict) -> list[str]:
+def speed(summary: dict) -> list[str]:
     rows = []
     for c in summary["cells"]:
         t = c["timing"]
@@ -416,11 +274,13 @@ def _speed(summary: dict) -> list[str]:
            f"execution settings: {knobs}.", "",
            _table(rows, ["model", "arm", "seeds", "px", "train img/s", "inference img/s",
                          "wall s / case", "s / epoch", "device"])]
-    return out + [""] + _projection(summary["projection"])
+    return out + [""] + projection(summary["projection"])
 
 
-def _projection(p: dict) -> list[str]:
-    s = p["settings"]
+def projection(p: dict) -> list[str]:
+    s = p.get("settings")
+    if not s:
+        return ["### Projected cost of the full study", "", f"Not projected: {p.get('missing', 'no settings')}."]
     gpu = p["basis"] == "gpu"
     unit = "GPU-hours" if gpu else "CPU-hours"
     head = ["### Projected cost of the full study", "",
@@ -483,19 +343,18 @@ def _projection(p: dict) -> list[str]:
     return head + [""] + text
 
 
-def _perf(cfg: dict, rdir: Path) -> list[str]:
-    """The benchmark suite's figures against the targets of issue 6: `perf.json` (one entry per
-    case of benchmarks/test_perf.py) and `bench_session.json` (benchmarks/conftest.py)."""
-    head = ["### Benchmark targets", ""]
-    docs = {}
-    for name in ("perf.json", "bench_session.json"):
-        f = rdir / name
-        try:
-            docs[name] = json.loads(f.read_text()) if f.is_file() else None
-        except json.JSONDecodeError as exc:
-            head += [f"{f} is not valid JSON ({exc}): re-run `nox -s benchmark`.", ""]
-            docs[name] = None
-    perf, sess = docs["perf.json"], docs["bench_session.json"]
+def perf(g: dict) -> list[str]:
+    """The benchmark suite's figures against their targets: `perf.json` (one entry per case of
+    benchmarks/test_perf.py) and `bench_session.json` (the benchmark session)."""
+    rdir = g["report_dir"]
+    head = ["### Benchmark targets", ""] + [x for n in g["bench_notes"] for x in (n, "")]
+    last = g.get("last_run") or {}
+    if last and last.get("status") != "ok":
+        why = last.get("partial") or f"{last.get('failed', 0)} case(s) failed"
+        head += [f"**The last benchmark run ({last.get('created', '?')}, profile `{last.get('profile')}`) did not "
+                 f"finish cleanly: {why}.** The figures below are from the last clean run; "
+                 f"first failures: {'; '.join(last.get('errors') or []) or 'none recorded'}.", ""]
+    perf, sess = g["perf"], g["session"]
     if not perf and not sess:
         return head + [f"No benchmark results in {rdir} (perf.json, bench_session.json): run `nox -s benchmark`."]
 
@@ -554,7 +413,7 @@ def _perf(cfg: dict, rdir: Path) -> list[str]:
 
 def _recorded(conf: dict[str, list], key: str) -> str | None:
     """Recorded value(s) of a config key, or of its sub-keys when the key is a section."""
-    v = stats.lookup(conf, key)
+    v = lookup(conf, key)
     if v is not None:
         return ", ".join(_val(x) for x in v)
     sub = {k: vs for k, vs in conf.items() if k.startswith(key + ".") or f".{key}." in k}
@@ -563,48 +422,25 @@ def _recorded(conf: dict[str, list], key: str) -> str | None:
     return "; ".join(f"{k.split(key + '.', 1)[1]}={', '.join(_val(x) for x in vs)}" for k, vs in sub.items())
 
 
-def _arm_now(cfg: dict, arm: str) -> dict:
-    """An arm's config.train as the engine would record it from params.yaml now, else {}."""
-    if not isinstance(cfg.get("train"), dict):
-        return {}
-    try:
-        from thtl_bench import arms
-        from thtl_bench.engine.case import _train_subset  # pulls in torch: only when records lack values
-
-        return _train_subset(cfg, arms.get(arm))
-    except (ImportError, KeyError, TypeError, ValueError, UserError):
-        return {}
-
-
-def _per_arm(cfg: dict, summary: dict) -> list[list[str]]:
+def per_arm_rows(summary: dict) -> list[list[str]]:
     """Rows for the arm-dependent parameters (PER_ARM), arms with equal values grouped, read from
-    the records per case.arm (summary['train_by_arm']); params.yaml now where records lack them."""
-    try:
-        from thtl_bench.arms import ARMS
-
-        kind = {a: ARMS[a].trainable for a in ARMS}
-    except ImportError:
-        kind = {}
+    the records per case.arm (summary['train_by_arm'])."""
+    kind = {a.name: a.trainable for a in arms_registry.ARMS.values()}
     by_arm = summary.get("train_by_arm") or {}
     names = list(summary.get("arms") or by_arm)
-    now: dict[str, dict] = {}
     rows, budget = [], {}
     for what, key in PER_ARM:
         groups: dict[str, list[str]] = {}
         for a in names:
             recorded = (by_arm.get(a) or {}).get(f"train.{key}")
-            if recorded is None:
-                x = now.setdefault(a, _arm_now(cfg, a)).get(key)
-                text = "n/a" if x is None else _val(x)
-            else:
-                text = ", ".join(_val(x) for x in recorded)
+            text = "n/a" if recorded is None else ", ".join(_val(x) for x in recorded)
             if key == "max_epochs":
                 budget[a] = (text, kind.get(a) == "swft")
                 if kind.get(a) == "swft":
                     hs = (by_arm.get(a) or {}).get("train.head_step_epochs")
                     text += " per step" + (f" (head-only step 1: {', '.join(_val(x) for x in hs)})" if hs else "")
             if recorded is None:
-                text += " (not in records)" if text == "n/a" else " (not in records; params.yaml now)"
+                text += " (not in records)"
             groups.setdefault(text, []).append(a)
         value = "; ".join(f"{'/'.join(arms)} {text}" for text, arms in groups.items())
         rows.append([what, f"records' config.train.{key}, by case.arm", value or "no records"])
@@ -624,7 +460,7 @@ def _per_arm(cfg: dict, summary: dict) -> list[list[str]]:
     return rows
 
 
-def _assumptions(cfg: dict, summary: dict) -> list[str]:
+def assumptions(summary: dict) -> list[str]:
     conf = summary.get("config") or {}
     rows = []
     fundus = summary["provenance"].get("classes", {}).get("fundus")
@@ -632,27 +468,16 @@ def _assumptions(cfg: dict, summary: dict) -> list[str]:
                  _val(fundus) if fundus else "no fundus records"])
     seeds = sorted({x for c in summary["cells"] for x in c["seeds"]})
     rows.append(["Seeds", "records' case.seed", ", ".join(map(str, seeds)) or "none"])
-    now = {k: [x] for k, x in stats.flatten(cfg).items()}
     for what, keys in ASSUMED:
         found = next(((k, v) for k in keys if (v := _recorded(conf, k)) is not None), None)
-        if found:
-            rows.append([what, found[0], found[1]])
-            continue
-        cur = next(((k, v) for k in keys if (v := _recorded(now, k)) is not None), None)
-        rows.append([what, keys[0] if cur is None else cur[0],
-                     "not in records' config" + ("" if cur is None else f"; params.yaml now: {cur[1]}")])
-    rows += _per_arm(cfg, summary)
-    try:
-        from thtl_bench.arms import ARMS
-
-        step1 = ARMS["thtl_step1"].trainable
-    except (ImportError, KeyError, AttributeError):
-        step1 = "(arms registry unavailable)"
+        rows.append([what, found[0], found[1]] if found else [what, keys[0], "not in records' config"])
+    rows += per_arm_rows(summary)
+    step1 = arms_registry.get("thtl_step1").trainable
     other = sorted({"+".join(c["steps"][-1]["groups"] or []) for c in summary["swft"]
                     if not c["model"].split(":")[-1].startswith("resnet")})
     sp = summary["stats_params"]
     stmts = [t.format(step1=step1, groups="; ".join(other) or "none measured",
-                      paper_models=", ".join(summary["projection"]["settings"]["models"]),
+                      paper_models=", ".join((summary["projection"].get("settings") or {}).get("models") or ["n/a"]),
                       margin=float(sp["equivalence_margin_pp"]), below=sp["bootstrap_below_seeds"])
              for t in STATEMENTS]
     params = [[k, ", ".join(_val(x) for x in v[:8]) + (f" ... ({len(v)} values)" if len(v) > 8 else "")]
@@ -664,38 +489,3 @@ def _assumptions(cfg: dict, summary: dict) -> list[str]:
             + ["", _table(rows, ["assumed choice", "key", "value(s) used"]), "",
                "<details><summary>Every parameter in the records' config</summary>", "",
                _table(params, ["key", "value(s)"]) if params else "(none recorded)", "", "</details>"])
-
-
-# ----------------------------------------------------------------------------- entry points
-
-def render(cfg: dict, summary: dict, sources: Sequence[str] | None = None) -> Path:
-    """Write REPORT.md (report.path) and the files under report.dir from a summary dict."""
-    rdir = Path(cfg["report"]["dir"])
-    path = Path(cfg["report"]["path"])
-    base = path.parent
-    rdir.mkdir(parents=True, exist_ok=True)
-    records.atomic_write_json(rdir / "metrics.json", metrics_flat(summary))
-    records.atomic_write_text(rdir / "swft_steps.csv", swft_csv(summary))
-    conf = float(summary["stats_params"]["confidence"])
-    now = datetime.now(timezone.utc)
-    parts = [
-        ["# thtl-bench report", "",
-         "Reproduction of two-step heterogeneous transfer learning (THTL) and SWFT for laryngeal "
-         "vascular image classification (see docs/study.md for the claims).", ""] + _headline(summary),
-        _provenance(cfg, summary, sources, now), _not_run(summary), _grid(summary, conf),
-        _fundus(summary, conf), _claims(summary), _swft(summary, rdir, base), _cam(cfg, rdir, base),
-        _speed(summary) + [""] + _perf(cfg, rdir), _assumptions(cfg, summary),
-    ]
-    records.atomic_write_text(path, "\n\n".join("\n".join(p) for p in parts) + "\n")
-    return path
-
-
-def write(cfg: dict, records_dirs: Sequence[str | os.PathLike] | None = None) -> Path:
-    """Aggregate the records (default `grid.records_dir`), write summary.json, render REPORT.md."""
-    dirs = [str(d) for d in (records_dirs or [cfg["grid"]["records_dir"]])]
-    for d in dirs:
-        if not Path(d).exists():
-            raise UserError(f"records folder {d} not found: run `thtl-bench grid` first")
-    summary = stats.aggregate(records.load_all(dirs), cfg)
-    stats.write_summary(summary, Path(cfg["report"]["dir"]) / "summary.json")
-    return render(cfg, summary, dirs)

@@ -1,6 +1,6 @@
 """Compare two results: record folders, summary JSONs or git revisions (A = before, B = after).
 
-Every side goes through stats.aggregate (or is a summary.json it wrote), so A and B are judged by
+Every side goes through analysis.aggregate (or is a summary.json it wrote), so A and B are judged by
 the same code. For each model x arm and test metric: delta = mean B - mean A in pp, flagged as
 beyond seed noise when |delta| > the combined half-width sqrt(hA^2 + hB^2) of the two t-intervals
 over seeds, or when a Welch t-test over the per-seed values gives p < stats.alpha. A flagged drop
@@ -13,8 +13,8 @@ changes are listed; they are informational, not regressions.
 from __future__ import annotations
 
 import io
+import json
 import math
-import subprocess
 import tarfile
 import tempfile
 from pathlib import Path
@@ -22,41 +22,40 @@ from typing import Any
 
 from tabulate import tabulate
 
-from thtl_bench import records, stats
+from thtl_bench import records
+from thtl_bench.analysis import aggregate as agg
+from thtl_bench.analysis.intervals import welch_p
 from thtl_bench.errors import UserError
+from thtl_bench.io import git
 
 SPEED = (("train_images_per_s", +1), ("inference_images_per_s", +1), ("wall_s", -1))
 
 
-def _git(*args: str, binary: bool = False) -> subprocess.CompletedProcess:
-    return subprocess.run(["git", *args], capture_output=True, text=not binary, timeout=120)
-
-
 def _is_revision(spec: str) -> bool:
-    try:
-        return _git("rev-parse", "--verify", "--quiet", f"{spec}^{{commit}}").returncode == 0
-    except OSError:
-        return False
+    out = git("rev-parse", "--verify", "--quiet", f"{spec}^{{commit}}")
+    return out is not None and out.returncode == 0
 
 
 def _from_revision(rev: str, cfg: dict, records_path: str | None) -> tuple[dict, str]:
     """The records folder at `rev` (git archive into a temp dir), else its committed summary.json."""
     path = (records_path or cfg["grid"]["records_dir"]).rstrip("/")
-    arch = _git("archive", "--format=tar", rev, "--", path, binary=True)
-    if arch.returncode == 0 and arch.stdout:
+    arch = git("archive", "--format=tar", rev, "--", path, binary=True)
+    if arch is not None and arch.returncode == 0 and arch.stdout:
         with tempfile.TemporaryDirectory(prefix="thtl-compare-") as tmp:
             with tarfile.open(fileobj=io.BytesIO(arch.stdout)) as tar:
                 tar.extractall(tmp, filter="data")
             recs = records.load_all([Path(tmp) / path])
             if recs:
-                return stats.aggregate(recs, cfg), f"{rev}:{path}"
+                fl = git("show", f"{rev}:{Path(cfg['report']['dir']).as_posix()}/flops.json")
+                flops = json.loads(fl.stdout) if fl is not None and fl.returncode == 0 else None
+                return agg.aggregate(recs, cfg, flops=flops), f"{rev}:{path}"
     spath = f"{Path(cfg['report']['dir']).as_posix()}/summary.json"
-    show = _git("show", f"{rev}:{spath}")
-    if show.returncode == 0:
+    show = git("show", f"{rev}:{spath}")
+    if show is not None and show.returncode == 0:
         with tempfile.TemporaryDirectory(prefix="thtl-compare-") as tmp:
             f = Path(tmp) / "summary.json"
             f.write_text(show.stdout)
-            return stats.load_summary(f), f"{rev}:{spath}"
+            return agg.load_summary(f), f"{rev}:{spath}"
     raise UserError(f"revision {rev} has neither records under {path} nor {spath} in git; "
                     "pass --records PATH or compare record folders")
 
@@ -68,9 +67,9 @@ def load_side(spec: str, cfg: dict, records_path: str | None = None) -> tuple[di
         recs = records.load_all([p])
         if not recs:
             raise UserError(f"{p}: no records in this folder")
-        return stats.aggregate(recs, cfg), str(p)
+        return agg.aggregate(recs, cfg, flops=agg.load_flops(Path(cfg["report"]["dir"]) / "flops.json")), str(p)
     if p.is_file():
-        return stats.load_summary(p), str(p)
+        return agg.load_summary(p), str(p)
     if _is_revision(spec):
         return _from_revision(spec, cfg, records_path)
     raise UserError(f"{spec!r} is not a records folder, a summary JSON or a git revision")
@@ -94,7 +93,7 @@ def _metric_row(model: str, arm: str, name: str, a: dict | None, b: dict | None,
     ha, hb = _half(a), _half(b)
     if ha is not None and hb is not None:
         row["noise_pp"] = 100 * math.hypot(ha, hb)
-    row["p"] = stats.welch_p(a.get("values") or [], b.get("values") or [])
+    row["p"] = welch_p(a.get("values") or [], b.get("values") or [])
     beyond = ((row["noise_pp"] is not None and abs(row["delta_pp"]) > row["noise_pp"])
               or (row["p"] is not None and row["p"] < alpha))
     if beyond and row["delta_pp"] != 0:
@@ -112,7 +111,7 @@ def diff(sa: dict, sb: dict, cfg: dict) -> dict:
     keys += [(c["model"], c["arm"]) for c in sb["cells"] if (c["model"], c["arm"]) not in keys]
     metric_rows, speed_rows = [], []
     for m, a in keys:
-        ca, cb = stats.cell(sa, m, a), stats.cell(sb, m, a)
+        ca, cb = agg.cell(sa, m, a), agg.cell(sb, m, a)
         names = list(dict.fromkeys([*((ca or {}).get("metrics") or {}), *((cb or {}).get("metrics") or {})]))
         for name in names:
             metric_rows.append(_metric_row(m, a, name, (ca or {}).get("metrics", {}).get(name),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from thtl_bench.cli import add_common, load_cfg
+from thtl_bench.cli.common import add_common, load_cfg
 from thtl_bench.errors import UserError
 
 
@@ -47,7 +47,7 @@ def _run(args) -> int:
 
 
 def _grid(args) -> int:
-    from thtl_bench import grid
+    from thtl_bench.engine import grid
 
     cfg = load_cfg(args)
     g = cfg["grid"]

@@ -3,7 +3,7 @@
 Each claim is a paired difference (arm A minus arm B, same seed, same test split) of one test
 metric. For each model: the mean difference in percentage points, the relative change, a paired
 t-interval and ttest_rel p-value across seeds, a paired bootstrap interval over test images
-(stats.bootstrap_paired), the paper's number, a verdict and whether the paper's number lies in
+(intervals.bootstrap_paired), the paper's number, a verdict and whether the paper's number lies in
 our interval. The interval that decides (`ci_used`) is the bootstrap one when there are fewer
 than `stats.bootstrap_below_seeds` seeds, else the t one. `rule_text` states the rules.
 """
@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from thtl_bench import stats
+from thtl_bench.analysis import intervals
+from thtl_bench.analysis.summary import canonical_order, outcomes
 
 REPRODUCED, CONTRADICTED, INCONCLUSIVE = "reproduced", "contradicted", "inconclusive"
 
@@ -112,8 +113,8 @@ def _by_seed(records: Sequence[dict], model: str, arm: str) -> dict[int, dict]:
 
 def _bootstrap(claim: Claim, ra: list[dict], rb: list[dict], params: dict) -> tuple[dict | None, str]:
     """Bootstrap on per-sample predictions, after checking both arms saw the same test images."""
-    outs_a = [stats.outcomes(r) for r in ra]
-    outs_b = [stats.outcomes(r) for r in rb]
+    outs_a = [outcomes(r) for r in ra]
+    outs_b = [outcomes(r) for r in rb]
     ref = sorted(outs_a[0]["ids"])
     aligned = []
     for o in outs_a + outs_b:
@@ -132,7 +133,7 @@ def _bootstrap(claim: Claim, ra: list[dict], rb: list[dict], params: dict) -> tu
     else:
         return None, f"bootstrap not defined for {claim.metric}"
     k = len(ra)
-    boot = stats.bootstrap_paired(np.array(num[:k]), np.array(num[k:]), den,
+    boot = intervals.bootstrap_paired(np.array(num[:k]), np.array(num[k:]), den,
                                   n_boot=int(params["bootstrap"]), seed=int(params["bootstrap_seed"]),
                                   confidence=float(params["confidence"]))
     return boot, ""
@@ -169,14 +170,14 @@ def evaluate_one(claim: Claim, model: str, records: Sequence[dict], params: dict
     conf = float(params["confidence"])
     va = np.array([a[s]["metrics"]["test"][claim.metric] for s in seeds], float)
     vb = np.array([b[s]["metrics"]["test"][claim.metric] for s in seeds], float)
-    pt = stats.paired(100 * va, 100 * vb, conf)
+    pt = intervals.paired(100 * va, 100 * vb, conf)
     out.update(mean_a=float(va.mean()), mean_b=float(vb.mean()), diff_pp=pt["mean"], p_value=pt["p"])
     if vb.mean() > 0:
         out["rel_pct"] = 100.0 * (va.mean() - vb.mean()) / vb.mean()
     if pt["ci_low"] is not None:
         out["t_ci_pp"] = [pt["ci_low"], pt["ci_high"]]
         if np.all(vb > 0):
-            rt = stats.t_interval(100 * (va - vb) / vb, conf)
+            rt = intervals.t_interval(100 * (va - vb) / vb, conf)
             out["t_rel_ci_pct"] = [rt["ci_low"], rt["ci_high"]]
     boot, note = _bootstrap(claim, [a[s] for s in seeds], [b[s] for s in seeds], params)
     if boot:
@@ -200,7 +201,7 @@ def evaluate_one(claim: Claim, model: str, records: Sequence[dict], params: dict
 def evaluate(records: Sequence[dict], cfg: dict, order: dict | None = None) -> list[dict]:
     """All claims for every model with at least one ok record, claims first, then models."""
     params = cfg["stats"]
-    models = stats.canonical_order("models", [r["case"]["model"] for r in records if r["status"] == "ok"],
+    models = canonical_order("models", [r["case"]["model"] for r in records if r["status"] == "ok"],
                                    order)
     return [evaluate_one(c, m, records, params) for c in CLAIMS for m in models]
 

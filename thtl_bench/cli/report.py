@@ -1,11 +1,11 @@
-"""`thtl-bench aggregate | report | compare`: thin shells over stats, report and compare."""
+"""`thtl-bench aggregate | report | compare`: thin shells over thtl_bench.analysis and thtl_bench.report."""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
-from thtl_bench.cli import add_common, load_cfg
+from thtl_bench.cli.common import add_common, load_cfg
 
 
 def _records_dirs(args: argparse.Namespace, cfg: dict) -> list[str]:
@@ -13,7 +13,8 @@ def _records_dirs(args: argparse.Namespace, cfg: dict) -> list[str]:
 
 
 def cmd_aggregate(args: argparse.Namespace) -> int:
-    from thtl_bench import claims, records, stats
+    from thtl_bench import records
+    from thtl_bench.analysis import aggregate, claims
     from thtl_bench.errors import UserError
 
     cfg = load_cfg(args)
@@ -21,8 +22,9 @@ def cmd_aggregate(args: argparse.Namespace) -> int:
     for d in dirs:
         if not Path(d).exists():
             raise UserError(f"records folder {d} not found: run `thtl-bench grid` first")
-    summary = stats.aggregate(records.load_all(dirs), cfg)
-    out = stats.write_summary(summary, args.out or Path(cfg["report"]["dir"]) / "summary.json")
+    flops = aggregate.load_flops(Path(cfg["report"]["dir"]) / "flops.json")
+    summary = aggregate.aggregate(records.load_all(dirs), cfg, flops=flops)
+    out = aggregate.write_summary(summary, args.out or Path(cfg["report"]["dir"]) / "summary.json")
     prov = summary["provenance"]
     print(f"{prov['n_ok']} ok / {prov['n_not_run']} not run records from {', '.join(dirs)} -> {out}")
     print(claims.table(summary["claims"]))
@@ -30,11 +32,12 @@ def cmd_aggregate(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from thtl_bench import report, stats
+    from thtl_bench import report
+    from thtl_bench.analysis import aggregate
 
     cfg = load_cfg(args)
     if args.summary:
-        path = report.render(cfg, stats.load_summary(args.summary))
+        path = report.render(cfg, aggregate.load_summary(args.summary))
     else:
         path = report.write(cfg, _records_dirs(args, cfg))
     print(f"wrote {path}")
@@ -42,7 +45,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from thtl_bench import compare
+    from thtl_bench.analysis import compare
 
     cfg = load_cfg(args)
     result, text = compare.run(args.a, args.b, cfg, args.records_path)

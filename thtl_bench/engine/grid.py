@@ -18,14 +18,10 @@ import time
 from thtl_bench import arms
 from thtl_bench.errors import UserError
 
-# Relative cost of each arm (all-layer case = 1): shard balance and progress ETAs.
-_COST = {"scratch": 1.0, "onestep_last": 0.2, "onestep_all": 1.0, "thtl_step1": 1.0, "thtl_last": 0.2,
-         "thtl_all": 1.0, "swft": 1.5}
-
 
 def case_cost(case: tuple[str, str, int]) -> float:
-    """Relative cost of one case (all-layer case = 1): shard balance and progress ETAs."""
-    return _COST.get(case[1], 1.0)
+    """Relative cost of one case (all-layer case = 1, arms.Arm.cost): shard balance and ETAs."""
+    return arms.get(case[1]).cost
 
 
 def cases(cfg: dict) -> list[tuple[str, str, int]]:

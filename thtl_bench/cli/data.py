@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from thtl_bench.cli import add_common, load_cfg
+from thtl_bench.cli.common import add_common, load_cfg
 
 DOMAINS = ("fundus", "larynx")
 
@@ -34,7 +34,7 @@ def _check(args: argparse.Namespace) -> int:
         reports[d] = rep
     if args.json:
         # Counts and problems as a DVC metric (uncached, in git): `dvc metrics diff` shows data changes.
-        from thtl_bench.records import atomic_write_json
+        from thtl_bench.io import atomic_write_json
 
         atomic_write_json(args.json, reports)
     return 1 if errors else 0

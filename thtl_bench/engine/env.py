@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import functools
 import platform
-import subprocess
 import sys
 from importlib import metadata
-from pathlib import Path
+
+from thtl_bench.io import git_label
 
 
 def _version(dist: str) -> str | None:
@@ -15,20 +14,6 @@ def _version(dist: str) -> str | None:
         return metadata.version(dist)
     except metadata.PackageNotFoundError:
         return None
-
-
-@functools.lru_cache(maxsize=1)
-def git_commit() -> str | None:
-    """HEAD of the checkout holding this package, with '+dirty' when tracked files changed."""
-    root = Path(__file__).resolve().parent.parent
-    try:
-        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True,
-                              timeout=10, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
-                               capture_output=True, text=True, timeout=10).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return head + ("+dirty" if dirty else "") if head else None
 
 
 def device_name(device) -> str:
@@ -53,6 +38,6 @@ def collect(device="cpu", deterministic: bool | None = None) -> dict:
         "device_name": device_name(device),
         "platform": platform.platform(),
         "threads": torch.get_num_threads(),
-        "git_commit": git_commit(),
+        "git_commit": git_label(),
         "deterministic": deterministic,
     }

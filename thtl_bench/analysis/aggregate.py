@@ -1,0 +1,71 @@
+"""The one aggregation path: records (+ the FLOP artefact) -> the summary dict behind
+summary.json, REPORT.md and compare.
+
+The summary depends on the records, the `stats:` parameters (the analysis plan) and the FLOP
+artefact only (no dates, no paths), so it is deterministic.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+from thtl_bench.analysis import claims, projection, summary
+from thtl_bench.errors import UserError
+from thtl_bench.io import atomic_write_json
+
+SUMMARY_SCHEMA = "thtl-bench/summary/v1"
+
+
+def aggregate(records: Sequence[dict], cfg: dict, order: dict | None = None, flops: dict | None = None) -> dict:
+    """The full summary of `records`; `cfg` supplies the `stats:` section, `flops` the FLOP
+    artefact (thtl_bench.perf.flops.artifact) for the cost projection."""
+    if not records:
+        raise UserError("no records to aggregate: run `thtl-bench grid` first or point at a records folder")
+    summ = summary.summarise(records, cfg, order)
+    order = {"models": summ["models"], "arms": summ["arms"]}
+    return {
+        "schema": SUMMARY_SCHEMA,
+        "stats_params": {k: cfg["stats"][k] for k in sorted(cfg["stats"])},
+        "provenance": summary.provenance(records),
+        **summ,
+        "claims": claims.evaluate(records, cfg, order),
+        "swft": summary.swft_curves(records, summ["models"]),
+        "projection": projection.projection(records, flops, order),
+        "config": summary.config_values(records),
+        "train_by_arm": summary.train_by_arm(records, summ["arms"]),
+    }
+
+
+def write_summary(summ: dict, path: str | Path) -> Path:
+    return atomic_write_json(path, summ)
+
+
+def load_summary(path: str | Path) -> dict:
+    path = Path(path)
+    try:
+        s = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise UserError(f"{path}: cannot read summary JSON ({exc}); run `thtl-bench aggregate`") from exc
+    if not isinstance(s, dict) or s.get("schema") != SUMMARY_SCHEMA:
+        raise UserError(f"{path}: not a thtl-bench summary ({SUMMARY_SCHEMA}); run `thtl-bench aggregate`")
+    return s
+
+
+def load_flops(path: str | Path) -> dict | None:
+    """The FLOP artefact, or None when it was not written (the projection then says so)."""
+    path = Path(path)
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise UserError(f"{path}: not valid JSON ({exc}); re-run `thtl-bench flops`") from exc
+
+
+def cell(summ: dict, model: str, arm: str) -> dict | None:
+    for c in summ["cells"]:
+        if c["model"] == model and c["arm"] == arm:
+            return c
+    return None
