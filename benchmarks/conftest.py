@@ -113,13 +113,23 @@ def _expected_items(session) -> dict[str, int | None]:
     return out
 
 
+def _record_failure(report, when: str) -> None:
+    lines = str(report.longrepr).strip().splitlines() or ["?"]
+    _ERRORS.append(f"{report.nodeid or 'collection'} ({when}): {lines[-1][:300]}")
+
+
 def pytest_runtest_logreport(report):
     if report.failed:
-        _ERRORS.append(f"{report.nodeid} ({report.when}): {str(report.longrepr).splitlines()[-1][:300]}")
+        _record_failure(report, report.when)
+
+
+def pytest_collectreport(report):
+    if report.failed:  # an import error in a benchmark file: the whole run failed
+        _record_failure(report, "collect")
 
 
 def pytest_sessionfinish(session, exitstatus):
-    if session.config.getoption("benchmark_skip", False) or not session.items:
+    if session.config.getoption("benchmark_skip", False) or (not session.items and not _ERRORS):
         return
     from thtl_bench.engine import env
     from thtl_bench.perf import session as bench_session

@@ -75,7 +75,7 @@ def _grid_records(cfg: dict) -> list[dict]:
 # ----------------------------------------------------------------------------- 1. data pipeline
 
 def test_data_pipeline_ratio(benchmark, cfg, progress):
-    from thtl_bench import models
+    from thtl_bench import data, models
     from thtl_bench.engine import inputs
 
     t, b = cfg["train"], cfg["bench"]
@@ -85,7 +85,7 @@ def test_data_pipeline_ratio(benchmark, cfg, progress):
     cl = runtime.channels_last(t, device)
     name = cfg["grid"]["models"][0]
     t0 = time.perf_counter()
-    dom = inputs.load_domain(cfg, "larynx")  # the memory-mapped uint8 cache, as a case loads it
+    dom = data.load_domain(cfg, "larynx")  # the memory-mapped uint8 cache, as a case loads it
     images, labels = inputs.splits(dom, device)["train"]
     load_s = time.perf_counter() - t0
     runtime.seed_everything(0)

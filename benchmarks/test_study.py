@@ -13,8 +13,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from thtl_bench import arms, grid
-from thtl_bench.engine import inputs, runtime
+from thtl_bench import arms
+from thtl_bench.engine import grid, inputs, runtime
 from thtl_bench.engine.augment import normalise, to_float
 
 
