@@ -15,7 +15,7 @@ FROM pytorch/pytorch:2.14.1-cuda13.0-cudnn9-runtime
 
 SHELL ["/bin/bash", "-o", "pipefail", "-c"]
 
-# TORCH_HOME and HF_HOME are the caches thtl_bench.weights reads offline: the torch hub cache
+# TORCH_HOME and HF_HOME are the caches thtl_bench.models.weights reads offline: the torch hub cache
 # ($TORCH_HOME/hub/checkpoints, file names carry a sha256 prefix that is checked) and the Hugging
 # Face cache ($HF_HOME/hub, blobs named by their sha256). tests/repo/test_ci.py checks that the
 # resolver looks exactly there. THTL_WEIGHTS_DIR is for `thtl-bench weights import` or a mount.

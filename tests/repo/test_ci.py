@@ -17,7 +17,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from thtl_bench import config, models, weights
+from thtl_bench import config, models
+from thtl_bench.models import weights
 from thtl_bench.cli import build_parser
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -542,7 +543,7 @@ def test_dockerfile_caches_are_where_the_resolver_looks(tmp_path):
     env = {k: v for k, v in os.environ.items()
            if k not in ("TORCH_HOME", "HF_HOME", "HF_HUB_CACHE", "XDG_CACHE_HOME", "THTL_WEIGHTS_DIR")}
     env.update(image_env, HOME=str(tmp_path), PYTHONPATH=str(ROOT))
-    code = ("import json, torch.hub, huggingface_hub.constants as c; from thtl_bench import weights\n"
+    code = ("import json, torch.hub, huggingface_hub.constants as c; from thtl_bench.models import weights\n"
             "print(json.dumps({'torch': torch.hub.get_dir(), 'hub': str(weights.hub_checkpoints_dir()),"
             " 'hf_lib': c.HF_HUB_CACHE, 'hf': str(weights.hf_cache_dir()), 'dir': str(weights.weights_dir())}))")
     res = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
@@ -579,7 +580,7 @@ def test_weights_script_fills_the_torch_hub_cache_the_resolver_reads(tmp_path, m
     for name in ("resnet18", "tv:mobilenet_v2"):
         spec = models.get(name)
         assert (spec.weights.url, spec.weights.hash_prefix) in calls  # the registry's file, hash-checked
-        found = weights.resolve(spec, cfg, verify=False)
+        found = weights.find(spec, cfg, verify=False)
         assert found.source == "torch_hub_cache" and found.path.is_file(), found
 
 
