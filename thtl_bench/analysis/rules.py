@@ -141,7 +141,7 @@ def decide(hyps: Sequence[Hypothesis], *, family: Sequence[Sequence[str]], alpha
     fam = [(str(a), str(b)) for a, b in family]
     if len(set(fam)) != len(fam):
         raise ValueError("the primary family lists a (claim, model) pair twice")
-    hyps = list(hyps) + [Hypothesis(c, m, "directional", 1, None, "not evaluated: no records")
+    hyps = list(hyps) + [Hypothesis(c, m, "", 0, None, "not evaluated: no records")
                          for c, m in fam if (c, m) not in {(h.id, h.model) for h in hyps}]
     primary = [i for i, h in enumerate(hyps) if (h.id, h.model) in fam]
     blocked = {i: _blocker(h, min_replicates) for i, h in enumerate(hyps)}
