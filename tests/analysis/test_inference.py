@@ -199,3 +199,18 @@ def test_bh_by_hand_and_none_passes():
     assert inf.bh([0.03, None, 0.01, 0.5, 0.02]) == [pytest.approx(0.04), None, pytest.approx(0.04),
                                                       pytest.approx(0.5), pytest.approx(0.04)]
     assert inf.bh([None]) == [None]
+
+
+def test_aligned_replicate_from_predictions():
+    a = {"ids": ["x2", "x1", "x3"], "patients": ["p2", "p1", "p1"], "labels": [1, 0, 1], "preds": [1, 0, 0]}
+    b = {"ids": ["x1", "x3", "x2"], "patients": ["p1", "p1", "p2"], "labels": [0, 1, 1], "preds": [1, 1, 1]}
+    r = inf.aligned_replicate((0, 4), "recall", [a, b])
+    # recall A: x2 hit, x3 missed -> 50 %; B: both hit -> 100 %; per patient: p1 {x1, x3}, p2 {x2}
+    assert r.split == 4 and r.patients == ("p1", "p2") and r.value() == pytest.approx(-50.0)
+    assert r.num.tolist() == [[0, 1], [1, 1]] and r.den.tolist() == [[1, 1], [1, 1]]
+    p = inf.aligned_replicate((0, 4), "precision", [a, b])  # prediction-dependent denominators
+    assert p.den.tolist() == [[0, 1], [2, 1]] and p.value() == pytest.approx(100 - 100 * 2 / 3)
+    with pytest.raises(ValueError, match="differ"):
+        inf.aligned_replicate((0, 4), "accuracy", [a, {**b, "labels": [1, 1, 1]}])
+    with pytest.raises(ValueError, match="twice"):
+        inf.aligned_replicate((0, 4), "accuracy", [{**a, "ids": ["x1", "x1", "x3"]}])

@@ -84,6 +84,34 @@ def replicate(key: tuple, groups: Sequence, num, den, split: Hashable | None = N
                      sums[0], sums[1])
 
 
+def aligned_replicate(key: tuple, metric: str, arms: Sequence[dict], positive: int = 1,
+                      split: Hashable | None = None) -> Replicate:
+    """The Replicate of one (seed, split_seed) from each arm's per-sample test predictions.
+
+    `arms`: one dict per arm (1 for a cell, 2 for a claim: A then B) with equal-length "ids",
+    "patients", "labels" and "preds" (arg-max class). The arms must hold the same test samples
+    (ids, each once) with the same labels and patients; they are aligned by id.
+    """
+    ref = None
+    nums, dens = [], []
+    for arm in arms:
+        ids = [str(i) for i in arm["ids"]]
+        if len(set(ids)) != len(ids):
+            raise ValueError(f"replicate {key}: a test sample id occurs twice")
+        order = np.argsort(np.asarray(ids), kind="stable")
+        cur = {"ids": np.asarray(ids)[order], "patients": np.asarray([str(p) for p in arm["patients"]])[order],
+               "labels": np.asarray(arm["labels"])[order]}
+        if ref is None:
+            ref = cur
+        elif any(not np.array_equal(ref[k], cur[k]) for k in ("ids", "patients", "labels")):
+            raise ValueError(f"replicate {key}: the arms differ in test samples, their labels or patients")
+        num, den = metric_parts(metric, cur["labels"], np.asarray(arm["preds"])[order], positive)
+        nums.append(num)
+        dens.append(den)
+    den = dens[0] if all(np.array_equal(d, dens[0]) for d in dens) else np.stack(dens)
+    return replicate(key, ref["patients"], np.stack(nums), den, split=split)
+
+
 def metric_parts(metric: str, labels, preds, positive: int = 1) -> tuple[np.ndarray, np.ndarray]:
     """Per-sample (num, den) whose ratio of sums is `metric` (one of RATIO_METRICS).
 

@@ -40,13 +40,15 @@ from thtl_bench.analysis import inference, rules
 class Components:
     """Standard deviations on the logit scale (assumed; pass measured ones where known).
 
-    patient 1.0: a latent intra-patient correlation of 1 / (1 + pi^2 / 3) = 0.23 for images of one
-      patient, inside the range seen for per-patient clustering in endoscopy/histology sets;
+    patient 1.0: a latent intra-patient correlation of 1 / (1 + pi^2 / 3) = 0.23 for images of
+      one patient (images of one patient look alike; no per-patient figure of CE-NBI is public);
     patient_arm 0.5: arms with different features find partly different patients hard;
-    train 0.3: about 5 pp sd of accuracy between training runs at 80 %, near the seed spread
-      reported for small medical fine-tuning sets (Bouthillier et al. 2021 find 1-2 pp on large
-      benchmarks; smaller test sets and early stopping spread more);
-    run_patient 0.3: per-run quirks on individual patients.
+    train 0.3 and run_patient 0.3: training-run spread. Checked against the committed smoke
+      records (records/smoke, phantom data, 3 seeds per cell, 76 test images of 15 patients):
+      their seed sd of test accuracy is 2.7-12.4 pp over 8 cells (median ~6 pp); this model at
+      15 patients x 3-7 images gives a median seed sd of 4.9 pp at 80 % and 6.5 pp at 60 %
+      accuracy (10th-90th percentile 1.9-11.7 pp). Bouthillier et al. 2021 report 1-2 pp on
+      large benchmarks; small medical test sets spread more.
     """
 
     patient: float = 1.0
