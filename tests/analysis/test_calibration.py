@@ -62,9 +62,9 @@ def test_false_positive_rate_at_the_paper_counts_is_not_above_five_percent():
 
 def test_power_for_a_c1_sized_effect_at_the_paper_counts():
     # Judged at .05 / 10, the lowest level Holm gives in the primary family of 10.
-    r = sim.power(C1_PP, PAPER, family_size=10, n_sim=200, n_boot=N_BOOT, seed=13)
+    r = sim.power(C1_PP, PAPER, family_size=10, n_sim=100, n_boot=N_BOOT, seed=13)
     assert r["level"] == 0.005
-    assert _lower(r["counts"].get(rules.REPRODUCED, 0), 200) >= 0.80, r["counts"]
+    assert _lower(r["counts"].get(rules.REPRODUCED, 0), 100) >= 0.80, r["counts"]
     assert r["counts"].get(rules.CONTRADICTED, 0) == 0
 
 
@@ -100,13 +100,13 @@ def test_rerun_verdict_changes_are_all_flagged_or_borderline():
     # Reruns of one study (same splits and patients, fresh training noise). A verdict that
     # changes must be flagged by compare or be borderline (a shift within compare's noise
     # flips it). It can fail: see the negative control below.
-    r = sim.stability(-25.0, DEFAULT, n_sim=150, n_boot=N_BOOT, seed=21)
+    r = sim.stability(-25.0, DEFAULT, n_sim=100, n_boot=N_BOOT, seed=21)
     assert r["changed"] >= 10, r  # there are changes to explain
     assert r["unexplained"] == 0, r
 
 
 def test_the_stability_check_catches_unlabelled_changes():
-    r = sim.stability(-25.0, DEFAULT, n_sim=150, n_boot=N_BOOT, seed=21, use_borderline=False)
+    r = sim.stability(-25.0, DEFAULT, n_sim=100, n_boot=N_BOOT, seed=21, use_borderline=False)
     assert r["unexplained"] == r["changed"] >= 10, r
 
 
