@@ -11,8 +11,8 @@ patient j (test set of split k), seed s, arm X and each image of j:
     w_skjX~ N(0, run_patient^2)  run-specific errors on a patient (a run's quirks)
 
 Images of a patient share its probability (they move together: clusters). Each split draws its
-own test patients (real repeated splits overlap; independent splits are the simpler bound),
-their image counts and labels. mu_B is set so arm B's marginal accuracy (over all random
+own test patients, their image counts and labels (real repeated splits of one data set overlap;
+the simulation, like the bootstrap, treats splits as independent samples of patients). mu_B is set so arm B's marginal accuracy (over all random
 effects) is `base_accuracy`, mu_A so A - B is `effect_pp` on that scale (Gauss-Hermite
 quadrature, exact to ~1e-12). A rerun (`World.run` with a fresh generator) keeps splits,
 patients, labels, u and v and draws fresh t, w and Bernoulli outcomes: what the same study
@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import numpy as np
 from scipy import optimize, special
@@ -185,8 +185,9 @@ def power(effect_pp: float, design: Design, *, components: Components = Componen
         row = verdict_of(w.run(rng, metric), kind=kind, direction=direction, level=level, margin=margin,
                          tol=tol, n_boot=n_boot, seed=i)
         tally[row["verdict"]] = tally.get(row["verdict"], 0) + 1
-    out = {"effect_pp": effect_pp, "n_sim": n_sim, "level": level, "n_boot": n_boot, "design": design,
-           "components": components, "counts": dict(sorted(tally.items())), "rates": {}}
+    out = {"effect_pp": effect_pp, "n_sim": n_sim, "level": level, "n_boot": n_boot, "seed": seed,
+           "base_accuracy": base_accuracy, "kind": kind, "metric": metric, "design": asdict(design),
+           "components": asdict(components), "counts": dict(sorted(tally.items())), "rates": {}}
     for v in (rules.REPRODUCED, rules.CONTRADICTED, rules.INCONCLUSIVE, rules.UNDERPOWERED):
         k = tally.get(v, 0)
         out["rates"][v] = {"rate": k / n_sim, "ci95": clopper_pearson(k, n_sim)}
