@@ -18,8 +18,8 @@ import pytest
 import yaml
 
 from thtl_bench import config, models
-from thtl_bench.models import weights
 from thtl_bench.cli import build_parser
+from thtl_bench.models import weights
 
 ROOT = Path(__file__).resolve().parents[2]
 WORKFLOWS = ROOT / ".github" / "workflows"
