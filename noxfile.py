@@ -56,10 +56,7 @@ def _commit() -> str:
     from thtl_bench.io import git_describe
 
     d = git_describe(str(ROOT))
-    if d["commit"] is None:
-        env = os.environ.get("THTL_GIT_COMMIT") or os.environ.get("GITHUB_SHA")
-        return env[:12] if env else "nogit"
-    return d["short"] + ("-dirty" if d["dirty"] else "")
+    return (d["short"] or "nogit") + ("-dirty" if d["dirty"] else "")
 
 
 @nox.session(venv_backend=BACKEND, venv_params=VENV_PARAMS)
@@ -106,9 +103,11 @@ def compare(session: nox.Session) -> None:
 
 @nox.session(venv_backend=BACKEND, venv_params=VENV_PARAMS)
 def lint(session: nox.Session) -> None:
-    """ruff on the Python sources, the import contracts (lint-imports), hadolint on the Dockerfile."""
+    """ruff on the Python sources, the import contracts (lint-imports), hadolint on the Dockerfile,
+    zizmor (offline) on the GitHub workflows."""
     if FRESH_VENV:
         session.install("-r", str(ROOT / "requirements" / "dev.txt"))
     session.run("ruff", "check", ".", *session.posargs)
     session.run("lint-imports")
     session.run("hadolint", "Dockerfile")
+    session.run("zizmor", "--offline", "--no-progress", ".github/workflows")

@@ -344,7 +344,8 @@ def test_registry_model_explains_each_image_for_its_label(registry):
 
 ROOT = Path(__file__).resolve().parents[1]
 CAM_ARMS = ["onestep_last", "swft"]
-ENTRY_KEYS = {"model", "arm", "domain", "image_id", "label", "figure", "vessel_mass", "vessel_fraction"}
+ENTRY_KEYS = {"model", "arm", "domain", "image_id", "label", "figure", "vessel_mass", "vessel_fraction", "pred",
+              "prob"}
 
 
 def _overrides(tmp: Path) -> list[str]:
@@ -356,13 +357,14 @@ def _overrides(tmp: Path) -> list[str]:
             "cam.out_dir=report/figures", "report.dir=report", "train.device=cpu"]
 
 
-def save_best(cfg: dict, model: str, arm: str, seed: int) -> Path:
-    """A best.pt as the engine writes it (case_id tag, classes, StagedModel weights), random init."""
+def save_best(cfg: dict, model: str, arm: str, seed: int, init_seed: int | None = None) -> Path:
+    """A best.pt as the engine writes it (case_id tag, classes, StagedModel weights), random init
+    (seeded by `init_seed`, default the arm name's length)."""
     from thtl_bench import arms, models
     from thtl_bench.engine import case_id, checkpoint
 
     classes = list(cfg["data"][arms.get(arm).domain]["classes"])
-    torch.manual_seed(len(arm))
+    torch.manual_seed(len(arm) if init_seed is None else init_seed)
     net = models.build(model, len(classes), init="random", cfg=cfg)
     path = cam.checkpoint_path(cfg["grid"]["checkpoints_dir"], model, arm, seed)
     checkpoint.save({"case_id": case_id(cfg, model, arm, seed), "slug": path.parent.name, "model_name": model,
@@ -446,6 +448,24 @@ def test_render_shares_match_the_helper_on_the_same_image(case_set, monkeypatch)
     for g, share in e["vessel_mass"].items():
         assert share == pytest.approx(vessel_mass(maps[g][0], dt.masks[i]), abs=1e-5)
     assert e["vessel_fraction"] == pytest.approx(float(np.mean(np.asarray(dt.masks[i]) > 0)), abs=1e-6)
+    # pred/prob: the same net's softmax on the same input (the CAM passes leave it unchanged)
+    with torch.no_grad():
+        probs = torch.softmax(net(x), dim=1)[0].numpy()
+    assert e["pred"] == dt.classes[int(probs.argmax())]
+    assert e["prob"] == pytest.approx(float(probs.max()), abs=1e-5) and e["prob"] >= 0.5
+
+
+def test_probabilities_are_eval_mode_softmax_and_restore_modes():
+    model = TinyResNet(seed=3)
+    x = _images(3, seed=5)
+    with torch.no_grad():
+        want = torch.softmax(model.eval()(x), dim=1).numpy()
+    model.train()
+    model.net.layer1[0].bn1.eval()
+    got = cam._probabilities(model, x)
+    np.testing.assert_allclose(got, want, atol=1e-6)  # eval mode: batch norm's running statistics
+    assert got.shape == (3, 2) and np.allclose(got.sum(axis=1), 1.0)
+    assert model.training and not model.net.layer1[0].bn1.training and model.net.layer1[0].bn2.training
 
 
 def test_render_without_vessel_masks_reports_no_share(case_set, monkeypatch):
@@ -497,3 +517,108 @@ def test_cli_registers_cam_with_common_options():
     args = _cli_args(["cam.seed=1"], "--checkpoints", "elsewhere")
     assert args.command == "cam" and args.func is cam_cli._cmd
     assert args.checkpoints == "elsewhere" and args.overrides == ["cam.seed=1"]
+
+
+# --------------------------------------------------------------------- figure: colour bar, marks
+
+
+def _cam_rows(note: str | None = None) -> list[dict]:
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)
+    mask = np.zeros((32, 32), dtype=np.uint8)
+    mask[:, 10:13] = 1
+    maps = {g: rng.random((32, 32)).astype(np.float32) for g in ("layer1", "layer2")}
+    return [{"label": "thtl_last", "image": image, "mask": mask, "maps": maps,
+             "shares": {"layer1": 0.25, "layer2": None}, "true": "malignant", "pred": "benign", "prob": 0.62,
+             "note": None},
+            {"label": "swft", "image": image, "mask": None, "maps": maps, "shares": {"layer1": None, "layer2": None},
+             "true": "malignant", "pred": "malignant", "prob": 0.91, "note": note}]
+
+
+def _texts(fig) -> list[str]:
+    from matplotlib.text import Text
+
+    return [t.get_text() for t in fig.findobj(Text) if t.get_text()]
+
+
+def test_cam_figure_has_colour_bar_scale_note_and_predictions():
+    fig = cam.build_figure("LayerCAM · test", _cam_rows(), ["layer1", "layer2"])
+    bars = [ax for ax in fig.axes if ax.get_label() == "<colorbar>"]
+    assert len(bars) == 1
+    assert bars[0].get_ylim() == pytest.approx((0.0, 1.0))
+    assert "each map min-max scaled to [0, 1]" in " ".join(bars[0].get_ylabel().split())
+    image_axes = [ax for ax in fig.axes if ax.get_label() != "<colorbar>"]
+    assert len(image_axes) == 2 * 3  # rows x (input + one map per group)
+    texts = _texts(fig)
+    assert "true malignant\npred benign (0.62)" in texts and "true malignant\npred malignant (0.91)" in texts
+    assert "layer1\nvessel mass 25%" in texts and "layer2\nvessel mass n/a" in texts
+    assert not any("SWFT chose" in t for t in texts)
+
+
+def test_cam_figure_marks_the_noted_row_only(tmp_path):
+    note = "SWFT chose step 1\n= THTL last-layer weights"
+    rows = _cam_rows(note)
+    rows[1]["same_as"] = "thtl_last"
+    fig = cam.build_figure("t", rows, ["layer1", "layer2"])
+    image_axes = [ax for ax in fig.axes if ax.get_label() != "<colorbar>"]
+    first, second = image_axes[:3], image_axes[3:]
+    assert second[0].get_xlabel() == note and first[0].get_xlabel() == ""
+    framed = {tuple(np.round(sp.get_edgecolor(), 3)) for ax in second for sp in ax.spines.values()}
+    plain = {tuple(np.round(sp.get_edgecolor(), 3)) for ax in first for sp in ax.spines.values()}
+    assert len(framed) == 1 and framed != plain
+    from matplotlib.colors import to_rgba
+
+    from thtl_bench.report import style
+
+    assert framed == {tuple(np.round(to_rgba(style.arm_colour("thtl_last")), 3))}  # the arm it equals
+    # the saved figure: same bytes twice, pixel size as built
+    a, b = tmp_path / "a.png", tmp_path / "b.png"
+    cam._figure(a, "t", _cam_rows(note), ["layer1", "layer2"])
+    cam._figure(b, "t", _cam_rows(note), ["layer1", "layer2"])
+    assert a.read_bytes() == b.read_bytes()
+    from PIL import Image
+
+    assert Image.open(a).size == fig.canvas.get_width_height()  # no tight bbox: the size as built
+    assert fig.canvas.get_width_height()[0] == style.pixel_size(1.0)[0] == 880
+
+
+def _swft_record(cfg: dict, records_dir: Path, selected: int, case_id: str | None = None) -> Path:
+    """A minimal valid SWFT record whose swft_steps say which step validation selected."""
+    from thtl_bench import records
+    from thtl_bench.engine import case_id as cid
+
+    rec = {"schema": records.SCHEMA, "case_id": case_id or cid(cfg, "resnet18", "swft", 0),
+           "slug": records.slug("resnet18", "swft", 0), "status": "ok",
+           "case": {"model": "resnet18", "arm": "swft", "seed": 0, "profile": "smoke"}, "config": {},
+           "created": "2026-01-01T00:00:00+00:00",
+           **{k: {} for k in ("data", "weights", "trainable", "metrics", "predictions", "timing", "env")},
+           "history": [], "swft_steps": [{"step": k, "selected": k == selected} for k in (1, 2, 3)]}
+    return records.write(records_dir, rec)
+
+
+@pytest.mark.parametrize(("selected", "same_weights", "record_id", "note", "same_as"), [
+    (1, True, None, "SWFT chose step 1\n= THTL last-layer weights", "thtl_last"),
+    (1, False, None, "SWFT chose step 1\n(head only)", None),
+    (3, True, None, None, None),
+    (1, True, "0" * 12, None, None),  # a record of other parameters says nothing about these weights
+    (None, True, None, None, None),  # no record
+])
+def test_render_marks_swft_rows_that_kept_step_1(case_set, monkeypatch, tmp_path, selected, same_weights,
+                                                 record_id, note, same_as):
+    tmp, _, cfg = case_set
+    monkeypatch.chdir(tmp)
+    cfg = {**cfg, "grid": {**cfg["grid"], "checkpoints_dir": str(tmp_path / "ck"),
+                           "records_dir": str(tmp_path / "records")},
+           "cam": {**cfg["cam"], "arms": ["thtl_last", "swft"], "fundus_example": False}}
+    save_best(cfg, "resnet18", "swft", 0, init_seed=3)
+    save_best(cfg, "resnet18", "thtl_last", 0, init_seed=3 if same_weights else 4)
+    if selected is not None:
+        _swft_record(cfg, tmp_path / "records", selected, record_id)
+    drawn = []
+    monkeypatch.setattr(cam, "_figure", lambda path, title, rows, groups: drawn.append(rows))
+    cam.render(cfg)
+    assert len(drawn) == 2  # one benign, one malignant image
+    for rows in drawn:
+        assert [r["label"] for r in rows] == ["thtl_last", "swft"]
+        assert rows[0]["note"] is None and rows[1]["note"] == note
+        assert rows[0]["same_as"] is None and rows[1]["same_as"] == same_as

@@ -1,4 +1,4 @@
-"""Metrics against values computed by hand (no sklearn)."""
+"""Metrics (scikit-learn underneath) against values computed by hand."""
 
 from __future__ import annotations
 
@@ -54,7 +54,9 @@ def test_auc_ties_count_half():
     # pos {0.5, 0.7}, neg {0.5, 0.2}: pairs 0.5 (tie) + 1 + 1 + 1 = 3.5 of 4
     assert metrics.auc([1, 1, 0, 0], [0.5, 0.7, 0.5, 0.2]) == pytest.approx(0.875)
     assert metrics.auc([1, 0], [0.3, 0.3]) == pytest.approx(0.5)
-    assert metrics.rank_average(np.array([3.0, 1.0, 3.0, 2.0])).tolist() == [3.5, 1.0, 3.5, 2.0]
+    # 3 positives {0.9, 0.4, 0.4}, 2 negatives {0.4, 0.1}: 2 + (0.5 + 1) + (0.5 + 1) = 5 of 6
+    assert metrics.auc([1, 1, 1, 0, 0], [0.9, 0.4, 0.4, 0.4, 0.1]) == pytest.approx(5 / 6)
+    assert metrics.auc([1, 1], [0.2, 0.3]) is None and metrics.auc([0, 0], [0.2, 0.3]) is None
 
 
 def test_undefined_ratios_are_none():
@@ -63,12 +65,35 @@ def test_undefined_ratios_are_none():
     assert m["specificity"] == 1.0 and m["accuracy"] == 1.0
 
 
+def test_undefined_f1_and_zero_f1():
+    # No positives at all and none predicted: precision, recall and F1 are 0/0 -> None.
+    m = metrics.binary([0, 0], _probs([0.1, 0.2]), positive=1)
+    assert m["precision"] is None and m["recall"] is None and m["f1"] is None
+    # One false alarm, no positives: precision 0/1 = 0, recall 0/0 undefined, F1 = 2*0/(0+1+0) = 0.
+    m = metrics.binary([0, 0, 0], _probs([0.9, 0.1, 0.1]), positive=1)
+    assert m["confusion"] == [[2, 1], [0, 0]]
+    assert (m["precision"], m["recall"], m["f1"]) == (0.0, None, 0.0)
+    # Positives all missed, nothing predicted positive: precision 0/0, recall 0, F1 0.
+    m = metrics.binary([1, 1, 0], _probs([0.1, 0.1, 0.1]), positive=1)
+    assert (m["precision"], m["recall"], m["f1"], m["specificity"]) == (None, 0.0, 0.0, 1.0)
+
+
+def test_confusion_keeps_absent_classes():
+    # Class 1 never occurs, in truth or prediction: its row and column are still there.
+    assert metrics.confusion(np.array([0, 2, 2]), np.array([0, 0, 2]), 3).tolist() == [[1, 0, 0], [0, 0, 0], [1, 0, 1]]
+
+
 def test_qwk_by_hand():
     # O has 1 at (0,0), (1,2), (2,2), (2,1); sum(W*O) = .5; sum(W*E) = 1.375 -> 1 - .5/1.375
     assert metrics.qwk(np.array([0, 1, 2, 2]), np.array([0, 2, 2, 1]), 3) == pytest.approx(1 - 0.5 / 1.375)
     assert metrics.qwk(np.array([0, 1, 2, 3, 4]), np.array([0, 1, 2, 3, 4]), 5) == pytest.approx(1.0)
     # Systematic disagreement is worse than chance.
     assert metrics.qwk(np.array([0, 0, 4, 4]), np.array([4, 4, 0, 0]), 5) < 0
+    # Two constant raters: chance agreement is 1 and kappa is 0/0 -> None.
+    assert metrics.qwk(np.array([2, 2]), np.array([2, 2]), 5) is None
+    # 2 classes: weights are 0 on the diagonal, 1 off it; O = [[1, 1], [0, 2]], E = [[.5, 1.5], [.5, 1.5]]
+    # -> 1 - 1 / 2 = 0.5
+    assert metrics.qwk(np.array([0, 0, 1, 1]), np.array([0, 1, 1, 1]), 2) == pytest.approx(0.5)
 
 
 def test_multiclass():

@@ -4,6 +4,8 @@ For chosen larynx test images, one LayerCAM map per layer group (StagedModel.cam
 layer1_stem, layer2, layer3, layer4) per arm, side by side, so the reader sees where attention goes after THTL vs SWFT.
 Each map is backed by a number: the share of CAM mass on vessel pixels, which the phantoms know
 exactly, beside the vessel-pixel fraction of the image (the share a map blind to vessels gets).
+Each row also shows the true class and the model's prediction with its softmax probability;
+SWFT rows whose record says validation kept step 1 (head only) are framed and say so.
 
 grad-cam pitfalls handled here (see ../shared/STYLE.md):
 - one `ClassifierOutputTarget(label)` per image: grad-cam zips targets with outputs, so a short
@@ -31,6 +33,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from thtl_bench import arms, records
+from thtl_bench.engine.checkpoint import state_digest
+from thtl_bench.engine.identity import case_id
 from thtl_bench.engine.load import checkpoint_path, load_case_model, missing_error
 from thtl_bench.errors import UserError
 
@@ -277,48 +282,130 @@ def _rel(path: Path) -> str:
         return path.resolve().as_posix()
 
 
-def _figure(path: Path, title: str, rows: list[dict], groups: list[str]) -> None:
-    """One row per entry of `rows` ({label, image uint8 HWC, mask or None, maps {group: map},
-    shares {group: share or None}}); columns: the input, then one jet overlay per layer group."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
+CAM_CMAP = "jet"  # LayerCAM's usual map colours; the colour bar states the scale
+SCALE_NOTE = "each map min-max scaled to [0, 1]"
+
+
+def build_figure(title: str, rows: list[dict], groups: list[str]):
+    """The LayerCAM grid as a Figure: one row per entry of `rows`, columns the input, then one jet
+    overlay per layer group; a colour bar (0-1) saying each map is min-max scaled on its own.
+
+    A row is {label: arm, image: uint8 HWC, mask: vessel mask or None, maps: {group: map in
+    [0, 1]}, shares: {group: vessel-mass share or None}, true: class name, pred: predicted class
+    name or None, prob: its softmax probability or None, note: text or None, same_as: arm or
+    None}. A row with a note (SWFT that kept its step-1 weights) is framed and has the note under
+    its input; the frame takes the colour of the arm `same_as` whose weights the row's equal.
+    """
+    from matplotlib.cm import ScalarMappable
+    from matplotlib.colors import Normalize
+
+    from thtl_bench.report import style
 
     ncol = 1 + len(groups)
-    # Object API, no pyplot: no global figure state, no GUI backend needed.
-    fig = Figure(figsize=(2.0 * ncol, 2.15 * len(rows) + 0.5), dpi=110, layout="constrained")
-    FigureCanvasAgg(fig)
-    axes = fig.subplots(len(rows), ncol, squeeze=False)
-    for r, row in enumerate(rows):
-        ax = axes[r, 0]
-        ax.imshow(row["image"])
-        if row["mask"] is not None:  # vessel outline, so the mass share can be read off the picture
-            ax.contour(np.asarray(row["mask"]) > 0, levels=[0.5], colors="white", linewidths=0.4)
-        ax.set_title(f"{row['label']}\ninput", fontsize=7)
-        for c, group in enumerate(groups, start=1):
-            ax = axes[r, c]
+    panel = (style.FULL_WIDTH_IN - 1.2) / ncol  # inches per image; the rest: colour bar, row labels
+    with style.styled():
+        fig = style.new_figure(0.45 + len(rows) * (panel + 0.55))
+        axes = fig.subplots(len(rows), ncol, squeeze=False)
+        for r, row in enumerate(rows):
+            ax = axes[r, 0]
             ax.imshow(row["image"])
-            ax.imshow(row["maps"][group], cmap="jet", alpha=0.5, vmin=0.0, vmax=1.0)
-            share = row["shares"][group]
-            txt = "n/a" if share is None else f"{share:.0%}"
-            ax.set_title(f"{row['label']} · {group}\nvessel mass {txt}", fontsize=7)
-    for ax in axes.flat:
-        ax.set_xticks([])
-        ax.set_yticks([])
-    fig.suptitle(title, fontsize=8)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
+            if row["mask"] is not None:  # vessel outline, so the mass share can be read off the picture
+                ax.contour(np.asarray(row["mask"]) > 0, levels=[0.5], colors="white", linewidths=0.4)
+            pred = "pred n/a" if row.get("pred") is None else (
+                f"pred {row['pred']}" + ("" if row.get("prob") is None else f" ({row['prob']:.2f})"))
+            ax.set_title(f"true {row.get('true', '?')}\n{pred}", fontsize=7)
+            ax.set_ylabel(row["label"], fontsize=8, fontweight="bold", color=style.arm_colour(row["label"]))
+            mark = style.arm_colour(row["same_as"]) if row.get("same_as") else style.NEUTRAL
+            if row.get("note"):
+                ax.set_xlabel(row["note"], fontsize=6.5, fontweight="bold")
+            for c, group in enumerate(groups, start=1):
+                ax = axes[r, c]
+                ax.imshow(row["image"])
+                ax.imshow(row["maps"][group], cmap=CAM_CMAP, alpha=0.5, vmin=0.0, vmax=1.0)
+                share = row["shares"][group]
+                txt = "n/a" if share is None else f"{share:.0%}"
+                ax.set_title(f"{group}\nvessel mass {txt}", fontsize=7)
+            for ax in axes[r]:
+                ax.set_xticks([])
+                ax.set_yticks([])
+                ax.grid(False)
+                for spine in ax.spines.values():
+                    spine.set_visible(True)
+                    if row.get("note"):
+                        spine.set_color(mark)
+                        spine.set_linewidth(2.2)
+        bar = fig.colorbar(ScalarMappable(norm=Normalize(0.0, 1.0), cmap=CAM_CMAP), ax=axes[:, 1:],
+                           shrink=0.9, aspect=12 * len(rows) ** 0.5, pad=0.02)
+        # three short lines: the label must fit beside the bar of a one-row figure
+        bar.set_label("LayerCAM,\n" + SCALE_NOTE.replace(" scaled", "\nscaled"), fontsize=7)
+        bar.ax.tick_params(labelsize=7)
+        fig.suptitle(title, fontsize=8)
+    return fig
 
 
-def _explain(net: nn.Module, dt: Any, idx: np.ndarray, device: torch.device, name: str) -> dict[str, np.ndarray]:
+def _figure(path: Path, title: str, rows: list[dict], groups: list[str]) -> None:
+    """build_figure(title, rows, groups) saved as a PNG (same bytes for the same rows)."""
+    from thtl_bench.report import style
+
+    style.save(build_figure(title, rows, groups), path)
+
+
+def _layers(net: nn.Module, name: str) -> dict[str, nn.Module]:
     layers = dict(getattr(net, "cam_layers", None) or {})
     if not layers:
         raise CamError(f"{name}: the model exposes no cam_layers")
     # Figure columns front to back (StagedModel lists groups back to front).
     order = [g for g in reversed(getattr(net, "group_names", list(layers)[::-1])) if g in layers]
-    layers = {g: layers[g] for g in order + [g for g in layers if g not in order]}
+    return {g: layers[g] for g in order + [g for g in layers if g not in order]}
+
+
+def _probabilities(net: nn.Module, x: torch.Tensor) -> np.ndarray:
+    """Softmax of the model on the explained inputs (N, classes), in eval mode, no autograd;
+    every module's training flag is restored afterwards."""
+    modes = {m: m.training for m in net.modules()}
+    try:
+        net.eval()
+        with torch.no_grad():
+            return torch.softmax(net(x).float(), dim=1).cpu().numpy()
+    finally:
+        for m, flag in modes.items():
+            m.training = flag
+
+
+def _explain(net: nn.Module, dt: Any, idx: np.ndarray, device: torch.device, name: str) -> dict[str, Any]:
+    """{maps: {group: (N, H, W)}, probs: (N, classes)} for the images `idx`, from one input tensor."""
     x = _inputs(np.asarray(dt.images[idx]), device)
-    return layercam_maps(net, x, np.asarray(dt.labels)[idx], layers, name=name,
+    probs = _probabilities(net, x)  # before the CAM passes, which leave the weights untouched
+    maps = layercam_maps(net, x, np.asarray(dt.labels)[idx], _layers(net, name), name=name,
                          image_ids=[dt.ids[i] for i in idx])
+    return {"maps": maps, "probs": probs}
+
+
+def _swft_notes(cfg: dict, model: str, seed: int, arm_names: list[str],
+                digests: dict[str, str]) -> dict[str, tuple[str, str | None]]:
+    """{arm: (note, same_as)} for SWFT arms whose record says validation selected step 1 (head
+    only): their best weights are then the THTL last-layer recipe's. Said as "= THTL last-layer
+    weights" (same_as that arm) only when its loaded weights are byte-identical here. No record,
+    or one of other parameters (case_id), gives no note: the figure claims nothing it cannot back."""
+    notes = {}
+    for arm in arm_names:
+        a = arms.get(arm)
+        if a.trainable != "swft":
+            continue
+        path = records.record_path(cfg["grid"]["records_dir"], model, arm, seed)
+        if not path.is_file():
+            continue
+        rec = records.read(path)
+        if rec["status"] != "ok" or rec["case_id"] != case_id(cfg, model, arm, seed):
+            continue
+        chosen = [int(s["step"]) for s in rec.get("swft_steps") or [] if s.get("selected")]
+        if chosen != [1]:
+            continue
+        last = next((b.name for b in arms.ARMS.values() if b.parent == a.parent and b.trainable == "head"), None)
+        same = last is not None and last in digests and digests[last] == digests[arm]
+        notes[arm] = (("SWFT chose step 1\n= THTL last-layer weights", last) if same
+                      else ("SWFT chose step 1\n(head only)", None))
+    return notes
 
 
 def _shares(maps: dict[str, np.ndarray], k: int, mask: np.ndarray | None) -> dict[str, float | None]:
@@ -329,8 +416,10 @@ def render(cfg: dict, checkpoints: str | os.PathLike | None = None) -> list[dict
     """Figures for `cam.model`/`cam.seed`, every arm in `cam.arms` and the chosen larynx test
     images (plus a fundus example for the THTL step-1 model when its checkpoint exists); writes
     `<report.dir>/cam.json` and returns its entries:
-    {model, arm, domain, image_id, label, figure, vessel_mass: {group: share}, vessel_fraction}.
-    Shares are None for real data (no vessel masks)."""
+    {model, arm, domain, image_id, label, figure, vessel_mass: {group: share}, vessel_fraction,
+    pred, prob}: `pred` the class the model predicts for the image, `prob` its softmax
+    probability. Shares are None for real data (no vessel masks). SWFT rows whose record says
+    validation selected step 1 are marked in the figure (`_swft_notes`)."""
     from thtl_bench.engine.inputs import domain as load_domain  # memoised: case_id reads it too
     from thtl_bench.engine.runtime import resolve_device
     from thtl_bench.io import atomic_write_text
@@ -348,16 +437,25 @@ def render(cfg: dict, checkpoints: str | os.PathLike | None = None) -> list[dict
     entries: list[dict] = []
     written: set[Path] = set()
 
-    def emit(domain: str, dt: Any, idx: np.ndarray, per_arm: dict[str, dict[str, np.ndarray]]) -> None:
-        first = next(iter(per_arm.values()))
+    def emit(domain: str, dt: Any, idx: np.ndarray, per_arm: dict[str, dict[str, Any]],
+             notes: dict[str, tuple[str, str | None]] | None = None) -> None:
+        first = next(iter(per_arm.values()))["maps"]
         groups, map_shape = list(first), first[next(iter(first))].shape[1:]
         for k, i in enumerate(idx):
             mask = None if dt.masks is None else np.asarray(dt.masks[i])
             image_id, label = str(dt.ids[i]), str(dt.classes[int(dt.labels[i])])
             frac = None if mask is None else round(vessel_fraction(mask, map_shape), 6)
-            rows = [{"label": arm, "image": np.asarray(dt.images[i]), "mask": mask,
-                     "maps": {g: m[k] for g, m in maps.items()}, "shares": _shares(maps, k, mask)}
-                    for arm, maps in per_arm.items()]
+            rows = []
+            for arm, ex in per_arm.items():
+                p = ex["probs"][k]
+                top = int(np.argmax(p))
+                rows.append({"label": arm, "image": np.asarray(dt.images[i]), "mask": mask,
+                             "maps": {g: m[k] for g, m in ex["maps"].items()},
+                             "shares": _shares(ex["maps"], k, mask), "true": label,
+                             "pred": str(dt.classes[top]) if top < len(dt.classes) else str(top),
+                             "prob": round(float(p[top]), 6)})
+                note, same_as = (notes or {}).get(arm, (None, None))
+                rows[-1].update(note=note, same_as=same_as)
             fig = out_dir / f"{FIGURE_PREFIX}{_safe(model)}__s{seed}__{domain}__{_safe(label)}__{_safe(str(Path(image_id).with_suffix('')))}.png"
             chance = "" if frac is None else f" · vessel pixels {frac:.0%}"
             _figure(fig, f"LayerCAM · {model} seed {seed} · {domain} {label} · {image_id}{chance}", rows, groups)
@@ -365,17 +463,18 @@ def render(cfg: dict, checkpoints: str | os.PathLike | None = None) -> list[dict
             for arm, row in zip(per_arm, rows, strict=True):
                 entries.append({"model": model, "arm": arm, "domain": domain, "image_id": image_id,
                                 "label": label, "figure": _rel(fig), "vessel_mass": row["shares"],
-                                "vessel_fraction": frac})
+                                "vessel_fraction": frac, "pred": row["pred"], "prob": row["prob"]})
 
     larynx = load_domain(cfg, "larynx")
     idx = select_images(larynx, int(ccfg["images_per_class"]))
     if len(idx) == 0:
         raise UserError("no larynx test images to explain: check the split (`thtl-bench data split`)")
-    per_arm = {}
+    per_arm, digests = {}, {}
     for arm in arm_names:
         net = load_case_model(cfg, model, arm, seed, checkpoints_dir=ckdir, device=device)
+        digests[arm] = state_digest(net.state_dict())
         per_arm[arm] = _explain(net, larynx, idx, device, f"{model}/{arm}/s{seed}")
-    emit("larynx", larynx, idx, per_arm)
+    emit("larynx", larynx, idx, per_arm, _swft_notes(cfg, model, seed, arm_names, digests))
 
     # Fundus row: where the step-1 model looks on radial fundus vessels, the study's explanation
     # for why its features fit tangled larynx vessels poorly. Optional: only if step 1 was run.

@@ -109,11 +109,14 @@ def git(*args: str, binary: bool = False, cwd: str | os.PathLike | None = None,
 @functools.lru_cache(maxsize=4)
 def git_describe(root: str | None = None) -> dict:
     """{commit, short, dirty} of the checkout at `root` (default: this package's checkout);
-    commit None outside a git checkout. `dirty`: tracked changes to CODE_PATHS."""
+    outside a git checkout the commit is $THTL_GIT_COMMIT / $GITHUB_SHA (None when unset) and
+    dirty is None (unknown). `dirty`: tracked changes to CODE_PATHS."""
     cwd = Path(root) if root else repo_root()
     head = git("rev-parse", "HEAD", cwd=cwd, timeout=20)
     if head is None or head.returncode != 0 or not head.stdout.strip():
-        return {"commit": None, "short": None, "dirty": None}
+        # A container or archive without .git: the commit the workflow passes in, if any.
+        env = os.environ.get("THTL_GIT_COMMIT") or os.environ.get("GITHUB_SHA")
+        return {"commit": env, "short": env[:12] if env else None, "dirty": None}
     status = git("status", "--porcelain", "--untracked-files=no", "--",
                  *(f":(top){p}" for p in CODE_PATHS), cwd=cwd, timeout=20)
     sha = head.stdout.strip()

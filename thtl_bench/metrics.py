@@ -1,73 +1,58 @@
-"""Classification metrics from per-sample labels and class probabilities (numpy only).
+"""Classification metrics from per-sample labels and class probabilities (scikit-learn).
 
 Binary (larynx): accuracy, recall (sensitivity of the positive class, `data.larynx.positive`),
 specificity, precision, f1, auc, confusion [[TN, FP], [FN, TP]], n, loss.
 Multi-class (fundus): accuracy, qwk (quadratic weighted kappa), confusion (rows = true), n, loss.
 
 Values are fractions in [0, 1]. A ratio whose denominator is zero (recall with no positives,
-precision with no positive predictions, AUC with one class present) is None, not 0: an
-undefined value must not pass for a bad one. The prediction is the arg-max class.
+precision with no positive predictions, AUC with one class present, kappa of two constant
+raters) is None, not 0: an undefined value must not pass for a bad one. The prediction is the
+arg-max class. The counting is scikit-learn's (`confusion_matrix`, `precision_recall_fscore_support`,
+`roc_auc_score`, `cohen_kappa_score`); this module fixes the label order, the positive class and
+what "undefined" returns, which scikit-learn leaves to warnings and NaN.
 """
 
 from __future__ import annotations
 
+import math
+import warnings
 from collections.abc import Sequence
 
 import numpy as np
+from sklearn import metrics as skm
 
 _EPS = 1e-12
 
 
-def _ratio(num: float, den: float) -> float | None:
-    return float(num) / float(den) if den else None
+def _none_if_nan(x: float) -> float | None:
+    x = float(x)
+    return None if math.isnan(x) else x
 
 
 def confusion(labels: np.ndarray, preds: np.ndarray, k: int) -> np.ndarray:
-    """k x k counts, rows = true class, columns = predicted class."""
-    cm = np.zeros((k, k), dtype=np.int64)
-    np.add.at(cm, (np.asarray(labels, np.int64), np.asarray(preds, np.int64)), 1)
-    return cm
+    """k x k counts, rows = true class, columns = predicted class (every class, present or not)."""
+    return skm.confusion_matrix(np.asarray(labels, np.int64), np.asarray(preds, np.int64),
+                                labels=list(range(k))).astype(np.int64)
 
 
-def rank_average(x: np.ndarray) -> np.ndarray:
-    """1-based ranks with ties given their average rank."""
-    x = np.asarray(x, np.float64)
-    order = np.argsort(x, kind="mergesort")
-    xs = x[order]
-    ranks = np.empty(len(x), np.float64)
-    # Boundaries of runs of equal values in sorted order.
-    starts = np.flatnonzero(np.r_[True, xs[1:] != xs[:-1]])
-    ends = np.r_[starts[1:], len(x)]
-    for s, e in zip(starts, ends, strict=False):
-        ranks[order[s:e]] = (s + 1 + e) / 2.0
-    return ranks
-
-
-def auc(is_positive: np.ndarray, scores: np.ndarray) -> float | None:
-    """ROC AUC as the Mann-Whitney U statistic (a tie between classes counts one half)."""
+def auc(is_positive, scores) -> float | None:
+    """ROC AUC (a tie between a positive and a negative counts one half); None with one class."""
     pos = np.asarray(is_positive, bool)
-    n_pos, n_neg = int(pos.sum()), int((~pos).sum())
-    if n_pos == 0 or n_neg == 0:
+    if pos.all() or not pos.any():
         return None
-    r = rank_average(scores)
-    u = r[pos].sum() - n_pos * (n_pos + 1) / 2.0
-    return float(u / (n_pos * n_neg))
+    return float(skm.roc_auc_score(pos, np.asarray(scores, np.float64)))
 
 
 def qwk(labels: np.ndarray, preds: np.ndarray, k: int) -> float | None:
-    """Cohen's kappa with quadratic weights (i - j)^2 / (k - 1)^2."""
-    obs = confusion(labels, preds, k).astype(np.float64)
-    n = obs.sum()
-    if n == 0 or k < 2:
+    """Cohen's kappa with quadratic weights over classes 0..k-1; None when undefined (no samples,
+    k < 2, or chance agreement 1: both raters constant, where kappa is 0/0)."""
+    labels, preds = np.asarray(labels, np.int64), np.asarray(preds, np.int64)
+    if len(labels) == 0 or k < 2:
         return None
-    i, j = np.indices((k, k))
-    w = (i - j) ** 2 / (k - 1) ** 2
-    exp = np.outer(obs.sum(1), obs.sum(0)) / n
-    den = (w * exp).sum()
-    if den == 0:
-        # Both raters constant: kappa is undefined unless they agree perfectly.
-        return 1.0 if (w * obs).sum() == 0 else None
-    return float(1.0 - (w * obs).sum() / den)
+    with warnings.catch_warnings(), np.errstate(divide="ignore", invalid="ignore"):
+        # Older scikit-learn divides 0/0 with a RuntimeWarning; newer returns NaN with its own.
+        warnings.simplefilter("ignore")
+        return _none_if_nan(skm.cohen_kappa_score(labels, preds, labels=list(range(k)), weights="quadratic"))
 
 
 def nll(labels: np.ndarray, probs: np.ndarray) -> float:
@@ -89,20 +74,23 @@ def binary(labels, probs, positive: int = 1, loss: float | None = None) -> dict:
     labels, probs = _prep(labels, probs)
     if probs.shape[1] != 2:
         raise ValueError(f"binary metrics need 2 classes, got {probs.shape[1]}")
-    pos_true = labels == positive
-    pos_pred = probs.argmax(1) == positive
-    tp = int((pos_true & pos_pred).sum())
-    tn = int((~pos_true & ~pos_pred).sum())
-    fp = int((~pos_true & pos_pred).sum())
-    fn = int((pos_true & ~pos_pred).sum())
+    if positive not in (0, 1):
+        raise ValueError(f"positive must be 0 or 1 for binary metrics, got {positive}")
+    preds = probs.argmax(1)
+    order = [1 - positive, positive]  # [negative, positive]: confusion [[TN, FP], [FN, TP]]
+    cm = skm.confusion_matrix(labels, preds, labels=order)
+    (tn, fp), (fn, tp) = cm.tolist()
+    # zero_division=nan: an empty denominator is "undefined" (None below), never a silent 0 or 1.
+    prec, rec, f1, _ = skm.precision_recall_fscore_support(labels, preds, labels=order, average=None,
+                                                           zero_division=np.nan)
     n = len(labels)
     return {
-        "accuracy": _ratio(tp + tn, n),
-        "recall": _ratio(tp, tp + fn),
-        "specificity": _ratio(tn, tn + fp),
-        "precision": _ratio(tp, tp + fp),
-        "f1": _ratio(2 * tp, 2 * tp + fp + fn),
-        "auc": auc(pos_true, probs[:, positive]),
+        "accuracy": float(tp + tn) / n if n else None,
+        "recall": _none_if_nan(rec[1]),
+        "specificity": _none_if_nan(rec[0]),
+        "precision": _none_if_nan(prec[1]),
+        "f1": _none_if_nan(f1[1]) if tp + fp + fn else None,
+        "auc": auc(labels == positive, probs[:, positive]),
         "confusion": [[tn, fp], [fn, tp]],
         "n": n,
         "loss": float(loss) if loss is not None else nll(labels, probs),
@@ -114,7 +102,7 @@ def multiclass(labels, probs, loss: float | None = None) -> dict:
     k = probs.shape[1]
     preds = probs.argmax(1)
     return {
-        "accuracy": _ratio(int((preds == labels).sum()), len(labels)),
+        "accuracy": float((preds == labels).sum()) / len(labels) if len(labels) else None,
         "qwk": qwk(labels, preds, k),
         "confusion": confusion(labels, preds, k).tolist(),
         "n": len(labels),

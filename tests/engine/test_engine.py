@@ -226,6 +226,16 @@ def test_swft_refuses_models_without_groups(cfg, monkeypatch):
 
 
 # -- strict loading --------------------------------------------------------------------------------
+def _describe(cfg, path: Path) -> None:
+    """Make step 1's record describe the file at `path` (as if it had been trained so)."""
+    from thtl_bench.io import sha256_file
+
+    rec_path = identity.record_path(cfg, "tiny", "thtl_step1", 0)
+    rec = records.read(rec_path)
+    rec["checkpoint"]["sha256"] = sha256_file(path)
+    records.write(cfg["grid"]["records_dir"], rec)
+
+
 def test_parent_checkpoint_is_loaded_strictly(cfg):
     run_case(cfg, "tiny", "thtl_step1", 0)
     best = identity.checkpoint_dir(cfg, "tiny", "thtl_step1", 0) / "best.pt"
@@ -235,8 +245,56 @@ def test_parent_checkpoint_is_loaded_strictly(cfg):
         bad = copy.deepcopy(good)
         mutate(bad["model"])
         checkpoint.save(bad, best)
+        _describe(cfg, best)  # the record vouches for the file: its keys are what is wrong
         with pytest.raises(UserError, match=msg):
             run_case(cfg, "tiny", "thtl_last", 0)
+
+
+def test_a_swapped_or_damaged_parent_checkpoint_retrains_the_parent(cfg):
+    step1 = run_case(cfg, "tiny", "thtl_step1", 0)
+    best = identity.checkpoint_dir(cfg, "tiny", "thtl_step1", 0) / "best.pt"
+    blob = checkpoint.load(best)
+    blob["model"] = {k: v + 1 for k, v in blob["model"].items()}  # another file under the same name
+    checkpoint.save(blob, best)
+    child = run_case(cfg, "tiny", "thtl_last", 0)
+    assert child["status"] == "ok" and child["parent"]["sha256"] == step1["checkpoint"]["sha256"]
+    assert checkpoint.load(best)["model"].keys() == blob["model"].keys()
+    best.write_bytes(best.read_bytes()[:100])  # truncated (power loss)
+    again = run_case(cfg, "tiny", "thtl_all", 0)
+    assert again["status"] == "ok" and again["parent"]["sha256"] == step1["checkpoint"]["sha256"]
+
+
+def test_checkpoints_never_run_code(cfg, tmp_path):
+    import pickle
+
+    class Boom:
+        def __reduce__(self):
+            return (print, ("code ran",))
+
+    path = tmp_path / "evil.pt"
+    torch.save({"model": {}, "x": Boom()}, path)
+    with pytest.raises(checkpoint.CheckpointError, match="evil.pt"):
+        checkpoint.load(path)
+    path.write_bytes(pickle.dumps({"a": 1})[:5])
+    with pytest.raises(checkpoint.CheckpointError, match="evil.pt"):
+        checkpoint.load(path)
+
+
+def test_a_damaged_last_pt_restarts_the_case(cfg, capsys):
+    ref = run_case(other_dirs(cfg, Path(cfg["grid"]["records_dir"]).parent, "ref"), "tiny", "scratch", 0)
+    last = identity.checkpoint_dir(cfg, "tiny", "scratch", 0) / "last.pt"
+    last.parent.mkdir(parents=True, exist_ok=True)
+    last.write_bytes(b"PK\x03\x04 truncated")
+    rec = run_case(cfg, "tiny", "scratch", 0)
+    assert "starts from the beginning" in capsys.readouterr().err
+    assert rec["metrics"]["test"] == ref["metrics"]["test"]
+
+
+def test_checkpoint_files_are_shared_readable(cfg):
+    run_case(cfg, "tiny", "onestep_last", 0)
+    best = identity.checkpoint_dir(cfg, "tiny", "onestep_last", 0) / "best.pt"
+    rec = identity.record_path(cfg, "tiny", "onestep_last", 0)
+    assert best.stat().st_mode & 0o777 == 0o644 and rec.stat().st_mode & 0o777 == 0o644
 
 
 # -- resume, determinism ---------------------------------------------------------------------------

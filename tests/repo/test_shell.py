@@ -214,8 +214,9 @@ def test_dockerfile_base_and_requirements_agree_with_pins():
     assert m.group(1) == _pins(ROOT / "requirements" / "torch.txt")["torch"]
     installs = re.findall(r"-r\s+\S*?(requirements/[\w.]+\.txt)", text)
     assert installs[:3] == ["requirements/torch.txt", "requirements/base.txt", "requirements/dev.txt"]
+    # The weights layer itself (before the source, into the resolver's caches) is tests/repo/test_ci.py's.
     for key in ("HF_HUB_OFFLINE=1", "TIMM_OFFLINE=1", "THTL_WEIGHTS_DIR=", "ARG FETCH_WEIGHTS",
-                "thtl-bench weights fetch", 'CMD ["nox", "-s", "benchmark"]'):
+                'CMD ["nox", "-s", "benchmark"]'):
         assert key in text, key
     users = re.findall(r"^USER\s+(\S+)", text, flags=re.M)
     assert users and users[-1].split(":")[0] not in ("0", "root"), "the image must not run as root"
@@ -280,7 +281,7 @@ def test_grid_matrix_workflow():
     runs = _runs(doc)
     assert re.search(r"thtl-bench grid .*--shard", runs.replace("\\\n", " "))
     assert "grid.checkpoints_dir" in runs
-    assert doc["jobs"]["merge"]["needs"] == "grid" and "nox -s report" in runs
+    assert "grid" in doc["jobs"]["merge"]["needs"] and "nox -s report" in runs
 
 
 # ---------------------------------------------------------------------------------------- scripts

@@ -14,11 +14,12 @@ from pathlib import Path
 
 import numpy as np
 import yaml
+from PIL import Image
 
 from thtl_bench.data import splits as splits_mod
-from thtl_bench.data.cache import content_hashes, open_checked
+from thtl_bench.data.cache import DEFAULT_RESIZE, content_hashes, content_problems, open_checked, resize_mode
 from thtl_bench.data.errors import DataError, Problem, errors_only
-from thtl_bench.data.sources import read_source
+from thtl_bench.data.sources import MASKS_DIR, Listing, read_source
 from thtl_bench.io import file_digest
 
 
@@ -41,54 +42,82 @@ def check_domain(cfg: dict, domain: str) -> dict:
     """All problems (errors and warnings) of one domain plus counts per class and split."""
     lst = read_source(cfg, domain)
     problems = list(lst.problems)
+    try:
+        resize = resize_mode(cfg)
+    except DataError as exc:  # reported with everything else; the sizes are judged by the default
+        problems += exc.problems
+        resize = DEFAULT_RESIZE
     size = int(cfg["data"]["image_size"])
     modes = list(cfg["data"].get("modes", ["RGB"]))
-    sizes, ok = [], []
+    sizes = {}
     for s in lst.samples:
-        im, probs = open_checked(s.path, modes, size)
+        im, probs = open_checked(s.path, modes, size, resize)
         problems += probs
         if im is not None:
-            sizes.append(im.size)
-            ok.append(s)
+            sizes[s.id] = im.size
+    problems += mask_problems(lst, sizes)
     report = {"domain": domain, "root": str(lst.root), "layout": lst.layout, "n": len(lst.samples),
               "counts": {}, "shortcut": None}
-    if ok:
-        hashes = content_hashes(cfg, lst)
-        by_id = dict(zip([s.id for s in lst.samples], hashes, strict=True))
-        h = [by_id[s.id] for s in ok]
+    hashes = content_hashes(cfg, lst, problems)
+    hashed = [(s, h) for s, h in zip(lst.samples, hashes, strict=True) if h is not None]
+    if hashed:
+        samples, h = [s for s, _ in hashed], [x for _, x in hashed]
+        problems += content_problems(samples, h, lst.root)
+        rows = splits_mod.compute(cfg, [s.id for s in samples], [s.label for s in samples],
+                                  [s.group for s in samples], h)
         path = splits_mod.split_path(cfg, domain)
         if path.is_file():
-            rows = splits_mod.read(path)
-            problems += splits_mod.leaks(rows, str(path))
-            if [(r["id"], r["sha256"]) for r in rows] != [(s.id, x) for s, x in zip(ok, h, strict=True)]:
-                problems.append(Problem("stale_splits", str(path), "split file does not list the images of the "
-                                        "data folder (ids or contents differ)", "run `thtl-bench data split`"))
-                rows = splits_mod.compute(cfg, [s.id for s in ok], [s.label for s in ok], [s.group for s in ok], h)
-        else:
-            rows = splits_mod.compute(cfg, [s.id for s in ok], [s.label for s in ok], [s.group for s in ok], h)
-        dup = [ids for ids in _by(h, [s.id for s in ok]).values() if len(ids) > 1]
-        for ids in dup:
-            problems.append(Problem("duplicate_image", f"{lst.root}/{ids[0]}", f"same content as {ids[1:]}",
-                                    "delete the copies (splits keep them together meanwhile)", "warning"))
+            try:
+                bad = splits_mod.validate(splits_mod.read(path), rows, str(path))
+            except DataError as exc:
+                bad = exc.problems
+            problems += bad  # the report's counts come from the data's own splits either way
         report["counts"] = splits_mod.counts(rows)
-        sc = size_shortcut(sizes, [s.label for s in ok], [r["split"] for r in rows])
-        report["shortcut"] = sc
-        if sc["distinct_sizes"] > 1 and sc["size_accuracy"] > sc["majority_rate"] + 0.05:
-            problems.append(Problem("size_shortcut", str(lst.root),
-                                    f"original image size predicts the class with accuracy {sc['size_accuracy']:.2f} "
-                                    f"vs majority rate {sc['majority_rate']:.2f} ({sc['distinct_sizes']} sizes)",
-                                    "keep data.resize (one geometry for all images); do not feed original sizes or "
-                                    "aspect ratios to the model", "warning"))
+        split_of = {r["id"]: r["split"] for r in rows}
+        ok = [s for s in samples if s.id in sizes]
+        if ok:
+            sc = size_shortcut([sizes[s.id] for s in ok], [s.label for s in ok], [split_of[s.id] for s in ok])
+            report["shortcut"] = sc
+            if sc["distinct_sizes"] > 1 and sc["size_accuracy"] > sc["majority_rate"] + 0.05:
+                problems.append(Problem("size_shortcut", str(lst.root),
+                                        f"original image size predicts the class with accuracy "
+                                        f"{sc['size_accuracy']:.2f} vs majority rate {sc['majority_rate']:.2f} "
+                                        f"({sc['distinct_sizes']} sizes)",
+                                        "keep data.resize (one geometry for all images); do not feed original sizes "
+                                        "or aspect ratios to the model", "warning"))
     report["problems"] = problems
     report["errors"] = len(errors_only(problems))
     return report
 
 
-def _by(keys, values):
-    out = defaultdict(list)
-    for k, v in zip(keys, values, strict=True):
-        out[k].append(v)
-    return out
+def mask_problems(lst: Listing, sizes: dict) -> list[Problem]:
+    """Vessel masks (phantoms) must cover every image, at its size, inside the root: a mask of
+    another size would be cropped differently from its image and score the wrong pixels."""
+    have = [(s, lst.mask_path(s)) for s in lst.samples if lst.mask_path(s).is_file()]
+    if not have:
+        return []
+    probs = []
+    if len(have) < len(lst.samples):
+        probs.append(Problem("missing_masks", str(lst.root / MASKS_DIR), f"{len(lst.samples) - len(have)} of "
+                             f"{len(lst.samples)} images have no mask, so no vessel scores are computed for {lst.domain}",
+                             "regenerate the phantoms (`thtl-bench synth`) or delete the masks folder", "warning"))
+    for s, m in have:
+        if not lst.allowed(m.resolve()):
+            probs.append(Problem("outside_root", str(m), "mask is a link outside the data root",
+                                 "copy the mask into the data root"))
+            continue
+        try:
+            with Image.open(m) as im:
+                msize = im.size
+        except Exception as exc:  # PIL raises several types for corrupt input
+            probs.append(Problem("unreadable", str(m), f"cannot decode mask ({type(exc).__name__}: {exc})",
+                                 "regenerate the phantoms (`thtl-bench synth`) or delete the masks folder"))
+            continue
+        if s.id in sizes and msize != sizes[s.id]:
+            probs.append(Problem("mask_size", str(m), f"mask is {msize[0]}x{msize[1]} but its image "
+                                 f"{s.id} is {sizes[s.id][0]}x{sizes[s.id][1]}",
+                                 "regenerate the phantoms (`thtl-bench synth`)"))
+    return probs
 
 
 def format_report(rep: dict, limit: int = 50) -> str:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import re
 from collections import Counter, defaultdict
 from pathlib import Path
 
@@ -132,18 +133,39 @@ def write(path: Path, rows: list[dict]) -> None:
     w = csv.DictWriter(buf, COLUMNS, lineterminator="\n")
     w.writeheader()
     w.writerows(rows)
-    atomic_write_text(path, buf.getvalue())
+    atomic_write_text(path, buf.getvalue())  # 0644, fsynced (thtl_bench.io)
 
 
 def read(path: Path) -> list[dict]:
-    with open(path, newline="") as fh:
-        rows = list(csv.DictReader(fh))
-    if rows and not set(COLUMNS) <= set(rows[0]):
-        raise DataError(Problem("bad_splits", str(path), f"columns {COLUMNS} expected",
+    """The rows of a split file; a hand edit that breaks its form is refused, naming each line."""
+    try:
+        with open(path, newline="", encoding="utf-8") as fh:
+            reader = csv.DictReader(fh)
+            rows = [(reader.line_num, r) for r in reader]
+            fields = reader.fieldnames or []
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise DataError(Problem("bad_splits", str(path), f"cannot read the split file ({exc})",
+                                "run `thtl-bench data split` to rewrite it")) from exc
+    if not set(COLUMNS) <= set(fields):
+        raise DataError(Problem("bad_splits", str(path), f"columns {COLUMNS} expected (found {fields})",
                                 "run `thtl-bench data split` to rewrite it"))
-    for r in rows:
+    probs = [Problem("bad_splits", f"{path}:{line}", why, "run `thtl-bench data split` to rewrite it")
+             for line, r in rows if (why := _row_fault(r, len(fields)))]
+    if probs:
+        raise DataError(probs, f"{path}: {len(probs)} malformed row(s)")
+    for _, r in rows:
         r["rank"] = int(r["rank"])
-    return rows
+    return [r for _, r in rows]
+
+
+def _row_fault(r: dict, width: int) -> str | None:
+    if None in r or any(r[c] is None for c in COLUMNS):
+        return f"row does not have the header's {width} cells"
+    if r["split"] not in SPLITS:
+        return f"split {r['split']!r} is not one of {list(SPLITS)}"
+    if not re.fullmatch(r"-?\d+", r["rank"]):
+        return f"rank {r['rank']!r} is not a whole number"
+    return None
 
 
 def split_path(cfg: dict, domain: str) -> Path:
@@ -155,6 +177,24 @@ def compute(cfg: dict, ids, labels, groups, hashes) -> list[dict]:
     return make_splits(list(ids), list(labels), list(groups), list(hashes), int(s["seed"]), float(s["val"]), float(s["test"]))
 
 
+def validate(rows: list[dict], fresh: list[dict], where: str) -> list[Problem]:
+    """Problems of a split file's rows against the splits computed from the data now: leaks
+    first (the most specific), else any difference in images, labels, patients or contents,
+    else in the assignment (other split settings, or a hand edit)."""
+    bad = leaks(rows, where)
+    if bad:
+        return bad
+    key = lambda rs: [(r["id"], r["sha256"], r["label"], r["group"]) for r in rs]  # noqa: E731
+    if key(rows) != key(fresh):
+        return [Problem("stale_splits", where, "the split file lists other images, labels, patients or contents "
+                        "than the data folder", "run `thtl-bench data split` to recompute it")]
+    if [(r["split"], r["rank"]) for r in rows] != [(r["split"], r["rank"]) for r in fresh]:
+        return [Problem("stale_splits", where, "the split file was made with other split settings "
+                        "(split.seed / split.val / split.test) or edited by hand",
+                        "run `thtl-bench data split` to recompute it")]
+    return []
+
+
 def resolve(cfg: dict, domain: str, ids, labels, groups, hashes) -> list[dict]:
     """The splits of a domain: read from splits/<domain>.csv, or computed and written when the
     file is missing. A file that disagrees with the data or the split settings is refused."""
@@ -164,16 +204,9 @@ def resolve(cfg: dict, domain: str, ids, labels, groups, hashes) -> list[dict]:
         write(path, fresh)
         return fresh
     rows = read(path)
-    bad = leaks(rows, str(path))
+    bad = validate(rows, fresh, str(path))
     if bad:
-        raise DataError(bad, f"{path} leaks between splits")
-    key = lambda rs: [(r["id"], r["sha256"], r["label"]) for r in rs]  # noqa: E731
-    if key(rows) != key(fresh):
-        raise DataError(Problem("stale_splits", str(path), "the split file lists other images, labels or contents "
-                                "than the data folder", "run `thtl-bench data split` to recompute it"))
-    if [(r["split"], r["rank"]) for r in rows] != [(r["split"], r["rank"]) for r in fresh]:
-        raise DataError(Problem("stale_splits", str(path), "the split file was made with other split settings "
-                                "(split.seed / split.val / split.test)", "run `thtl-bench data split` to recompute it"))
+        raise DataError(bad, f"{path} leaks between splits" if bad[0].code != "stale_splits" else None)
     return rows
 
 

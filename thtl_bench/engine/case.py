@@ -10,6 +10,7 @@ run one case at the same time (engine.lock).
 
 from __future__ import annotations
 
+import sys
 import time
 from pathlib import Path
 
@@ -23,17 +24,24 @@ from thtl_bench.io import sha256_file
 from thtl_bench.models.staged import swft_groups
 
 
-def has_best(cfg: dict, model: str, arm: str, seed: int, cid: str) -> bool:
-    """Whether the case's best.pt is there and was trained as this case_id."""
+def has_best(cfg: dict, model: str, arm: str, seed: int, cid: str, sha256: str | None = None) -> bool:
+    """Whether the case's best.pt is there, readable, trained as this case_id and (when the
+    record names one) the very file the record describes. A damaged file counts as absent: the
+    case is trained again, and the grid goes on."""
     best = checkpoint_dir(cfg, model, arm, seed) / "best.pt"
-    return best.is_file() and checkpoint.load(best).get("case_id") == cid
+    blob, why = checkpoint.try_load(best)
+    if why:
+        print(f"warning: {why}", file=sys.stderr, flush=True)
+    if blob is None or blob.get("case_id") != cid:
+        return False
+    return sha256 is None or sha256_file(best) == sha256
 
 
 def _reusable(cfg: dict, model: str, arm: str, seed: int, cid: str, ensure_checkpoint: bool) -> dict | None:
     """The finished record of this case_id (and its best.pt when required), else None."""
     old = record.existing(cfg, model, arm, seed)
     if old is not None and old["case_id"] == cid and old["status"] == "ok":
-        if not ensure_checkpoint or has_best(cfg, model, arm, seed, cid):
+        if not ensure_checkpoint or has_best(cfg, model, arm, seed, cid, (old.get("checkpoint") or {}).get("sha256")):
             return old
     return None
 
@@ -65,6 +73,7 @@ def run_case(cfg: dict, model: str, arm: str, seed: int, *, progress=None, force
             if prec["status"] != "ok":
                 return record.not_run(cfg, rec_base, f"parent {prec['slug']} not run: {prec.get('reason')}")
             parent_best = checkpoint_dir(cfg, model, a.parent, seed) / "best.pt"
+            rec_base["parent"]["sha256"] = (prec.get("checkpoint") or {}).get("sha256")
         return _train(cfg, a, model, seed, rec_base, parent_best, progress)
 
 
@@ -75,7 +84,7 @@ def build_model(name: str, num_classes: int, init: str, cfg: dict):
     return models.build(name, num_classes, init=init, cfg=cfg)
 
 
-def _build(cfg, model: str, a: arms.Arm, n_classes: int, parent_best: Path | None):
+def _build(cfg, model: str, a: arms.Arm, n_classes: int, parent_best: Path | None, parent: dict | None):
     if a.init != "parent":
         net = build_model(model, n_classes, a.init, cfg)
         info = dict(getattr(net, "weights_info", None) or {})
@@ -85,11 +94,19 @@ def _build(cfg, model: str, a: arms.Arm, n_classes: int, parent_best: Path | Non
         return net, weights
     net = build_model(model, n_classes, "random", cfg)
     state = checkpoint.load(parent_best)
+    sha = sha256_file(parent_best)
+    want = parent.get("sha256")
+    # The parent's weights must be the ones its record describes (a swapped or re-trained file
+    # in a shared folder would silently change every child).
+    if state.get("case_id") != parent["case_id"] or (want and sha != want):
+        raise checkpoint.CheckpointError(
+            f"{parent_best}: not the best.pt of {parent['slug']} (case_id {state.get('case_id')} vs "
+            f"{parent['case_id']}, sha256 {sha[:12]} vs {str(want)[:12]}); delete it to re-train the parent")
     replaced = net.load_strict(state["model"], except_head=True, what=str(parent_best))
     weights = {"init": "parent", "source": f"{state['slug']} best.pt",
                "detail": {"path": str(parent_best), "parent_case_id": state["case_id"],
                           "replaced_head_keys": replaced},
-               "sha256": sha256_file(parent_best)}
+               "sha256": sha}
     return net, weights
 
 
@@ -111,7 +128,7 @@ def _train(cfg, a: arms.Arm, model: str, seed: int, rec_base: dict, parent_best,
     classes, positive = domain_classes(cfg, a.domain)
     runtime.seed_everything(runtime.subseed(seed, "init"))
     try:
-        net, weights = _build(cfg, model, a, len(classes), parent_best)
+        net, weights = _build(cfg, model, a, len(classes), parent_best, rec_base.get("parent"))
     except WeightsUnavailable as exc:
         return record.not_run(cfg, rec_base, str(exc))
     plans = _plans(a, net, t)
@@ -128,10 +145,13 @@ def _train(cfg, a: arms.Arm, model: str, seed: int, rec_base: dict, parent_best,
     ckdir = checkpoint_dir(cfg, model, a.name, seed)
     last = ckdir / "last.pt"
 
-    # Resume state: stage index, finished stage results, best-so-far (SWFT), timings.
-    saved = checkpoint.load(last) if last.is_file() else None
+    # Resume state: stage index, finished stage results, best-so-far (SWFT), timings. A damaged
+    # or foreign last.pt (power loss, another configuration's leftovers) means: start over.
+    saved, why = checkpoint.try_load(last)
+    if why:
+        print(f"warning: {why}; {slug} starts from the beginning", file=sys.stderr, flush=True)
     if saved is not None and saved.get("case_id") != cid:
-        saved = None  # another configuration's leftovers: start over
+        saved = None
     done = saved["results"] if saved else []
     selected_state = saved["selected_state"] if saved else None
     prior_wall = saved["wall_s"] if saved else 0.0
@@ -165,6 +185,7 @@ def _train(cfg, a: arms.Arm, model: str, seed: int, rec_base: dict, parent_best,
     ckdir.mkdir(parents=True, exist_ok=True)
     checkpoint.save({"case_id": cid, "slug": slug, "model_name": model, "arm": a.name, "classes": classes,
                      "model": {**initial, **selected_state}}, ckdir / "best.pt")
+    best_sha = sha256_file(ckdir / "best.pt")
     rec = record.ok(
         rec_base, dom=dom, classes=classes, positive=positive,
         labels={s: splits[s][1].cpu().numpy() for s in inputs.SPLITS}, done=done, selected=sel,
@@ -176,6 +197,7 @@ def _train(cfg, a: arms.Arm, model: str, seed: int, rec_base: dict, parent_best,
             "compile": runtime.compiled(t, device)},
         data_kind=getattr(dom, "kind", cfg["data"].get("kind")), image_size=int(cfg["data"]["image_size"]),
         swft=a.trainable == "swft")
+    rec["checkpoint"] = {"file": f"{slug}/best.pt", "sha256": best_sha}
     records.write(cfg["grid"]["records_dir"], rec)
     last.unlink(missing_ok=True)
     return rec

@@ -65,6 +65,12 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+def threads(train: dict) -> int:
+    """The intra-op thread count a case runs with: train.num_threads, else torch's default here."""
+    n = int(train.get("num_threads") or 0)
+    return n if n > 0 else torch.get_num_threads()
+
+
 def configure(train: dict, device: torch.device) -> None:
     """Threads and determinism. Deterministic mode is strict on CPU; on CUDA some kernels (e.g.
     adaptive pooling backward) have no deterministic version, so there it warns instead of failing,
@@ -93,8 +99,12 @@ def rng_state(gens: dict[str, torch.Generator]) -> dict:
 
 
 def set_rng_state(state: dict, gens: dict[str, torch.Generator]) -> None:
-    random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
+    """Restore `rng_state`'s output, also as read back from a checkpoint (where numpy's key array
+    is a tensor and Python's tuples may come back as lists)."""
+    py = state["python"]
+    random.setstate((py[0], tuple(py[1]), py[2]))
+    name, keys, *rest = state["numpy"]
+    np.random.set_state((name, np.asarray(keys, dtype=np.uint32), *rest))
     torch.set_rng_state(state["torch"])
     for k, g in gens.items():
         g.set_state(state["gens"][k])

