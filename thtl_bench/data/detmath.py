@@ -60,6 +60,14 @@ def _sincos_reduced(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return s, c, np.mod(k.astype(np.int64), 4)
 
 
+def sincos(x) -> tuple[np.ndarray, np.ndarray]:
+    """(sin x, cos x) from one argument reduction."""
+    s, c, q = _sincos_reduced(_f(x))
+    sn = np.where(q == 0, s, np.where(q == 1, c, np.where(q == 2, -s, -c)))
+    cs = np.where(q == 0, c, np.where(q == 1, -s, np.where(q == 2, -c, s)))
+    return sn, cs
+
+
 def sin(x) -> np.ndarray:
     s, c, q = _sincos_reduced(_f(x))
     return np.where(q == 0, s, np.where(q == 1, c, np.where(q == 2, -s, -c)))

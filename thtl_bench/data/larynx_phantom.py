@@ -4,7 +4,7 @@ Benign (ELS 2016 "longitudinal"; Ni 2011 types I-IV): vessels running parallel t
 surface along one direction, gently meandering, of regular calibre, branching smoothly at
 acute angles (Murray's-law calibres); some patients (type IV) also show small brown dots in
 a regular arrangement. Malignant (ELS "perpendicular"; Ni type V): loops seen end-on as
-dense brown dots of irregular size and spacing, some hollow (Va), and serpentine,
+clustered brown dots of irregular size and spacing, some hollow (Va), and serpentine,
 earthworm-like vessels that coil, run in any direction and vary in calibre (Vb).
 
 One tortuosity level tau per image (patient range benign U(0, a), malignant U(1 - a, 1),
@@ -42,14 +42,16 @@ LOOK = {
 MORPH = {  # reference px
     "deep_radius": (1.2, 1.7), "deep_tau": (0.0, 0.3), "deep_spread": 0.2, "deep_length": (0.5, 1.0),
     "radius": (0.75, 1.0),          # superficial vessel radius
+    "calibre_cv_total": 0.34,       # calibre CV within + between vessels (the largest within-vessel CV)
     "length": (0.35, 0.8),          # superficial vessel course, image widths
     "spread": (0.15, 1.2),          # SD of direction about the axis = a + b tau^1.5 (rad)
     "branches": 2,                  # up to this many side branches per vessel
     "murray_q": (0.25, 0.5), "branch_angle": (0.25, 0.55),  # smooth, acute branching
     "branch_length": (0.3, 0.6),
     "dot_radius": 2.0,              # end-on loop: dot radius = 2 x the capillary radius
-    "p_dots": {"benign": 0.3, "malignant": 0.7},   # patients with dots (type IV / Va)
-    "dot_share": {"benign": (0.2, 0.5), "malignant": (0.2, 0.8)},  # of the superficial area
+    "p_dots": 0.5,                  # patients with dots (type IV if benign, Va if malignant) ...
+    "dot_share": (0.2, 0.6),        # ... and their share of the superficial area: one law for both
+                                    # classes (dot area would show in the colour histogram)
     "lattice": (4.5, 6.5),          # type IV: regular spacing (reference px), jitter 10 %
     "clusters": (2, 5), "cluster_sd": 6.0,  # type Va: clustered, irregular ...
     "dot_cv": {"benign": 0.05, "malignant": 0.3},   # ... and of irregular size
@@ -73,8 +75,8 @@ def patient(d: dm.Draw, label: str, overlap: float) -> dict:
          "calibre": d.uniform(*LOOK["calibre"]), "theta": d.uniform(0.0, dm.PI)}
     a, b = tau_range(label, overlap)
     p["tau"], p["tau_range"] = d.uniform(a, b), (a, b)
-    has_dots = d.random() < MORPH["p_dots"][label]
-    p["dot_share"] = d.uniform(*MORPH["dot_share"][label]) if has_dots else 0.0
+    has_dots = d.random() < MORPH["p_dots"]
+    p["dot_share"] = d.uniform(*MORPH["dot_share"]) if has_dots else 0.0
     p["label"] = label
     return p
 
@@ -85,10 +87,15 @@ def _vessel_specs(d: dm.Draw, pat: dict, tau: float, theta: float, deep: bool) -
                 "length": d.uniform(*MORPH["deep_length"]) * V.REF, "tau": d.uniform(*MORPH["deep_tau"]),
                 "r0": d.uniform(*MORPH["deep_radius"]) * pat["calibre"]}
     a, b = MORPH["spread"]
+    # calibre varies along an irregular (type V) vessel and between regular ones, with one total
+    # spread: the calibre distribution of an image is the same for both classes
+    ca, cb = V.TORT["calibre_cv"]
+    within = ca + cb * tau
+    between = math.sqrt(max(MORPH["calibre_cv_total"] ** 2 - within * within, 0.0))
     return {"start": d.uniform(-0.1, 1.1, 2) * V.REF,
             "heading": theta + d.normal(0.0, a + b * tau * math.sqrt(tau)) + (dm.PI if d.random() < 0.5 else 0.0),
             "length": d.uniform(*MORPH["length"]) * V.REF, "tau": tau,
-            "r0": d.uniform(*MORPH["radius"]) * pat["calibre"]}
+            "r0": d.uniform(*MORPH["radius"]) * pat["calibre"] * min(max(1.0 + d.normal(0.0, between), 0.6), 1.6)}
 
 
 def _grow(d: dm.Draw, slots: V.Slots, at: int, specs: list[dict]) -> tuple[list[V.Vessel], int]:

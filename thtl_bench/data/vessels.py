@@ -78,8 +78,8 @@ class Slots:
 
 
 def _spline(knots: np.ndarray, n: int, corr: np.ndarray) -> np.ndarray:
-    """(m, n) smooth unit-variance noise: a cubic B-spline through each row's knots, spaced
-    corr[i] samples apart; the weights are normalised so every sample has variance 1."""
+    """(m, n) smooth unit-variance noise: a cubic B-spline through each row's knots (m, K),
+    spaced corr[i] samples apart; the weights are normalised so every sample has variance 1."""
     t = np.divide(np.arange(n, dtype=np.float64)[None, :], np.maximum(corr, 1.0)[:, None])
     i = np.minimum(np.floor(t).astype(np.int64), knots.shape[1] - 4)
     f = np.subtract(t, i)
@@ -90,10 +90,11 @@ def _spline(knots: np.ndarray, n: int, corr: np.ndarray) -> np.ndarray:
          np.divide(np.add(np.subtract(np.multiply(f3, 3.0), np.multiply(f2, 6.0)), 4.0), 6.0),
          np.divide(np.add(np.add(np.add(np.multiply(f3, -3.0), np.multiply(f2, 3.0)), np.multiply(f, 3.0)), 1.0), 6.0),
          np.divide(f3, 6.0))
-    x = np.zeros_like(t)
-    norm = np.zeros_like(t)
-    for k in range(4):
-        x = np.add(x, np.multiply(np.take_along_axis(knots, np.add(i, k), axis=1), w[k]))
+    rows = np.arange(len(knots))[:, None]
+    x = np.multiply(knots[rows, i], w[0])
+    norm = np.multiply(w[0], w[0])
+    for k in range(1, 4):
+        x = np.add(x, np.multiply(knots[rows, np.add(i, k)], w[k]))
         norm = np.add(norm, np.multiply(w[k], w[k]))
     return np.divide(x, np.sqrt(norm))
 
@@ -117,15 +118,16 @@ def paths(starts, headings, lengths, taus, bends, blocks: list[Block], coil_scal
     knots = np.stack([b.knots for b in blocks])  # (m, K, 4)
     a, b = TORT["meander_rad"]
     ca, cb = TORT["meander_corr"]
-    wander = _spline(knots[:, :, 0], n, np.divide(np.add(ca, np.multiply(taus, cb)), STEP))
-    speed = _spline(knots[:, :, 1], n, np.full(m, _CORR["speed"] / STEP))
-    radial = _spline(knots[:, :, 2], n, np.full(m, _CORR["radius"] / STEP))
-    cal = _spline(knots[:, :, 3], n, np.full(m, TORT["calibre_corr"] / STEP))
+    corr = np.concatenate([np.divide(np.add(ca, np.multiply(taus, cb)), STEP), np.full(m, _CORR["speed"] / STEP),
+                           np.full(m, _CORR["radius"] / STEP), np.full(m, TORT["calibre_corr"] / STEP)])
+    noise = _spline(np.concatenate([knots[:, :, c] for c in range(_CHANNELS)]), n, corr)  # all channels at once
+    wander, speed, radial, cal = noise[:m], noise[m:2 * m], noise[2 * m:3 * m], noise[3 * m:]
     s = np.multiply(np.arange(n, dtype=np.float64), STEP)[None, :]
     h = np.add(np.add(np.asarray(headings, dtype=np.float64)[:, None], np.multiply(s, np.asarray(bends)[:, None])),
                np.multiply(wander, np.add(a, np.multiply(taus, b))[:, None]))
-    x = np.cumsum(np.multiply(dm.cos(h), STEP), axis=1)
-    y = np.cumsum(np.multiply(dm.sin(h), STEP), axis=1)
+    sh, ch = dm.sincos(h)
+    x = np.cumsum(np.multiply(ch, STEP), axis=1)
+    y = np.cumsum(np.multiply(sh, STEP), axis=1)
     pu = np.stack([bl.path_u for bl in blocks])
     lo, hi = TORT["coil_period"]
     period = np.add(lo, np.multiply(pu[:, 0], hi - lo))
@@ -135,7 +137,7 @@ def paths(starts, headings, lengths, taus, bends, blocks: list[Block], coil_scal
     if coil_scale is not None:
         coil = np.multiply(coil, np.asarray(coil_scale, dtype=np.float64))
     rho = np.multiply(np.clip(np.add(1.0, np.multiply(radial, 0.3)), 0.3, None), np.multiply(coil, TORT["coil_radius"])[:, None])
-    cx, cy = dm.cos(phase), dm.sin(phase)
+    cy, cx = dm.sincos(phase)
     x = np.add(x, np.multiply(rho, np.subtract(cx, cx[:, :1])))
     y = np.add(y, np.multiply(rho, np.subtract(cy, cy[:, :1])))
     st = np.asarray(starts, dtype=np.float64).reshape(m, 2)
