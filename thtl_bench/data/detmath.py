@@ -93,7 +93,8 @@ def log(x) -> np.ndarray:
     low = m < _SQRT_HALF
     m = np.where(low, np.multiply(m, 2.0), m)
     e = np.where(low, e - 1, e).astype(np.float64)
-    s = np.divide(np.subtract(m, 1.0), np.add(m, 1.0))  # log m = 2 atanh(s), |s| < 0.172
+    with np.errstate(divide="ignore", invalid="ignore"):  # x <= 0 is handled below
+        s = np.divide(np.subtract(m, 1.0), np.add(m, 1.0))  # log m = 2 atanh(s), |s| < 0.172
     s2 = np.multiply(s, s)
     series = _horner(s2, tuple(1.0 / (2 * k + 1) for k in range(12, -1, -1)))
     lm = np.multiply(np.multiply(series, s), 2.0)
