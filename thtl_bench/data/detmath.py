@@ -294,9 +294,12 @@ class Draw:
             return float(mean) + float(sd) * (math.sqrt(-2.0 * log_s(u1)) * cos_s(u2 * TWO_PI))
         shape = () if size is None else (size,) if np.isscalar(size) else tuple(size)
         n = int(np.prod(shape)) if shape else 1
-        u1 = np.subtract(1.0, self.rng.random(n))  # (0, 1]: log is finite
-        u2 = self.rng.random(n)
-        z = np.multiply(np.sqrt(np.multiply(log(u1), -2.0)), cos(np.multiply(u2, TWO_PI)))
+        m = (n + 1) // 2  # Box-Muller gives two normals per pair of uniforms
+        u1 = np.subtract(1.0, self.rng.random(m))  # (0, 1]: log is finite
+        u2 = self.rng.random(m)
+        rad = np.sqrt(np.multiply(log(u1), -2.0))
+        sn, cs = sincos(np.multiply(u2, TWO_PI))
+        z = np.concatenate([np.multiply(rad, cs), np.multiply(rad, sn)])[:n]
         out = np.add(_f(mean), np.multiply(_f(sd), z.reshape(shape)))
         return float(out) if size is None and out.ndim == 0 else out
 

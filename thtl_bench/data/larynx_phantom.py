@@ -173,7 +173,9 @@ def _dots(d: dm.Draw, pat: dict, label: str) -> list[V.Vessel]:
         pts = np.stack([x.ravel(), y.ravel()], 1)
         pts = np.add(pts, d.normal(0.0, 0.1 * sp, pts.shape))
         pts = pts[((pts > -2) & (pts < V.REF + 2)).all(1)]
-        pts = pts[d.permutation(len(pts))]
+        c = d.uniform(0.2, 0.8, 2) * V.REF  # drawn outwards from a centre: a regular patch
+        dx, dy = np.subtract(pts[:, 0], c[0]), np.subtract(pts[:, 1], c[1])
+        pts = pts[np.argsort(np.add(np.multiply(dx, dx), np.multiply(dy, dy)), kind="stable")]
     else:
         centres = d.uniform(0.1, 0.9, (int(d.integers(*MORPH["clusters"])), 2)) * V.REF
         n = 400

@@ -25,15 +25,7 @@ def arc_lengths(p: np.ndarray) -> np.ndarray:
 
 def resample(points: np.ndarray, step: float = 1.0) -> np.ndarray:
     """Points spaced `step` apart along the polyline (linear interpolation; first point kept)."""
-    p = np.asarray(points, dtype=np.float64)
-    s = np.concatenate([[0.0], np.cumsum(arc_lengths(p))])
-    if s[-1] <= step:
-        return p[[0, -1]]
-    t = np.multiply(np.arange(int(np.floor(s[-1] / step)) + 1, dtype=np.float64), step)
-    i = np.clip(np.searchsorted(s, t, side="right") - 1, 0, len(s) - 2)
-    seg = np.subtract(s[i + 1], s[i])
-    f = np.divide(np.subtract(t, s[i]), np.where(seg > 0, seg, 1.0))
-    return np.add(p[i], np.multiply(f[:, None], np.subtract(p[i + 1], p[i])))
+    return resample_many([points], step)[0]
 
 
 def turning(p: np.ndarray) -> np.ndarray:
@@ -72,10 +64,32 @@ def indices(points: np.ndarray, step: float = 1.0) -> dict[str, float]:
     return indices_many([points], step)[0]
 
 
+def resample_many(centrelines: list[np.ndarray], step: float = 1.0) -> list[np.ndarray]:
+    """resample() of several polylines (the same bits; segment lengths in one call)."""
+    sizes = np.array([len(p) for p in centrelines])
+    p = np.concatenate([np.asarray(c, dtype=np.float64) for c in centrelines])
+    first = np.cumsum(sizes) - sizes
+    d = np.diff(p, axis=0)
+    seg = dm.hypot(d[:, 0], d[:, 1])
+    out = []
+    for a, m in zip(first, sizes, strict=True):
+        pj = p[a: a + m]
+        sj = np.concatenate([[0.0], np.cumsum(seg[a: a + m - 1])])
+        if sj[-1] <= step:
+            out.append(pj[[0, -1]])
+            continue
+        t = np.multiply(np.arange(int(np.floor(sj[-1] / step)) + 1, dtype=np.float64), step)
+        i = np.clip(np.searchsorted(sj, t, side="right") - 1, 0, m - 2)
+        gap = np.subtract(sj[i + 1], sj[i])
+        f = np.divide(np.subtract(t, sj[i]), np.where(gap > 0, gap, 1.0))
+        out.append(np.add(pj[i], np.multiply(f[:, None], np.subtract(pj[i + 1], pj[i]))))
+    return out
+
+
 def indices_many(centrelines: list[np.ndarray], step: float = 1.0, min_turn: float = 0.02,
                  window: int = 3) -> list[dict[str, float]]:
     """indices() of several centrelines with one atan2 call over all of them."""
-    res = [resample(p, step) for p in centrelines]
+    res = resample_many(centrelines, step)
     diffs = [np.diff(p, axis=0) for p in res]
     d = np.concatenate(diffs)
     ang = dm.atan2(d[:, 1], d[:, 0])
