@@ -235,7 +235,9 @@ def image(seed: int, pid: int, k: int, pat: dict, size: int, diff: dict) -> dict
     if dot_t > 0:
         cov_s, dots_drawn = _fill_dots(shape, u, cov_s, _dots(d, pat, pat["label"]), sup_t)
     # two-band NBI rendering
-    tex = np.add(1.0, np.multiply(dm.smooth_field(d, shape, LOOK["texture_corr"] * u), LOOK["texture"]))
+    # texture and acquisition have streams of their own: the vessels drawn before them do not shift them
+    tex = np.add(1.0, np.multiply(dm.smooth_field(dm.draw(seed, 3, pid, k, 2), shape, LOOK["texture_corr"] * u),
+                                  LOOK["texture"]))
     hb = pat["hb"]
     (s540, s415), (d540, d415) = LOOK["absorb_superficial"], LOOK["absorb_deep"]
     i540 = np.multiply(np.multiply(np.subtract(1.0, np.multiply(cov_s, s540 * hb)), np.subtract(1.0, np.multiply(cov_d, d540 * hb))),
@@ -244,7 +246,7 @@ def image(seed: int, pid: int, k: int, pat: dict, size: int, diff: dict) -> dict
                        LOOK["mucosa"][1] * pat["band"][1])
     rgb = np.stack([i540, i415, np.multiply(i415, LOOK["blue_gain"])], -1)
     rgb = np.multiply(rgb, tex[..., None])
-    img = V.finish(rgb, d, diff, size)
+    img = V.finish(rgb, dm.draw(seed, 3, pid, k, 3), diff, size)
     vcov = np.maximum(cov_s, cov_d)
 
     def inside(p):
