@@ -26,7 +26,6 @@ def test_functions_match_numpy_to_a_few_ulp():
     assert ulps(dm.log(p), np.log(p)) <= 2 and ulps(dm.log(p * 1e-200), np.log(p * 1e-200)) <= 2
     y = x[::-1] / 3
     assert ulps(dm.atan2(y, x), np.arctan2(y, x)) <= 4
-    assert ulps(dm.cbrt(p), np.cbrt(p)) <= 4 and ulps(dm.power(p, 1.7), p ** 1.7) <= 64
     s, c = dm.sincos(x)
     assert np.array_equal(s, dm.sin(x)) and np.array_equal(c, dm.cos(x))
     assert float(dm.atan2(0.0, 0.0)) == 0.0 and float(dm.atan2(0.0, -1.0)) == pytest.approx(np.pi)
@@ -59,7 +58,7 @@ def test_draws_have_their_moments_and_are_reproducible():
     assert dm.draw(9, 2, 4).normal() != dm.draw(9, 2, 3).normal()
 
 
-def test_blur_and_smooth_noise():
+def test_blur_and_smooth_field():
     taps = dm.gauss_kernel(1.5)
     assert abs(taps.sum() - 1) < 1e-12 and np.allclose(taps, taps[::-1])
     img = np.zeros((21, 21))
@@ -68,8 +67,8 @@ def test_blur_and_smooth_noise():
     assert abs(b.sum() - 1) < 1e-9 and b[10, 10] == b.max()
     var = float((b.sum(0) * (np.arange(21) - 10) ** 2).sum())
     assert abs(var - 1.5 ** 2) < 0.05
-    x = dm.smooth_noise(dm.draw(1), 4000, 20.0)
-    assert abs(x.std() - 1) < 1e-9 and np.corrcoef(x[:-5], x[5:])[0, 1] > 0.8 > np.corrcoef(x[:-80], x[80:])[0, 1]
+    f = dm.smooth_field(dm.draw(1), (64, 64), 4.0)
+    assert abs(f.std() - 1) < 1e-9 and np.corrcoef(f[:, :-2].ravel(), f[:, 2:].ravel())[0, 1] > 0.8
 
 
 @pytest.mark.parametrize("shape", [(7, 5), (64, 64, 3), (160, 150, 3)])

@@ -130,24 +130,6 @@ def hypot(x, y) -> np.ndarray:
     return np.sqrt(np.add(np.multiply(x, x), np.multiply(y, y)))
 
 
-def power(x, p: float) -> np.ndarray:
-    """x**p for x > 0 (x = 0 gives 0 for p > 0)."""
-    x = _f(x)
-    out = exp(np.multiply(log(np.where(x > 0, x, 1.0)), float(p)))
-    return np.where(x > 0, out, 0.0)
-
-
-def cbrt(x) -> np.ndarray:
-    """Cube root of x >= 0 (Murray's law): exp/log start, two Newton steps."""
-    x = _f(x)
-    y = power(x, 1.0 / 3.0)
-    for _ in range(2):
-        safe = np.where(y > 0, y, 1.0)
-        y = np.where(y > 0, np.subtract(y, np.divide(np.subtract(np.multiply(np.multiply(y, y), y), x),
-                                                     np.multiply(np.multiply(safe, safe), 3.0))), 0.0)
-    return y
-
-
 def wrap_angle(a) -> np.ndarray:
     """a mapped to [-pi, pi)."""
     a = _f(a)
@@ -340,29 +322,6 @@ def draw(seed: int, *key: int) -> Draw:
     """An independent stream per (seed, key...) so adding a draw to one image or one purpose
     does not shift the others."""
     return Draw(np.random.default_rng(np.random.SeedSequence([int(seed), *[int(k) for k in key]])))
-
-
-def smooth_noise(d: Draw, n: int, corr: float) -> np.ndarray:
-    """1-D smooth noise of zero mean and unit standard deviation over n samples: a cubic
-    B-spline through N(0, 1) knots `corr` samples apart (C2-smooth, cost independent of corr)."""
-    corr = max(float(corr), 1.0)
-    knots = d.normal(size=int(n / corr) + 4)
-    t = np.divide(np.arange(n, dtype=np.float64), corr)
-    i = np.floor(t).astype(np.int64)
-    f = np.subtract(t, i)
-    f2 = np.multiply(f, f)
-    f3 = np.multiply(f2, f)
-    g = np.subtract(1.0, f)
-    w0 = np.divide(np.multiply(np.multiply(g, g), g), 6.0)
-    w1 = np.divide(np.add(np.subtract(np.multiply(f3, 3.0), np.multiply(f2, 6.0)), 4.0), 6.0)
-    w2 = np.divide(np.add(np.add(np.add(np.multiply(f3, -3.0), np.multiply(f2, 3.0)), np.multiply(f, 3.0)), 1.0), 6.0)
-    w3 = np.divide(f3, 6.0)
-    x = np.multiply(knots[i], w0)
-    for w, k in ((w1, 1), (w2, 2), (w3, 3)):
-        x = np.add(x, np.multiply(knots[i + k], w))
-    c = np.subtract(x, x.mean())
-    sd = float(np.sqrt(np.mean(np.multiply(c, c))))
-    return np.divide(c, sd + 1e-12)
 
 
 def smooth_field(d: Draw, shape: tuple[int, int], corr: float) -> np.ndarray:

@@ -73,7 +73,7 @@ COLOURS = {  # RGB and opacity
 QUADRANTS = ((1, -1), (1, 1), (-1, -1), (-1, 1))  # (x sign, y sign) about the field centre
 
 # stream purposes (draw keys)
-_TREE, _LOOK, _LESION, _FINISH, _TWIN = 1, 2, 3, 4, 5
+_TREE, _LOOK, _LESION, _FINISH = 1, 2, 3, 4
 
 
 def grade_plan(d: dm.Draw, grade: str) -> dict:
@@ -144,7 +144,7 @@ def _spots(d: dm.Draw, n: int, rng_r, quadrant=None, where=(0.15, 0.85)) -> list
     return out
 
 
-def _lesion_vessels(d: dm.Draw, plan: dict, tree: list[dict], disc, slots: V.Slots, tau_scale=None):
+def _lesion_vessels(d: dm.Draw, plan: dict, tree: list[dict], disc, slots: V.Slots):
     """IRMA segments and neovascular tufts (fine tortuous vessels), and beading of the veins
     of the chosen quadrants (in place)."""
     for v in tree:
@@ -156,6 +156,7 @@ def _lesion_vessels(d: dm.Draw, plan: dict, tree: list[dict], disc, slots: V.Slo
             per = (LESIONS["bead_period"][0] + u[23] * (LESIONS["bead_period"][1] - LESIONS["bead_period"][0])) * 2 * float(ves.r[0])
             s = np.multiply(np.arange(n, dtype=np.float64), V.STEP)
             t = np.divide(np.arange(n, dtype=np.float64), max(n - 1, 1))
+            # over 20-90 % of the vessel's length, ramped in and out over 1/8 of it
             on = np.multiply(np.clip(np.multiply(np.subtract(t, 0.2), 8.0), 0, 1), np.clip(np.multiply(np.subtract(0.9, t), 8.0), 0, 1))
             # sausage-like: dilations of +amp, constrictions of -amp/3 (a vein is not interrupted)
             wave = dm.cos(np.multiply(s, dm.TWO_PI / per))
@@ -180,7 +181,7 @@ def _lesion_vessels(d: dm.Draw, plan: dict, tree: list[dict], disc, slots: V.Slo
                           LESIONS["nv_radius"], 0.95, LESIONS["nv_coil"]))
     if specs:
         res = V.paths([s[1] for s in specs], [s[2] for s in specs], [s[3] for s in specs], [s[5] for s in specs],
-                      [0.0] * len(specs), [slots[200 + i] for i in range(len(specs))], [s[6] for s in specs])
+                      [0.0] * len(specs), [slots[i] for i in range(len(specs))], [s[6] for s in specs])
         for s, (pts, noise, _) in zip(specs, res, strict=True):
             extra.append(V.Vessel(pts, V.calibre(noise, s[4], 0.0, taper=0.0), s[5], measured=False))
     return extra
@@ -231,7 +232,7 @@ def image(seed: int, index: int, grade: str, size: int, diff: dict, tau: float |
         tree = best
     lesion_d = dm.draw(seed, 1, index, _LESION)
     plan = grade_plan(lesion_d, grade)
-    extra = _lesion_vessels(lesion_d, plan, tree, disc, slots)
+    extra = _lesion_vessels(lesion_d, plan, tree, disc, V.Slots(dm.draw(seed, 1, index, _LESION, 1)))
     art = [v["vessel"] for v in tree if v["kind"] == "artery"]
     vein = [v["vessel"] for v in tree if v["kind"] == "vein"] + extra
     cov_a, cov_v = V.render(shape, art, u), V.render(shape, vein, u)

@@ -36,7 +36,6 @@ GENERATOR_VERSION = "3"  # bump whenever the same parameters would give other by
 DEFAULT_DOMAINS = ("fundus", "larynx")
 FUNDUS_CLASSES = fundus_phantom.CLASSES
 LARYNX_CLASSES = larynx_phantom.CLASSES
-TORTUOSITY = ("dm", "icm", "soam")
 # generator truth per domain (phantom_indices.csv columns after id,label,group), and the
 # columns a perfect reader of the label-defining geometry would use (the reference ceiling)
 TRUTH = {

@@ -161,12 +161,6 @@ def murray_split(r0: float, q: float) -> tuple[float, float]:
     return dm.cbrt_s(r0 * r0 * r0 * (1 - q)), dm.cbrt_s(r0 * r0 * r0 * q)
 
 
-def arc_index(pts: np.ndarray, frac: float) -> int:
-    """Index of the point at `frac` of the centreline's arc length."""
-    s = np.cumsum(tortuosity.arc_lengths(pts))
-    return int(min(np.searchsorted(s, frac * float(s[-1])) + 1, len(pts) - 1)) if len(s) else 0
-
-
 def clip_to(pts: np.ndarray, inside: np.ndarray) -> int:
     """Length of the leading run of points that are inside (a vessel stops where it leaves)."""
     out = np.flatnonzero(~inside)
@@ -383,24 +377,6 @@ def fill_prefix(cov: np.ndarray, flat: np.ndarray, val: np.ndarray, key: np.ndar
     return lo
 
 
-def fill_to(shape, cov: np.ndarray, vessel: Vessel, u: float, target: float) -> tuple[Vessel | None, bool]:
-    """Add `vessel` to the coverage map `cov` (in place) unless that takes the mean coverage
-    past `target`; then add its longest leading part that does not, and report that the budget
-    is full. Classes with small elements (dots) and long ones (vessels) then reach the same ink
-    area instead of overshooting by one element of their own size."""
-    x, y, r, _, seg = stamps([vessel], u)
-    if not len(x):
-        return None, float(cov.mean()) >= target
-    flat, val, sid = contributions(shape, x, y, r)
-    m = fill_prefix(cov, flat, val, sid, len(x), target)
-    if m == len(x):
-        return vessel, float(cov.mean()) >= target
-    if m < 2:
-        return None, True
-    k = int(seg[m - 1]) + 1
-    return Vessel(vessel.pts[:k], vessel.r[:k], vessel.tau, vessel.measured), True
-
-
 # ---------------------------------------------------------------- acquisition
 def finish(rgb: np.ndarray, d: Draw, diff: dict, size: int, noise_scale: float = 1.0) -> np.ndarray:
     """Uneven light (a random gradient and a vignette), optical blur and sensor noise, then
@@ -424,11 +400,3 @@ def composite(base: np.ndarray, cov: np.ndarray, colour, alpha: float) -> np.nda
     """base * (1 - a cov) + colour * a cov, per channel."""
     a = np.multiply(cov, alpha)[..., None]
     return np.add(np.multiply(base, np.subtract(1.0, a)), np.multiply(np.asarray(colour, dtype=np.float64), a))
-
-
-def box_down(a: np.ndarray, f: int) -> np.ndarray:
-    if f == 1:
-        return a
-    h, w = a.shape[:2]
-    return a.reshape(h // f, f, w // f, f, *a.shape[2:]).mean(axis=(1, 3))
-
