@@ -199,7 +199,6 @@ def _class_stats(classes, rows, per) -> dict:
             e[k] = {"mean": round(m, 4), "sd": round(float(np.sqrt(np.mean(np.multiply(c_, c_)))), 4)}
         rgb = np.stack([per[i][2].reshape(-1, 3).mean(axis=0) for i in sel])
         e["mean_rgb"] = [round(float(x), 2) for x in rgb.mean(axis=0)]
-        e["vessel_fraction"] = e["vessel_fraction"]["mean"]
         out[c] = e
     return out
 
@@ -250,5 +249,5 @@ def format_stats(stats: dict) -> str:
         for c, e in st["classes"].items():
             lines.append(f"{d:<16} {c:<10} {e['n']:>5} {e['groups']:>6} {e['dm']['mean']:>6.3f}±{e['dm']['sd']:<5.3f}"
                          f"{e['icm']['mean']:>6.2f}±{e['icm']['sd']:<5.2f} {e['soam']['mean']:>6.3f}±{e['soam']['sd']:<5.3f}"
-                         f"{100 * e['vessel_fraction']:>8.1f}  {e['mean_rgb']}")
+                         f"{100 * e['vessel_fraction']['mean']:>8.1f}  {e['mean_rgb']}")
     return "\n".join(lines)
