@@ -8,14 +8,15 @@ import time
 from thtl_bench.cli.common import add_common, load_cfg
 
 DOMAINS = ("fundus", "larynx")
+PHANTOM_DOMAINS = ("fundus", "larynx", "fundus_tortuous", "angio")  # thtl_bench.data.phantoms.DOMAINS
 
 
 def _synth(args: argparse.Namespace) -> int:
-    from thtl_bench.data.phantoms import format_stats, synth
+    from thtl_bench.data.phantoms import DEFAULT_DOMAINS, format_stats, synth
 
     cfg = load_cfg(args)
     t0 = time.perf_counter()
-    stats = synth(args.out, cfg["synth"], args.domain or DOMAINS)
+    stats = synth(args.out, cfg["synth"], args.domain or DEFAULT_DOMAINS, profile=cfg.get("profile"), sheets=args.sheets)
     print(format_stats(stats))
     print(f"wrote phantoms to {args.out}/ in {time.perf_counter() - t0:.1f} s "
           f"(seed {cfg['synth']['seed']}, {cfg['synth']['image_size']} px)")
@@ -74,7 +75,10 @@ def add_cli(subparsers) -> None:
     p = subparsers.add_parser("synth", help="write synthetic vascular phantoms (both domains) in the real layouts")
     add_common(p)
     p.add_argument("--out", default="data", help="output folder (default: data)")
-    p.add_argument("--domain", action="append", choices=DOMAINS, help="only this domain (repeatable)")
+    p.add_argument("--domain", action="append", choices=PHANTOM_DOMAINS,
+                   help="only this domain (repeatable; default fundus and larynx)")
+    p.add_argument("--sheets", default=None, metavar="DIR",
+                   help="also write a contact sheet per domain, DIR/phantoms_<domain>.png (outside the data)")
     p.set_defaults(func=_synth)
 
     data = subparsers.add_parser("data", help="check, split and verify the data folder")
