@@ -44,6 +44,7 @@ from thtl_bench.perf.bench import (
     step1_shared_problems,
     throughput_settings,
 )
+from thtl_bench.records import Case
 
 ENFORCE = os.environ.get("THTL_ENFORCE_TARGETS") == "1"
 
@@ -75,7 +76,7 @@ def _grid_records(cfg: dict) -> list[dict]:
 # ----------------------------------------------------------------------------- 1. data pipeline
 
 def test_data_pipeline_ratio(benchmark, cfg, progress):
-    from thtl_bench import data, models
+    from thtl_bench import data, domains, models
     from thtl_bench.engine import inputs
 
     t, b = cfg["train"], cfg["bench"]
@@ -85,7 +86,8 @@ def test_data_pipeline_ratio(benchmark, cfg, progress):
     cl = runtime.channels_last(t, device)
     name = cfg["grid"]["models"][0]
     t0 = time.perf_counter()
-    dom = data.load_domain(cfg, "larynx")  # the memory-mapped uint8 cache, as a case loads it
+    seed, split = (int(x) for x in cfg["grid"]["replicates"][0])
+    dom = data.load_domain(cfg, domains.TARGET, split_seed=split)  # the memory-mapped uint8 cache, as a case loads it
     images, labels = inputs.splits(dom, device)["train"]
     load_s = time.perf_counter() - t0
     runtime.seed_everything(0)
@@ -130,7 +132,8 @@ def test_feature_cache_speedup(benchmark, cfg, progress, tmp_path):
     epochs = int(b["feature_cache_epochs"])
     # Neither run is charged for loading the data or importing the model code (the first build
     # imports timm: ~1 s, a seventh of the cached run here).
-    inputs.domain(cfg, "larynx")
+    case = Case(model, arm, *(int(x) for x in cfg["grid"]["replicates"][0]))
+    inputs.domain(cfg, case)
     models.build(model, 2, init="imagenet", cfg=cfg)
     recs: dict[str, dict] = {}
 
@@ -140,10 +143,10 @@ def test_feature_cache_speedup(benchmark, cfg, progress, tmp_path):
         # Early stopping would end both runs after a few epochs and cut the ratio to about the
         # number of epochs run; patience = budget makes both run the full budget.
         c = config.apply_overrides(cfg, [f"train.feature_cache={str(cache).lower()}",
-                                         f"train.head_max_epochs={epochs}", f"train.patience={epochs}",
+                                         f"train.max_epochs={epochs}", f"train.patience={epochs}",
                                          f"grid.records_dir={d / 'records'}",
                                          f"grid.checkpoints_dir={d / 'checkpoints'}"])
-        rec = run_case(c, model, arm, 0)
+        rec = run_case(c, case)
         if rec["status"] != "ok":
             pytest.skip(f"{model} {arm} not run: {rec.get('reason', '')[:300]}")
         return rec
@@ -320,8 +323,9 @@ def test_cpu_default_budget(benchmark, cfg, progress, tmp_path):
     recs = _grid_records(cfg)
     b = cfg["bench"]
     model, arm, seed = b["session_case"]
+    split = int(cfg["grid"]["replicates"][0][1])
     cmd = _cli() + ["run", "--params", cfg["_params_file"], "--profile", cfg["profile"], "--model", model,
-                    "--arm", arm, "--seed", str(seed), "--quiet",
+                    "--arm", arm, "--seed", str(seed), "--split", str(split), "--quiet",
                     "-S", f"grid.records_dir={tmp_path / 'records'}",
                     "-S", f"grid.checkpoints_dir={tmp_path / 'checkpoints'}"]
     res: dict = {}
@@ -331,7 +335,7 @@ def test_cpu_default_budget(benchmark, cfg, progress, tmp_path):
 
     benchmark.pedantic(child, rounds=1, iterations=1)
     assert res["rc"] == 0, f"{' '.join(cmd)} failed:\n{res['out']}"
-    rec = records.read(records.record_path(tmp_path / "records", model, arm, seed))
+    rec = records.read(records.record_path(tmp_path / "records", Case(model, arm, int(seed), split)))
     assert rec["status"] == "ok", rec.get("reason")
 
     # The smoke grid from a fresh start: the study's measured wall times, a missing case charged
@@ -340,12 +344,12 @@ def test_cpu_default_budget(benchmark, cfg, progress, tmp_path):
     measured = [r for r in recs if r["status"] == "ok"] + [rec]  # the child's case counts too
     cases = grid.cases(cfg)
     walls, estimated = [], 0
-    for m, a, s in cases:
-        r = by_slug.get(records.slug(m, a, s))
+    for c in cases:
+        r = by_slug.get(c.slug)
         if r is not None:
             walls.append(r["timing"]["wall_s"] if r["status"] == "ok" else 0.0)
             continue
-        same = [x["timing"]["wall_s"] for x in measured if x["case"]["arm"] == a] or \
+        same = [x["timing"]["wall_s"] for x in measured if x["case"]["arm"] == c.arm] or \
                [x["timing"]["wall_s"] for x in measured] or [res["wall"]]
         walls.append(statistics.mean(same))
         estimated += 1

@@ -13,7 +13,6 @@ from __future__ import annotations
 import pytest
 import torch
 
-from thtl_bench import arms
 from thtl_bench.engine import grid, inputs, runtime
 from thtl_bench.engine.augment import normalise, to_float
 
@@ -23,11 +22,11 @@ def pytest_generate_tests(metafunc):
         from thtl_bench import config
 
         cs = grid.cases(config.load())
-        metafunc.parametrize("case", cs, ids=[f"{m}-{a}-s{s}" for m, a, s in cs])
+        metafunc.parametrize("case", cs, ids=[c.slug for c in cs])
 
 
-def _test_batch(cfg: dict, arm: str, device: torch.device) -> torch.Tensor:
-    dom = inputs.domain(cfg, arms.get(arm).domain)
+def _test_batch(cfg: dict, case, device: torch.device) -> torch.Tensor:
+    dom = inputs.domain(cfg, case)
     u8 = torch.from_numpy(dom.images[dom.index("test")]).to(device)
     return normalise(to_float(u8))
 
@@ -36,7 +35,6 @@ def test_case(benchmark, cfg, progress, case):
     from thtl_bench.engine import run_case
     from thtl_bench.engine.load import load_case_model
 
-    model, arm, seed = case
     cases = grid.cases(cfg)
     progress.state["total"] = len(cases)
     progress.state.setdefault("total_cost", sum(grid.case_cost(c) for c in cases))
@@ -44,15 +42,16 @@ def test_case(benchmark, cfg, progress, case):
     from thtl_bench.engine.case import has_best
     from thtl_bench.records import RecordError, read, record_path
 
-    cid = case_id(cfg, model, arm, seed)
+    cid = case_id(cfg, case)
     try:  # count what this session trains vs reuses, so its wall time is read correctly
-        old = read(record_path(cfg["grid"]["records_dir"], model, arm, seed))
-        reused = old["status"] == "ok" and old["case_id"] == cid and has_best(cfg, model, arm, seed, cid)
+        old = read(record_path(cfg["grid"]["records_dir"], case))
+        reused = old["status"] == "ok" and old["case_id"] == cid and has_best(
+            cfg, case, cid, (old.get("checkpoint") or {}).get("sha256"))
     except (OSError, RecordError):
         reused = False
     # The timed inference needs the case's weights: on a fresh clone the records come from git but
     # the checkpoints do not, so such a case is re-run (deterministically) rather than skipped.
-    rec = run_case(cfg, model, arm, seed, progress=progress, ensure_checkpoint=True)
+    rec = run_case(cfg, case, progress=progress, ensure_checkpoint=True)
     key = "study_cases_reused" if reused else "study_cases_trained"
     progress.state[key] = progress.state.get(key, 0) + 1
     progress.state["done"] = cases.index(case) + 1
@@ -66,8 +65,8 @@ def test_case(benchmark, cfg, progress, case):
         pytest.skip(f"not run: {rec.get('reason', '')[:300]}")
 
     device = runtime.resolve_device(cfg["train"])
-    net = load_case_model(cfg, model, arm, seed, device=device)
-    x = _test_batch(cfg, arm, device)
+    net = load_case_model(cfg, case, device=device)
+    x = _test_batch(cfg, case, device)
     bs = 2 * int(cfg["train"]["batch_size"])
 
     @torch.inference_mode()
@@ -89,5 +88,5 @@ def test_case(benchmark, cfg, progress, case):
     )
     # The record must be this case under the current config (a stale or foreign one is a harness bug);
     # the profile name is not part of a case's identity, so it is not compared.
-    assert (rec["case"]["model"], rec["case"]["arm"], rec["case"]["seed"]) == (model, arm, seed)
+    assert rec["slug"] == case.slug
     assert rec["case_id"] == cid

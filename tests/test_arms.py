@@ -12,17 +12,51 @@ from thtl_bench.errors import UserError
 
 def test_canonical_order_and_policies():
     assert arms.NAMES == ["scratch", "onestep_last", "onestep_all", "thtl_step1", "thtl_last", "thtl_all", "swft"]
-    table = {n: (a.domain, a.init, a.trainable, a.parent) for n, a in arms.ARMS.items()}
+    table = {n: (a.trains_on, a.init, a.trainable, a.parent) for n, a in arms.ARMS.items()}
     assert table == {
-        "scratch": ("larynx", "random", "all", None),
-        "onestep_last": ("larynx", "imagenet", "head", None),
-        "onestep_all": ("larynx", "imagenet", "all", None),
-        "thtl_step1": ("fundus", "imagenet", "all", None),
-        "thtl_last": ("larynx", "parent", "head", "thtl_step1"),
-        "thtl_all": ("larynx", "parent", "all", "thtl_step1"),
-        "swft": ("larynx", "parent", "swft", "thtl_step1"),
+        "scratch": ("target", "random", "all", None),
+        "onestep_last": ("target", "imagenet", "head", None),
+        "onestep_all": ("target", "imagenet", "all", None),
+        "thtl_step1": ("intermediate", "imagenet", "all", None),
+        "thtl_last": ("target", "parent", "head", "thtl_step1"),
+        "thtl_all": ("target", "parent", "all", "thtl_step1"),
+        "swft": ("target", "parent", "swft", "thtl_step1"),
     }
     assert arms.children("thtl_step1") == ["thtl_last", "thtl_all", "swft"]
+    assert [n for n, a in arms.ARMS.items() if a.via_intermediate] == ["thtl_step1", "thtl_last", "thtl_all", "swft"]
+
+
+TRAIN = {"lr_head": 1e-3, "lr_backbone": 1e-4, "lr_scratch": 1e-3, "batch_size": 8, "optimizer": "adamw",
+         "weight_decay": 0.01, "schedule": "cosine", "warmup_epochs": 1, "min_epochs": 3, "max_epochs": 12,
+         "patience": 4, "max_grad_norm": 5.0, "head_init_std": 0.01, "swft_lr_decay": 0.5, "augment": {"hflip": True},
+         "head_only_views": 1, "feature_cache": True}
+GROUPS = [("head", ["fc"]), ("layer4", ["layer4"]), ("layer3", ["layer3"]), ("stem", ["stem", "layer1"])]
+STAGES = ["stem", "layer1", "layer3", "layer4", "fc"]
+
+
+def test_every_stage_of_every_arm_gets_the_same_budget_rule():
+    # Both sides of every claim train under one criterion: the same min/max epochs and patience
+    # for head-only, all-layer and every SWFT step (issue: SWFT and all-layer arms had other caps).
+    budgets = {}
+    for name in ("onestep_last", "onestep_all", "scratch", "thtl_last", "thtl_all", "swft"):
+        for plan in arms.plans(arms.get(name), GROUPS, STAGES, TRAIN):
+            budgets[(name, plan.name)] = plan.max_epochs
+        sub = arms.train_subset(TRAIN, arms.get(name))
+        assert (sub["min_epochs"], sub["max_epochs"], sub["patience"], sub["warmup_epochs"]) == (3, 12, 4, 1)
+    assert set(budgets.values()) == {12} and len(budgets) == 6 + 3
+    assert "at least 3 and at most 12 epochs" in arms.budget_text(TRAIN)
+
+
+def test_swft_steps_scale_every_lr_down_so_unfreezing_refines():
+    steps = arms.plans(arms.get("swft"), GROUPS, STAGES, TRAIN)
+    assert [p.groups for p in steps] == [["head"], ["head", "layer4"], ["head", "layer4", "layer3"],
+                                         ["head", "layer4", "layer3", "stem"]]
+    assert steps[0].lrs["head"] == 1e-3  # step 1 = THTL last-layer's recipe
+    assert [p.lrs["head"] for p in steps] == pytest.approx([1e-3, 5e-4, 2.5e-4, 1.25e-4])
+    assert [p.lrs["layer4"] for p in steps] == pytest.approx([1e-4, 5e-5, 2.5e-5, 1.25e-5])
+    assert steps[-1].stages == STAGES and steps[1].stages == ["fc", "layer4"]
+    head = arms.plans(arms.get("thtl_last"), GROUPS, STAGES, TRAIN)
+    assert len(head) == 1 and head[0].lrs == steps[0].lrs and head[0].groups == steps[0].groups
 
 
 def test_learning_rates():
@@ -41,6 +75,8 @@ def test_arms_are_frozen_and_validated():
     with pytest.raises(dataclasses.FrozenInstanceError):
         arms.get("swft").init = "imagenet"
     with pytest.raises(ValueError):
-        arms.Arm("x", "larynx", "parent", "all")  # parent init needs a parent arm
+        arms.Arm("x", "target", "parent", "all")  # parent init needs a parent arm
     with pytest.raises(ValueError):
-        arms.Arm("x", "larynx", "pretrained", "all")
+        arms.Arm("x", "target", "pretrained", "all")
+    with pytest.raises(ValueError):
+        arms.Arm("x", "larynx", "random", "all")  # trains_on is a role, not a domain

@@ -55,17 +55,17 @@ def test_committed_profiles_include_smoke_and_paper():
 
 def test_valid_overrides_come_through_unchanged():
     cfg = load("train.max_epochs=2", "grid.records_dir=/tmp/r", "synth.larynx.patients={benign: 7, malignant: 7}",
-               "grid.models=[resnet18]", "train.device=cuda:1", "train.head_max_epochs=null")
+               "grid.models=[resnet18]", "train.device=cuda:1", "train.max_grad_norm=null")
     assert cfg["train"]["max_epochs"] == 2 and cfg["grid"]["records_dir"] == "/tmp/r"
     assert cfg["synth"]["larynx"]["patients"] == {"benign": 7, "malignant": 7}
     assert cfg["grid"]["models"] == ["resnet18"] and cfg["train"]["device"] == "cuda:1"
-    assert cfg["train"]["head_max_epochs"] is None
+    assert cfg["train"]["max_grad_norm"] is None
 
 
 def test_an_integer_is_a_number_and_is_stored_as_a_float():
-    cfg = load("train.lr_head=1", "split.target_fraction=1")
+    cfg = load("train.lr_head=1", "grid.target_fractions=[1]")
     assert cfg["train"]["lr_head"] == 1.0 and isinstance(cfg["train"]["lr_head"], float)
-    assert config.digest(cfg["split"]) == config.digest(load("split.target_fraction=1.0")["split"])
+    assert config.digest(cfg["grid"]) == config.digest(load("grid.target_fractions=[1.0]")["grid"])
 
 
 def test_exponent_without_a_dot_or_sign_is_a_float():
@@ -81,7 +81,7 @@ def test_exponent_without_a_dot_or_sign_is_a_float():
 def test_a_string_for_an_integer_is_refused_naming_the_override_and_the_type():
     msg = str(refused("train.max_epochs=abc"))
     assert "-S train.max_epochs=abc" in msg and "train.max_epochs" in msg
-    assert "expected an integer >= 1" in msg and "-S train.max_epochs=6" in msg
+    assert "expected an integer >= 1" in msg and "-S train.max_epochs=30" in msg
 
 
 def test_a_scalar_for_a_list_is_refused_with_the_list_spelled_out():
@@ -95,11 +95,11 @@ def test_a_scalar_for_a_list_is_refused_with_the_list_spelled_out():
     ("train.batch_size=-4", "an integer >= 1"),
     ("train.lr_head=-1e-3", "a number > 0"),
     ("train.lr_backbone=0", "a number > 0"),
-    ("split.target_fraction=1.5", "a number in (0, 1]"),
+    ("grid.target_fractions=[1.5]", "a number in (0, 1]"),
     ("split.val=0", "a number in (0, 1)"),
     ("stats.alpha=1", "a number in (0, 1)"),
     ("synth.difficulty.noise=.nan", "a number in [0, 1]"),
-    ("grid.seeds=[0, -1]", "an integer >= 0"),
+    ("grid.replicates=[[0, -1]]", "an integer >= 0"),
     ("synth.seed=-3", "an integer >= 0"),
     ("synth.larynx.patients={benign: 0, malignant: 3}", "an integer >= 1"),
 ])
@@ -114,7 +114,7 @@ def test_out_of_range_values_are_refused(override, expected):
     ("train.max_epochs=2.5", "expected an integer"),
     ("train.lr_head=yes", "expected a number"),
     ("grid.records_dir=2024", "expected a string"),
-    ("grid.seeds=[0, a]", "expected an integer"),
+    ("grid.replicates=[[0, a]]", "expected an integer"),
     ("train.augment=5", "expected a section"),
     ("bench.session_case=[a, b]", "expected [a string, a string, an integer]"),
     ("bench.session_case=[a, b, c]", "expected an integer"),
@@ -133,7 +133,11 @@ def test_a_number_where_a_string_is_wanted_is_told_to_quote_it():
 
 def test_null_only_where_documented():
     for key in config.NULLABLE:
-        assert load(f"{key}=null")[key.split(".")[0]][key.split(".")[1]] is None
+        key = key.replace("*", "fundus")  # a pattern: one of the keys it stands for
+        node = load(f"{key}=null")
+        for part in key.split("."):
+            node = node[part]
+        assert node is None or key.endswith(".root")  # a null root is filled with <data.root>/<domain>
     assert "is null" in str(refused("train.max_epochs=null"))
 
 
@@ -145,7 +149,7 @@ def test_a_bad_value_in_the_file_names_the_file_and_line(tmp_path):
 
 def test_a_ranged_key_whose_base_value_is_not_a_number_is_refused(tmp_path):
     # the base defines the types, so only the range can tell that the base value itself is wrong
-    p = edited(tmp_path, "  max_epochs: 6 ", "  max_epochs: six ")
+    p = edited(tmp_path, "  max_epochs: 30 ", "  max_epochs: six ")
     assert "train.max_epochs is 'six'; expected a number >= 1" in str(refused(path=p))
 
 
@@ -156,7 +160,7 @@ def test_relations_between_keys():
     assert "not one of data.larynx.classes" in str(refused("data.larynx.positive=cancer"))
     assert "maps to 'tumour'" in str(refused("data.larynx.folder_map={T: tumour}"))
     assert "not a profile" in str(refused("report.projection.profile=papr"))
-    assert "repeats 1" in str(refused("grid.seeds=[0, 1, 1]"))
+    assert "repeats [1, 1]" in str(refused("grid.replicates=[[0, 0], [1, 1], [1, 1]]"))
 
 
 # -------------------------------------------------------------------------- 2: unknown keys
@@ -240,7 +244,9 @@ def test_resize_choices_agree_with_the_data_layer():
 def test_layout_choices_agree_with_the_data_layer():
     from thtl_bench.data import sources
 
-    assert {k: tuple(v) for k, v in sources.LAYOUTS.items()} == config.LAYOUTS
+    from thtl_bench import domains
+
+    assert {d: tuple(sources.LAYOUTS[x.role]) for d, x in domains.DOMAINS.items()} == config.LAYOUTS
     for domain, layouts in config.LAYOUTS.items():
         assert config.CHOICES[f"data.{domain}.layout"] == layouts
 
@@ -255,8 +261,8 @@ def test_precision_choices_agree_with_the_engine():
 
 
 def test_a_duplicated_key_names_both_lines(tmp_path):
-    p = edited(tmp_path, "  patience: 3 ", "  patience: 3\n  max_epochs: 9 ")
-    first, second = line_of(p, "max_epochs: 6"), line_of(p, "max_epochs: 9")
+    p = edited(tmp_path, "  patience: 5 ", "  patience: 5\n  max_epochs: 9 ")
+    first, second = line_of(p, "max_epochs: 30"), line_of(p, "max_epochs: 9")
     msg = str(refused(path=p))
     assert f"{p}:{second}: train.max_epochs is given twice (lines {first} and {second})" in msg
 
@@ -285,17 +291,17 @@ def test_an_override_value_that_is_not_yaml_is_reported():
 
 
 def test_new_keys_are_validated_from_their_base_value_without_code(tmp_path):
-    p = edited(tmp_path, "  patience: 3 ", "  min_epochs: 1\n  warmup_epochs: 0.5\n  patience: 3 ")
-    p.write_text(p.read_text().replace("\nprofiles:\n", "\ndomains:\n  fundus: {kind: photo, classes: [a, b]}\n"
+    p = edited(tmp_path, "  patience: 5 ", "  new_count: 1\n  new_share: 0.5\n  patience: 5 ")
+    p.write_text(p.read_text().replace("\nprofiles:\n", "\nsurvey:\n  fundus: {kind: photo, classes: [a, b]}\n"
                                        "  larynx:\n    kind: nbi\n    weight: 1.0\n\nprofiles:\n"))
-    cfg = config.load(p, "smoke", ["train.min_epochs=2", "domains.larynx.weight=2"])
-    assert cfg["train"]["min_epochs"] == 2 and cfg["domains"]["larynx"]["weight"] == 2.0
-    msg = str(refused("train.min_epochs=abc", "train.warmup_epochs=[1]", "domains.larynx.kind=3",
-                      "domains.fundus.classes=a", "domains.larynx.wieght=1", path=p))
-    for text in ["train.min_epochs is 'abc' (a string); expected an integer",
-                 "train.warmup_epochs is [1] (a list); expected a number",
-                 "domains.larynx.kind is 3 (an integer); expected a string",
-                 "domains.fundus.classes is 'a' (a string); expected a list of strings",
+    cfg = config.load(p, "smoke", ["train.new_count=2", "survey.larynx.weight=2"])
+    assert cfg["train"]["new_count"] == 2 and cfg["survey"]["larynx"]["weight"] == 2.0
+    msg = str(refused("train.new_count=abc", "train.new_share=[1]", "survey.larynx.kind=3",
+                      "survey.fundus.classes=a", "survey.larynx.wieght=1", path=p))
+    for text in ["train.new_count is 'abc' (a string); expected an integer",
+                 "train.new_share is [1] (a list); expected a number",
+                 "survey.larynx.kind is 3 (an integer); expected a string",
+                 "survey.fundus.classes is 'a' (a string); expected a list of strings",
                  "did you mean weight?"]:
         assert text in msg
 

@@ -4,6 +4,16 @@ An arm says where its start weights come from, which layer groups train, at whic
 rates, for how many epochs, in which stages (SWFT: several), and what a case of it costs. The
 engine asks only this module; the report reads the same fields. The canonical order of `ARMS` is
 the row order of every table.
+
+The budget rule (BUDGET_RULE, in words in REPORT.md): every stage of every arm, each SWFT step
+included, trains under the same convergence criterion: at least `train.min_epochs`, at most
+`train.max_epochs` epochs, stopping once the validation loss has not improved for
+`train.patience` epochs; its learning rates warm up linearly over `train.warmup_epochs`, then
+follow `train.schedule` over the rest of the budget. So the two sides of every claim get the
+same criterion, whatever their cost per epoch. SWFT step k trains every group at its base lr x
+`train.swft_lr_decay`^(k-1): step 1 is THTL last-layer's recipe, and each later step, which
+unfreezes an earlier group, moves the weights less, so it refines rather than undoes the step
+before.
 """
 
 from __future__ import annotations
@@ -19,7 +29,7 @@ TRAINABLE = ("head", "all", "swft")
 @dataclass(frozen=True)
 class Arm:
     name: str
-    domain: str  # larynx (target) or fundus (THTL step 1)
+    trains_on: str  # target | intermediate (THTL step 1)
     init: str  # random | imagenet | parent
     trainable: str  # head | all | swft (cumulative groups, back to front)
     parent: str | None = None  # arm whose best checkpoint is the start (init == "parent")
@@ -29,8 +39,9 @@ class Arm:
     cost: float = 1.0  # relative cost of one case (all-layer case = 1): shard balance, ETAs
 
     def __post_init__(self) -> None:
-        if self.init not in INITS or self.trainable not in TRAINABLE:
-            raise ValueError(f"arm {self.name}: init {self.init!r} / trainable {self.trainable!r}")
+        if self.init not in INITS or self.trainable not in TRAINABLE or self.trains_on not in ("target", "intermediate"):
+            raise ValueError(f"arm {self.name}: trains_on {self.trains_on!r} / init {self.init!r} / "
+                             f"trainable {self.trainable!r}")
         if (self.init == "parent") != (self.parent is not None):
             raise ValueError(f"arm {self.name}: a parent is needed exactly when init is 'parent'")
 
@@ -38,17 +49,22 @@ class Arm:
         """(head lr, body lr) from the train section."""
         return float(train_cfg[self.head_lr]), float(train_cfg[self.body_lr])
 
+    @property
+    def via_intermediate(self) -> bool:
+        """Whether a case of this arm depends on an intermediate domain (THTL step 1 and its children)."""
+        return self.trains_on == "intermediate" or self.init == "parent"
+
 
 _ARMS = (
     # Random init trains every layer at one lr: there is no pre-trained body to protect.
-    Arm("scratch", "larynx", "random", "all", head_lr="lr_scratch", body_lr="lr_scratch"),
-    Arm("onestep_last", "larynx", "imagenet", "head", cost=0.2),
-    Arm("onestep_all", "larynx", "imagenet", "all"),
-    # Step 1 fine-tunes all layers on fundus (assumed; see docs/study.md).
-    Arm("thtl_step1", "fundus", "imagenet", "all"),
-    Arm("thtl_last", "larynx", "parent", "head", parent="thtl_step1", cost=0.2),
-    Arm("thtl_all", "larynx", "parent", "all", parent="thtl_step1"),
-    Arm("swft", "larynx", "parent", "swft", parent="thtl_step1", cost=1.5),
+    Arm("scratch", "target", "random", "all", head_lr="lr_scratch", body_lr="lr_scratch"),
+    Arm("onestep_last", "target", "imagenet", "head", cost=0.2),
+    Arm("onestep_all", "target", "imagenet", "all"),
+    # Step 1 fine-tunes all layers on the intermediate domain (assumed; see docs/study.md).
+    Arm("thtl_step1", "intermediate", "imagenet", "all"),
+    Arm("thtl_last", "target", "parent", "head", parent="thtl_step1", cost=0.2),
+    Arm("thtl_all", "target", "parent", "all", parent="thtl_step1"),
+    Arm("swft", "target", "parent", "swft", parent="thtl_step1", cost=2.5),
 )
 
 ARMS: dict[str, Arm] = {a.name: a for a in _ARMS}
@@ -69,28 +85,26 @@ def children(name: str) -> list[str]:
 
 # ----------------------------------------------------------------------------- budgets
 
-def head_epochs(t: dict) -> int:
-    """Budget of a head-only stage (`train.head_max_epochs`, null = max_epochs): with the feature
-    cache it costs little, so last-layer training may run longer."""
-    return int(t["head_max_epochs"]) if t.get("head_max_epochs") is not None else int(t["max_epochs"])
+BUDGET_RULE = ("every stage of every arm, each SWFT step included: at least {min_epochs} and at most "
+               "{max_epochs} epochs, stopping once the validation loss has not improved for {patience} "
+               "epochs; learning rates warm up linearly over {warmup_epochs} epoch(s), then follow a "
+               "{schedule} schedule; SWFT step k trains every group at its base lr x {swft_lr_decay}^(k-1)")
 
 
-def max_epochs(t: dict, arm: Arm) -> int:
-    """Epoch budget per stage: SWFT steps have their own (its head-only first step: head_epochs)."""
-    if arm.trainable == "swft":
-        return int(t["swft_max_epochs"])
-    if arm.trainable == "head":
-        return head_epochs(t)
-    return int(t["max_epochs"])
+def budget_text(t: dict) -> str:
+    """The budget rule with this train section's numbers (REPORT.md states it)."""
+    return BUDGET_RULE.format(**{k: t[k] for k in ("min_epochs", "max_epochs", "patience", "warmup_epochs",
+                                                   "schedule", "swft_lr_decay")})
 
 
 def train_subset(t: dict, arm: Arm) -> dict:
     """The training parameters a case of `arm` depends on (hashed into its case id and recorded
-    under config.train): its own lrs and epoch budget, and the recipe switches it uses."""
+    under config.train): its own lrs, the budget rule, and the recipe switches it uses."""
     head_lr, body_lr = arm.lrs(t)
-    keys = ("batch_size", "optimizer", "weight_decay", "schedule", "patience", "max_grad_norm")
+    keys = ("batch_size", "optimizer", "weight_decay", "schedule", "warmup_epochs", "min_epochs", "max_epochs",
+            "patience", "max_grad_norm", "head_init_std")
     sub = {k: t[k] for k in keys}
-    sub.update(lr_head=head_lr, lr_body=body_lr, max_epochs=max_epochs(t, arm))
+    sub.update(lr_head=head_lr, lr_body=body_lr)
     views = int(t.get("head_only_views", 1))
     if arm.trainable == "head":
         sub["head_only_views"] = views
@@ -100,7 +114,7 @@ def train_subset(t: dict, arm: Arm) -> dict:
         sub["augment"] = t["augment"]
         if arm.trainable == "swft":
             sub["feature_cache"] = bool(t["feature_cache"])
-            sub["head_step_epochs"] = head_epochs(t)
+            sub["swft_lr_decay"] = float(t["swft_lr_decay"])
     return sub
 
 
@@ -129,26 +143,32 @@ def augment_enabled(aug: dict | None) -> bool:
 def plans(arm: Arm, groups: list[tuple[str, list[str]]], stages: list[str], t: dict) -> list[Plan]:
     """The stages of a case of `arm` on a model whose `groups` run back to front (groups[0] is the
     head) over its forward-ordered `stages`. The head group trains at the head lr, every other
-    group at the body lr."""
+    group at the body lr; SWFT step k scales both by swft_lr_decay^(k-1) (see BUDGET_RULE)."""
     head_lr, body_lr = arm.lrs(t)
-    lrs = {g: (head_lr if i == 0 else body_lr) for i, (g, _) in enumerate(groups)} | {"other": body_lr}
+
+    def lrs(scale: float) -> dict[str, float]:
+        out = {g: (head_lr if i == 0 else body_lr) * scale for i, (g, _) in enumerate(groups)}
+        return out | {"other": body_lr * scale}
+
     aug = augment_enabled(t.get("augment"))
     cache = bool(t.get("feature_cache"))
+    epochs = int(t["max_epochs"])
     if arm.trainable == "head":
         views = int(t.get("head_only_views", 1))
         head, head_stages = groups[0]
-        return [Plan("main", [head], list(head_stages), max_epochs(t, arm), aug and views > 1, cache, lrs, views)]
+        return [Plan("main", [head], list(head_stages), epochs, aug and views > 1, cache, lrs(1.0), views)]
     if arm.trainable == "all":
-        return [Plan("main", [g for g, _ in groups], list(stages), int(t["max_epochs"]), aug, cache, lrs)]
+        return [Plan("main", [g for g, _ in groups], list(stages), epochs, aug, cache, lrs(1.0))]
     out = []
+    decay = float(t["swft_lr_decay"])
     for k in range(1, len(groups) + 1):
         chosen = groups[:k]
         last = k == len(groups)
         st = list(stages) if last else [s for _, ss in chosen for s in ss]
         # Cached steps train on plain features (augmentation would need the frozen prefix per
         # batch); the last step has no frozen prefix and augments like the all-layer arms.
-        # Step 1 trains the head alone: THTL last-layer's recipe and budget, so C2/C3 measure what
-        # the later steps add rather than a shorter head training.
-        epochs = head_epochs(t) if k == 1 else max_epochs(t, arm)
-        out.append(Plan(f"step{k}", [g for g, _ in chosen], st, epochs, aug and (last or not cache), cache, lrs))
+        # Step 1 trains the head alone with THTL last-layer's recipe, so C2/C3 measure what the
+        # later steps add.
+        out.append(Plan(f"step{k}", [g for g, _ in chosen], st, epochs, aug and (last or not cache), cache,
+                        lrs(decay ** (k - 1))))
     return out

@@ -38,6 +38,7 @@ from thtl_bench.engine.checkpoint import state_digest
 from thtl_bench.engine.identity import case_id
 from thtl_bench.engine.load import checkpoint_path, load_case_model, missing_error
 from thtl_bench.errors import UserError
+from thtl_bench.records import Case
 
 # A min-max scaled map spans [0, 1]; one whose range is below this was flat before scaling
 # (grad-cam divides by max + 1e-7, so a near-zero map scales to a small range, never to 1).
@@ -381,31 +382,49 @@ def _explain(net: nn.Module, dt: Any, idx: np.ndarray, device: torch.device, nam
     return {"maps": maps, "probs": probs}
 
 
-def _swft_notes(cfg: dict, model: str, seed: int, arm_names: list[str],
-                digests: dict[str, str]) -> dict[str, tuple[str, str | None]]:
-    """{arm: (note, same_as)} for SWFT arms whose record says validation selected step 1 (head
-    only): their best weights are then the THTL last-layer recipe's. Said as "= THTL last-layer
-    weights" (same_as that arm) only when its loaded weights are byte-identical here. No record,
-    or one of other parameters (case_id), gives no note: the figure claims nothing it cannot back."""
+def _swft_notes(cfg: dict, cases: dict[str, Case], digests: dict[str, str]) -> dict[str, tuple[str, str | None]]:
+    """{row label: (note, same_as)} for SWFT rows whose record says validation selected step 1
+    (head only): their best weights are then the THTL last-layer recipe's. Said as "= THTL
+    last-layer weights" (same_as that row) only when its loaded weights are byte-identical here.
+    No record, or one of other parameters (case_id), gives no note: the figure claims nothing it
+    cannot back."""
     notes = {}
-    for arm in arm_names:
-        a = arms.get(arm)
+    for label, case in cases.items():
+        a = arms.get(case.arm)
         if a.trainable != "swft":
             continue
-        path = records.record_path(cfg["grid"]["records_dir"], model, arm, seed)
+        path = records.record_path(cfg["grid"]["records_dir"], case)
         if not path.is_file():
             continue
         rec = records.read(path)
-        if rec["status"] != "ok" or rec["case_id"] != case_id(cfg, model, arm, seed):
+        if rec["status"] != "ok" or rec["case_id"] != case_id(cfg, case):
             continue
         chosen = [int(s["step"]) for s in rec.get("swft_steps") or [] if s.get("selected")]
         if chosen != [1]:
             continue
-        last = next((b.name for b in arms.ARMS.values() if b.parent == a.parent and b.trainable == "head"), None)
-        same = last is not None and last in digests and digests[last] == digests[arm]
-        notes[arm] = (("SWFT chose step 1\n= THTL last-layer weights", last) if same
-                      else ("SWFT chose step 1\n(head only)", None))
+        last = next((lab for lab, c in cases.items() if arms.get(c.arm).parent == a.parent
+                     and arms.get(c.arm).trainable == "head" and c.domain == case.domain), None)
+        same = last is not None and last in digests and digests[last] == digests[label]
+        notes[label] = (("SWFT chose step 1\n= THTL last-layer weights", last) if same
+                        else ("SWFT chose step 1\n(head only)", None))
     return notes
+
+
+def cam_cases(cfg: dict) -> dict[str, Case]:
+    """{row label: case} of the LayerCAM figures: cam.model at cam.replicate, every arm of
+    cam.arms; arms through an intermediate domain once per domain of cam.domains."""
+    ccfg = cfg["cam"]
+    model = str(ccfg["model"])
+    seed, split = (int(x) for x in ccfg["replicate"])
+    doms = [str(d) for d in ccfg["domains"]]
+    out: dict[str, Case] = {}
+    for arm in (str(a) for a in ccfg["arms"]):
+        if arms.get(arm).via_intermediate:
+            for d in doms:
+                out[arm if len(doms) == 1 else f"{arm} [{d}]"] = Case(model, arm, seed, split, d)
+        else:
+            out[arm] = Case(model, arm, seed, split)
+    return out
 
 
 def _shares(maps: dict[str, np.ndarray], k: int, mask: np.ndarray | None) -> dict[str, float | None]:
@@ -413,24 +432,26 @@ def _shares(maps: dict[str, np.ndarray], k: int, mask: np.ndarray | None) -> dic
 
 
 def render(cfg: dict, checkpoints: str | os.PathLike | None = None) -> list[dict]:
-    """Figures for `cam.model`/`cam.seed`, every arm in `cam.arms` and the chosen larynx test
-    images (plus a fundus example for the THTL step-1 model when its checkpoint exists); writes
-    `<report.dir>/cam.json` and returns its entries:
-    {model, arm, domain, image_id, label, figure, vessel_mass: {group: share}, vessel_fraction,
-    pred, prob}: `pred` the class the model predicts for the image, `prob` its softmax
-    probability. Shares are None for real data (no vessel masks). SWFT rows whose record says
-    validation selected step 1 are marked in the figure (`_swft_notes`)."""
-    from thtl_bench.engine.inputs import domain as load_domain  # memoised: case_id reads it too
+    """Figures for the cases of `cam_cases` on the chosen larynx test images (plus, per
+    intermediate domain, its step-1 model on that domain's own images when its checkpoint
+    exists); writes `<report.dir>/cam.json` and returns its entries:
+    {model, arm, via, domain, image_id, label, figure, vessel_mass: {group: share},
+    vessel_fraction, pred, prob}: `via` the intermediate domain of a THTL arm (None for the
+    others), `domain` the images' domain, `pred` the class the model predicts for the image,
+    `prob` its softmax probability. Shares are None for real data (no vessel masks). SWFT rows
+    whose record says validation selected step 1 are marked in the figure (`_swft_notes`)."""
+    from thtl_bench import domains as domain_registry
+    from thtl_bench.engine.inputs import tensors  # memoised: case_id reads it too
     from thtl_bench.engine.runtime import resolve_device
     from thtl_bench.io import atomic_write_text
 
     ccfg = cfg["cam"]
-    model, seed = str(ccfg["model"]), int(ccfg["seed"])
-    arm_names = [str(a) for a in ccfg["arms"]]
+    cases = cam_cases(cfg)
+    model, (seed, split) = str(ccfg["model"]), (int(x) for x in ccfg["replicate"])
     ckdir = Path(checkpoints or cfg["grid"]["checkpoints_dir"])
     out_dir = Path(ccfg["out_dir"])
     device = resolve_device(cfg.get("train", {}))
-    missing = [(model, a, seed) for a in arm_names if not checkpoint_path(ckdir, model, a, seed).is_file()]
+    missing = [c for c in cases.values() if not checkpoint_path(ckdir, c).is_file()]
     if missing:  # all at once, before any work
         raise missing_error(cfg, missing, ckdir)
 
@@ -456,36 +477,45 @@ def render(cfg: dict, checkpoints: str | os.PathLike | None = None) -> list[dict
                              "prob": round(float(p[top]), 6)})
                 note, same_as = (notes or {}).get(arm, (None, None))
                 rows[-1].update(note=note, same_as=same_as)
-            fig = out_dir / f"{FIGURE_PREFIX}{_safe(model)}__s{seed}__{domain}__{_safe(label)}__{_safe(str(Path(image_id).with_suffix('')))}.png"
+            fig = out_dir / (f"{FIGURE_PREFIX}{_safe(model)}__s{seed}k{split}__{domain}__{_safe(label)}__"
+                             f"{_safe(str(Path(image_id).with_suffix('')))}.png")
             chance = "" if frac is None else f" · vessel pixels {frac:.0%}"
-            _figure(fig, f"LayerCAM · {model} seed {seed} · {domain} {label} · {image_id}{chance}", rows, groups)
+            _figure(fig, f"LayerCAM · {model} replicate s{seed}/k{split} · {domain} {label} · {image_id}{chance}",
+                    rows, groups)
             written.add(fig.resolve())
-            for arm, row in zip(per_arm, rows, strict=True):
-                entries.append({"model": model, "arm": arm, "domain": domain, "image_id": image_id,
-                                "label": label, "figure": _rel(fig), "vessel_mass": row["shares"],
-                                "vessel_fraction": frac, "pred": row["pred"], "prob": row["prob"]})
+            for row_label, row in zip(per_arm, rows, strict=True):
+                c = cases.get(row_label)
+                entries.append({"model": model, "arm": c.arm if c else row_label, "via": c.domain if c else (domain if row_label == "thtl_step1" else None),
+                                "domain": domain, "image_id": image_id, "label": label, "figure": _rel(fig),
+                                "vessel_mass": row["shares"], "vessel_fraction": frac, "pred": row["pred"],
+                                "prob": row["prob"]})
 
-    larynx = load_domain(cfg, "larynx")
-    idx = select_images(larynx, int(ccfg["images_per_class"]))
+    target = tensors(cfg, domain_registry.TARGET, split)
+    idx = select_images(target, int(ccfg["images_per_class"]))
     if len(idx) == 0:
-        raise UserError("no larynx test images to explain: check the split (`thtl-bench data split`)")
+        raise UserError("no target test images to explain: check the split (`thtl-bench data split`)")
     per_arm, digests = {}, {}
-    for arm in arm_names:
-        net = load_case_model(cfg, model, arm, seed, checkpoints_dir=ckdir, device=device)
-        digests[arm] = state_digest(net.state_dict())
-        per_arm[arm] = _explain(net, larynx, idx, device, f"{model}/{arm}/s{seed}")
-    emit("larynx", larynx, idx, per_arm, _swft_notes(cfg, model, seed, arm_names, digests))
+    for label, case in cases.items():
+        net = load_case_model(cfg, case, checkpoints_dir=ckdir, device=device)
+        digests[label] = state_digest(net.state_dict())
+        per_arm[label] = _explain(net, target, idx, device, case.slug)
+    emit(domain_registry.TARGET, target, idx, per_arm, _swft_notes(cfg, cases, digests))
 
-    # Fundus row: where the step-1 model looks on radial fundus vessels, the study's explanation
-    # for why its features fit tangled larynx vessels poorly. Optional: only if step 1 was run.
-    if ccfg.get("fundus_example", True) and checkpoint_path(ckdir, model, "thtl_step1", seed).is_file():
-        fundus = load_domain(cfg, "fundus")
-        # The extreme grades present in the test split, one image each.
-        present = sorted(set(np.asarray(fundus.labels)[np.asarray(fundus.split) == "test"].tolist()))
-        if present:
-            fidx = select_images(fundus, 1, classes=sorted({present[0], present[-1]}))
-            net = load_case_model(cfg, model, "thtl_step1", seed, checkpoints_dir=ckdir, device=device)
-            emit("fundus", fundus, fidx, {"thtl_step1": _explain(net, fundus, fidx, device, f"{model}/thtl_step1/s{seed}")})
+    # Intermediate rows: where each step-1 model looks on its own domain's vessels (radial
+    # fundus trees, tortuous twins, coronary trees), the study's explanation of what its
+    # features carry to the larynx. Optional: only where step 1 was run.
+    if ccfg.get("fundus_example", True):
+        for d in (str(x) for x in ccfg["domains"]):
+            step1 = Case(model, "thtl_step1", seed, split, d)
+            if not checkpoint_path(ckdir, step1).is_file():
+                continue
+            dt = tensors(cfg, d, split)
+            # The extreme classes present in the test split, one image each.
+            present = sorted(set(np.asarray(dt.labels)[np.asarray(dt.split) == "test"].tolist()))
+            if present:
+                fidx = select_images(dt, 1, classes=sorted({present[0], present[-1]}))
+                net = load_case_model(cfg, step1, checkpoints_dir=ckdir, device=device)
+                emit(d, dt, fidx, {"thtl_step1": _explain(net, dt, fidx, device, step1.slug)})
 
     # Figures of an earlier render that this one did not redraw would be linked by nothing.
     for old in out_dir.glob(f"{FIGURE_PREFIX}*.png"):

@@ -29,16 +29,17 @@ from typing import Any
 
 import yaml
 
+from thtl_bench import domains
 from thtl_bench.errors import UserError
 
 DEFAULT_PARAMS = "params.yaml"
 PROFILE_ENV = "THTL_PROFILE"
 PARAMS_ENV = "THTL_PARAMS"
 
-# The data layer's thtl_bench.data.cache.RESIZE_MODES and thtl_bench.data.sources.LAYOUTS, repeated
-# because config may not import the data layer; tests/test_config.py checks that they agree.
+# The data layer's thtl_bench.data.cache.RESIZE_MODES, repeated because config may not import the
+# data layer; tests/test_config.py checks that they agree. Layouts per domain: thtl_bench.domains.
 RESIZE_MODES = ("shorter_side_center_crop", "pad_to_square", "stretch")
-LAYOUTS = {"fundus": ("aptos", "eyepacs", "idrid", "folders"), "larynx": ("cenbi", "folders", "manifest")}
+LAYOUTS = {d.name: domains.LAYOUTS[d.role] for d in domains.DOMAINS.values()}
 
 # Enumerated strings: only values the code implements. "cuda:N" stands for cuda:0, cuda:1, ...
 CHOICES: dict[str, tuple[str, ...]] = {
@@ -66,17 +67,19 @@ RANGES: dict[str, str] = {
     "synth.difficulty.illumination": "[0, 1]",
     "split.val": "(0, 1)",
     "split.test": "(0, 1)",
-    "split.target_fraction": "(0, 1]",
-    "split.intermediate_fraction": "(0, 1]",
     "train.batch_size": "[1, inf)",
     "train.lr_head": "(0, inf)",
     "train.lr_backbone": "(0, inf)",
     "train.lr_scratch": "(0, inf)",
     "train.weight_decay": "[0, inf)",
     "train.max_epochs": "[1, inf)",
+    "train.min_epochs": "[0, inf)",
+    "train.warmup_epochs": "[0, inf)",
     "train.patience": "[1, inf)",
-    "train.swft_max_epochs": "[1, inf)",
-    "train.head_max_epochs": "[1, inf)",
+    "train.swft_lr_decay": "(0, 1]",
+    "train.head_init_std": "(0, inf)",
+    "train.fit.min_train_accuracy": "[0, 1]",
+    "train.fit.plateau_rel": "(0, inf)",
     "train.augment.rotate_deg": "[0, 180]",
     "train.augment.brightness": "[0, 1]",
     "train.augment.contrast": "[0, 1]",
@@ -86,8 +89,15 @@ RANGES: dict[str, str] = {
     "train.max_grad_norm": "(0, inf)",
     "train.divergence_loss": "(0, inf)",
     "stats.confidence": "(0, 1)",
+    "stats.tolerance_pp": "[0, inf)",
+    "stats.min_replicates": "[1, inf)",
+    "stats.power.n_sim": "[1, inf)",
+    "stats.power.n_boot": "[1, inf)",
+    "stats.power.base_accuracy": "(0, 1)",
     "stats.bootstrap": "[1, inf)",
-    "stats.bootstrap_below_seeds": "[0, inf)",
+    "grid.replicates": "[0, inf)",  # (training seed, split seed) pairs
+    "grid.target_fractions": "(0, 1]",
+    "grid.intermediate_fractions": "(0, 1]",
     "stats.equivalence_margin_pp": "(0, inf)",
     "stats.alpha": "(0, 1)",
     "cam.images_per_class": "[1, inf)",
@@ -115,7 +125,7 @@ SEED_RANGE = "[0, inf)"
 
 # Keys where null is a documented value (beside any key that is null in the base).
 NULLABLE = frozenset({
-    "train.head_max_epochs",  # null = max_epochs
+    "data.*.root",  # null = <data.root>/<domain>
     "train.max_grad_norm",  # null = no clipping
     "bench.session_wall_s",  # null = no target on this profile
     "bench.session_peak_gib",
@@ -130,7 +140,8 @@ MAPPINGS: dict[str, type] = {
 }
 
 # Lists whose items may not repeat (a repeat would run or count a case twice).
-UNIQUE = frozenset({"data.modes", "data.*.classes", "grid.models", "grid.arms", "grid.seeds", "cam.arms"})
+UNIQUE = frozenset({"data.modes", "data.*.classes", "grid.models", "grid.arms", "grid.replicates", "grid.domains",
+                    "grid.target_fractions", "grid.intermediate_fractions", "cam.arms"})
 
 
 class ConfigError(UserError, ValueError):
@@ -245,6 +256,17 @@ def load(
         problems = _unique(problems)
         raise ConfigError(problems, header=f"{p}: {len(problems)} configuration problem(s)")
     cfg["_params_file"] = str(p)
+    return resolve_roots(cfg)
+
+
+def resolve_roots(cfg: dict) -> dict:
+    """Fill every domain section's null `root` with <data.root>/<domain>: a profile moves all its
+    data by changing `data.root` alone (each profile has its own data folder and .dvc file)."""
+    data = cfg.get("data") or {}
+    for name in domains.NAMES:
+        sec = data.get(name)
+        if isinstance(sec, dict) and sec.get("root") is None:
+            sec["root"] = f"{str(data.get('root', 'data')).rstrip('/')}/{name}"
     return cfg
 
 
@@ -461,7 +483,7 @@ def _check_list(value: list, template: list, path: tuple, rule: str, ctx: _Ctx) 
             return value
         return [_check(v, t, path + (i,), rule, ctx) for i, (v, t) in enumerate(zip(value, template, strict=True))]
     out = [_check(v, item, path + (i,), rule, ctx) for i, v in enumerate(value)]
-    if _table_get(UNIQUE, rule):
+    if _table_get(UNIQUE, rule) and not (path and isinstance(path[-1], int)):  # the outer list, not its items
         repeats = sorted({_show(v) for i, v in enumerate(out) if v in out[:i]})
         if repeats:
             ctx.add(path, f"repeats {', '.join(repeats)}", "list each item once")

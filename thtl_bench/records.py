@@ -1,26 +1,29 @@
 """The one record schema: a self-describing JSON file per case, written atomically.
 
 A record is the only thing the reporting side reads, so it embeds everything needed to rebuild
-the report: the case (model, arm, seed, profile), the canonical config whose hash is its id, the
+the report: the case (its key, `Case`), the canonical config whose hash is its id, the
 data provenance, library versions and device, metrics per split, per-sample test predictions,
 SWFT step metrics and timings. The record file itself is the case's done marker: it is written
 last, by an atomic rename, so a killed case never leaves a half-written record behind.
 
 Layout of one record (keys marked * are optional):
 
-    schema        "thtl-bench/record/v1"
+    schema        "thtl-bench/record/v2"
     case_id       12-hex digest of `config`
-    slug          "<model>__<arm>__s<seed>" (file stem; readable, unique within a records dir)
+    slug          Case.slug (file stem; readable, unique within a records dir)
     status        "ok" | "not_run"   (not_run: `reason` says why, e.g. no ImageNet weights offline)
     reason*       text
-    case          {model, arm, seed, profile}
+    case          {model, arm, seed, split, domain, target_fraction, intermediate_fraction, profile}
     config        the canonical config subset the case depends on (hashed into case_id)
-    data          {kind, domain, classes, positive*, fingerprint, n: {train, val, test}, image_size}
-    parent*       {case_id, slug} of the THTL step-1 case this one started from
+    data          {kind, domain, classes, positive*, fingerprint, n: {train, val, test}, image_size,
+                   generator*}
+    parent*       {case_id, slug, sha256} of the THTL step-1 case this one started from
+    checkpoint*   {file, sha256} of the best.pt this record describes
     weights       {init, source, detail*, sha256*}
     trainable     {groups, params, total_params, frozen_bn_eval}
     metrics       {train, val, test}: dicts of metric name -> value (see thtl_bench.metrics)
-    predictions   {test: {ids, labels, probs}}   per-sample, so any metric can be recomputed
+    predictions   {test: {ids, groups, labels, probs}}   per sample (groups: patient ids), so any
+                  metric and any patient-level resampling can be recomputed
     history       [{epoch, stage, train_loss, val_loss, val_acc, lr, seconds}]
     swft_steps*   [{step, groups, epochs, val, test, selected}]
     timing        {wall_s, train_images_per_s, epoch_s, inference_images_per_s, feature_cache}
@@ -34,12 +37,13 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 
 from thtl_bench.errors import UserError
 from thtl_bench.io import atomic_write_json
 
-SCHEMA = "thtl-bench/record/v1"
+SCHEMA = "thtl-bench/record/v2"
 STATUSES = ("ok", "not_run")
 REQUIRED = ("schema", "case_id", "slug", "status", "case", "config", "created")
 REQUIRED_OK = ("data", "weights", "trainable", "metrics", "predictions", "history", "timing", "env")
@@ -49,8 +53,59 @@ class RecordError(UserError, ValueError):
     """A record file that does not follow the schema."""
 
 
-def slug(model: str, arm: str, seed: int) -> str:
-    return f"{model}__{arm}__s{seed}"
+def _pct(fraction: float) -> str:
+    """A fraction as a compact percentage for slugs: 0.02 -> '2', 0.125 -> '12.5'."""
+    return f"{100 * float(fraction):g}"
+
+
+@dataclass(frozen=True, order=True)
+class Case:
+    """What one case is: a model, an arm and a replicate (training seed, split seed), plus, for
+    THTL arms, the intermediate domain, and the size axes (shares of the training splits used).
+
+    A replicate is one training run on one patient-grouped split. Target-only arms (scratch,
+    one-step) have no domain and ignore the intermediate fraction; THTL step 1 ignores the target
+    fraction (it never sees the target)."""
+
+    model: str
+    arm: str
+    seed: int
+    split: int = 0
+    domain: str | None = None
+    target_fraction: float = 1.0
+    intermediate_fraction: float = 1.0
+
+    @property
+    def slug(self) -> str:
+        parts = [self.model, self.arm]
+        if self.domain is not None:
+            parts.append(self.domain)
+        parts += [f"s{self.seed}", f"k{self.split}"]
+        if float(self.target_fraction) != 1.0:
+            parts.append(f"t{_pct(self.target_fraction)}")
+        if self.domain is not None and float(self.intermediate_fraction) != 1.0:
+            parts.append(f"i{_pct(self.intermediate_fraction)}")
+        return "__".join(parts)
+
+    @property
+    def replicate(self) -> tuple[int, int]:
+        return int(self.seed), int(self.split)
+
+    def as_dict(self) -> dict:
+        return {"model": self.model, "arm": self.arm, "seed": int(self.seed), "split": int(self.split),
+                "domain": self.domain, "target_fraction": float(self.target_fraction),
+                "intermediate_fraction": float(self.intermediate_fraction)}
+
+    @classmethod
+    def of(cls, rec: dict) -> Case:
+        """The case of a record (its `case` entry)."""
+        c = rec["case"]
+        return cls(c["model"], c["arm"], int(c["seed"]), int(c.get("split", 0)), c.get("domain"),
+                   float(c.get("target_fraction", 1.0)), float(c.get("intermediate_fraction", 1.0)))
+
+
+def slug(case: Case) -> str:
+    return case.slug
 
 
 def validate(rec: dict, source: str = "<record>") -> dict:
@@ -66,14 +121,16 @@ def validate(rec: dict, source: str = "<record>") -> dict:
         raise RecordError(f"{source}: missing keys {missing}; re-run the case to rewrite it")
     if rec["status"] not in STATUSES:
         raise RecordError(f"{source}: status {rec['status']!r} not in {STATUSES}")
-    for key in ("model", "arm", "seed", "profile"):
+    for key in ("model", "arm", "seed", "split", "domain", "target_fraction", "intermediate_fraction", "profile"):
         if key not in rec["case"]:
             raise RecordError(f"{source}: case lacks {key!r}")
+    if rec["slug"] != Case.of(rec).slug:
+        raise RecordError(f"{source}: slug {rec['slug']!r} does not match its case ({Case.of(rec).slug!r})")
     return rec
 
 
-def record_path(records_dir: str | os.PathLike, model: str, arm: str, seed: int) -> Path:
-    return Path(records_dir) / f"{slug(model, arm, seed)}.json"
+def record_path(records_dir: str | os.PathLike, case: Case) -> Path:
+    return Path(records_dir) / f"{case.slug}.json"
 
 
 def write(records_dir: str | os.PathLike, rec: dict) -> Path:

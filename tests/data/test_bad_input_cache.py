@@ -106,7 +106,7 @@ def test_written_files_are_readable_by_others(tmp_path):
         cache.load_domain(cfg, "larynx")
     finally:
         os.umask(old)
-    files = [tmp_path / "splits" / "larynx.csv", *(tmp_path / "cache").iterdir()]
+    files = [tmp_path / "splits" / "larynx" / "k0.csv", *(tmp_path / "cache").iterdir()]
     assert {f.suffix for f in files} == {".csv", ".npy", ".json"}
     assert {stat.S_IMODE(f.stat().st_mode) for f in files} == {0o644}
 
@@ -124,7 +124,7 @@ def test_build_leaves_no_temp_file_on_any_error(tmp_path, exc):
 def test_split_file_edited_by_hand(tmp_path):
     cfg = manifest(tmp_path)
     cache.load_domain(cfg, "larynx")
-    path = tmp_path / "splits" / "larynx.csv"
+    path = tmp_path / "splits" / "larynx" / "k0.csv"
     good = path.read_text()
     lines = good.splitlines()
     # a patient renamed in the split file, consistently, so nothing leaks: still not the data's

@@ -32,7 +32,7 @@ def test_load_domain_geometry_labels_splits(tmp_path, monkeypatch):
     assert isinstance(dt.images, np.memmap) and dt.masks is None and dt.kind == "real"
     assert dt.ids == sorted(dt.ids) and dt.labels.tolist() == [int(i.startswith("malignant")) for i in dt.ids]
     assert set(dt.split) <= {"train", "val", "test"} and len(dt.index("train")) > 0
-    assert (tmp_path / "splits" / "larynx.csv").is_file()
+    assert (tmp_path / "splits" / "larynx" / "k0.csv").is_file()
     # second load: nothing decoded again
     calls = []
     monkeypatch.setattr(cache, "decode", lambda *a: calls.append(a))
@@ -47,13 +47,24 @@ def test_stale_split_file_refused(tmp_path):
     png(tmp_path / "larynx" / "benign" / "0.png", 99, (40, 30))  # content changed
     with pytest.raises(DataError, match="data split") as exc:
         cache.load_domain(cfg, "larynx")
-    assert "larynx.csv" in str(exc.value)
-    cfg2 = manifest_set(tmp_path)
-    cfg2["split"]["seed"] = 123
-    (tmp_path / "splits" / "larynx.csv").unlink()
-    cache.load_domain(cfg, "larynx")
-    with pytest.raises(DataError, match="split settings"):
-        cache.load_domain(cfg2, "larynx")
+    assert "k0.csv" in str(exc.value)
+    (tmp_path / "splits" / "larynx" / "k0.csv").unlink()
+    cache.load_domain(cfg, "larynx", split_seed=5)  # writes k5.csv
+    (tmp_path / "splits" / "larynx" / "k5.csv").rename(tmp_path / "splits" / "larynx" / "k0.csv")
+    with pytest.raises(DataError, match="split settings"):  # k0.csv holds another seed's split
+        cache.load_domain(cfg, "larynx", split_seed=0)
+
+
+def test_every_split_seed_is_its_own_split(tmp_path):
+    cfg = make_cfg(tmp_path)
+    cfg["synth"]["larynx"]["patients"] = {"benign": 8, "malignant": 8}
+    synth(tmp_path, cfg["synth"], ["larynx"])
+    a, b = cache.load_domain(cfg, "larynx", split_seed=0), cache.load_domain(cfg, "larynx", split_seed=1)
+    assert (tmp_path / "splits" / "larynx" / "k0.csv").is_file() and (tmp_path / "splits" / "larynx" / "k1.csv").is_file()
+    test_a = {a.groups[i] for i in a.index("test")}
+    test_b = {b.groups[i] for i in b.index("test")}
+    assert test_a != test_b  # another split seed: other test patients
+    assert not test_a & {a.groups[i] for i in a.index("train")}  # still no leak within a split
 
 
 def test_bad_image_named_on_load(tmp_path):
@@ -69,12 +80,11 @@ def test_fraction_marks_unused_and_phantom_masks(tmp_path):
     cfg["synth"]["larynx"]["patients"] = {"benign": 8, "malignant": 8}
     cfg["synth"]["larynx"]["images_per_patient"] = [1, 2]
     synth(tmp_path, cfg["synth"], ["larynx"])
-    cfg["split"]["target_fraction"] = 0.3
-    dt = cache.load_domain(cfg, "larynx")
+    dt = cache.load_domain(cfg, "larynx", fraction=0.3)
     assert dt.kind == "phantom" and dt.masks.shape == dt.images.shape[:3]
     assert set(np.unique(dt.masks)) <= {0, 1} and dt.masks.mean() > 0.02
     assert len(dt.index("unused")) > 0
-    full = cache.load_domain(cfg, "larynx", split_fractions=False)
+    full = cache.load_domain(cfg, "larynx")
     assert len(full.index("unused")) == 0
     assert len(full.index("train")) == len(dt.index("train")) + len(dt.index("unused"))
 

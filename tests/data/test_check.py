@@ -45,13 +45,13 @@ def test_split_leaks_and_size_shortcut(tmp_path):
     rep = check_domain(cfg, "larynx")
     assert rep["errors"] == 0 and [p.code for p in rep["problems"]] == ["size_shortcut"]
     assert rep["shortcut"]["size_accuracy"] == 1.0
-    path = splits.split_path(cfg, "larynx")
+    path = splits.split_path(cfg, "larynx", 0)
     from thtl_bench.data.cache import content_hashes
     from thtl_bench.data.sources import read_source
 
     lst = read_source(cfg, "larynx")
     rows_ = splits.compute(cfg, [s.id for s in lst.samples], [s.label for s in lst.samples],
-                           [s.group for s in lst.samples], content_hashes(cfg, lst))
+                           [s.group for s in lst.samples], content_hashes(cfg, lst), 0)
     test_i = next(i for i, r in enumerate(rows_) if r["split"] == "test")
     train_i = next(i for i, r in enumerate(rows_) if r["split"] == "train")
     rows_[test_i]["group"] = rows_[train_i]["group"]  # hand-edited file: one patient in two splits

@@ -1,8 +1,10 @@
-"""The one aggregation path: records (+ the FLOP artefact) -> the summary dict behind
+"""The one aggregation path: records (+ the running side's artefacts) -> the summary dict behind
 summary.json, REPORT.md and compare.
 
-The summary depends on the records, the `stats:` parameters (the analysis plan) and the FLOP
-artefact only (no dates, no paths), so it is deterministic.
+The summary depends on the records, the `stats:` parameters (the analysis plan, hashed) and the
+artefacts only (report/flops.json for the cost projection, report/transfer.json for the
+transferability scores, report/references.json for the reference points; no dates, no paths),
+so it is deterministic.
 """
 
 from __future__ import annotations
@@ -11,31 +13,45 @@ import json
 from collections.abc import Sequence
 from pathlib import Path
 
-from thtl_bench.analysis import claims, projection, summary
+from thtl_bench.analysis import claims, projection, rules, studies, summary
 from thtl_bench.errors import UserError
 from thtl_bench.io import atomic_write_json
 
-SUMMARY_SCHEMA = "thtl-bench/summary/v1"
+SUMMARY_SCHEMA = "thtl-bench/summary/v2"
+ARTEFACTS = {"flops": "flops.json", "transfer": "transfer.json", "references": "references.json"}
 
 
-def aggregate(records: Sequence[dict], cfg: dict, order: dict | None = None, flops: dict | None = None) -> dict:
-    """The full summary of `records`; `cfg` supplies the `stats:` section, `flops` the FLOP
-    artefact (thtl_bench.perf.flops.artifact) for the cost projection."""
+def aggregate(records: Sequence[dict], cfg: dict, order: dict | None = None, flops: dict | None = None,
+              transfer: dict | None = None, references: dict | None = None) -> dict:
+    """The full summary of `records`; `cfg` supplies the `stats:` section (the analysis plan),
+    the artefacts the projection (`flops`), the transferability table (`transfer`) and the
+    reference points (`references`)."""
     if not records:
         raise UserError("no records to aggregate: run `thtl-bench grid` first or point at a records folder")
     summ = summary.summarise(records, cfg, order)
-    order = {"models": summ["models"], "arms": summ["arms"]}
+    order = {"models": summ["models"], "arms": summ["arms"], "domains": summ["domains"]}
+    plan = claims.plan(cfg["stats"])
     return {
         "schema": SUMMARY_SCHEMA,
         "stats_params": {k: cfg["stats"][k] for k in sorted(cfg["stats"])},
+        "plan": plan, "plan_hash": rules.plan_hash(plan),
         "provenance": summary.provenance(records),
         **summ,
         "claims": claims.evaluate(records, cfg, order),
         "swft": summary.swft_curves(records, summ["models"]),
+        "sizes": studies.sizes(records, cfg["stats"]),
+        "power": studies.power(records, cfg["stats"]),
+        "transfer": studies.transfer(records, transfer, cfg["stats"]),
+        "references": references,
         "projection": projection.projection(records, flops, order),
         "config": summary.config_values(records),
         "train_by_arm": summary.train_by_arm(records, summ["arms"]),
     }
+
+
+def load_artefacts(report_dir: str | Path) -> dict:
+    """The running side's artefacts beside the report, by name (None where not written)."""
+    return {k: load_flops(Path(report_dir) / f) for k, f in ARTEFACTS.items()}
 
 
 def write_summary(summ: dict, path: str | Path) -> Path:
@@ -54,14 +70,15 @@ def load_summary(path: str | Path) -> dict:
 
 
 def load_flops(path: str | Path) -> dict | None:
-    """The FLOP artefact, or None when it was not written (the projection then says so)."""
+    """A JSON artefact (FLOP counts, scores, references), or None when it was not written."""
     path = Path(path)
     if not path.is_file():
         return None
     try:
         return json.loads(path.read_text())
     except json.JSONDecodeError as exc:
-        raise UserError(f"{path}: not valid JSON ({exc}); re-run `thtl-bench flops`") from exc
+        raise UserError(f"{path}: not valid JSON ({exc}); re-run the command that writes it "
+                        "(thtl-bench flops / transfer / references)") from exc
 
 
 def cell(summ: dict, model: str, arm: str) -> dict | None:

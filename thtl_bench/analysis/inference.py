@@ -334,6 +334,26 @@ def paired(reps: Sequence[Replicate], *, n_boot: int, seed: int) -> Evidence:
         boot_improve=np.sort(share[keep]), dropped=dropped, se_replicates=se_r, se_bootstrap=se_b)
 
 
+def single(reps: Sequence[Replicate], *, n_boot: int, seed: int) -> Evidence:
+    """One cell's mean metric (pp) over 1-arm replicates, with the same two-level hull interval
+    as `paired` (replicates, then patients per split; t over replicates with the larger SE)."""
+    reps, dropped = _usable(reps)
+    if not reps or any(r.num.shape[0] != 1 for r in reps):
+        raise ValueError("single-cell evidence needs 1-arm replicates with a defined metric")
+    v = np.array([r.value() for r in reps])
+    rng = np.random.default_rng(seed)
+    (vals,) = _replicate_values([reps], n_boot, rng)
+    stat, invalid = _side_mean(vals, _counts(rng, n_boot, len(reps)))
+    boot = np.sort(stat[~invalid])
+    se_b = _sd(boot)
+    t, se_r = None, None
+    if len(v) >= 2:
+        se_r = float(v.std(ddof=1)) / math.sqrt(len(v))
+        t = (float(v.mean()), max(se_r, se_b or 0.0), float(len(v) - 1))
+    return Evidence(estimate=float(v.mean()), n=(len(v),), boot=boot, n_boot=n_boot, t=t, decidable=len(v) >= 2,
+                    values=(tuple(float(x) for x in v),), dropped=dropped, se_replicates=se_r, se_bootstrap=se_b)
+
+
 def unpaired(reps_a: Sequence[Replicate], reps_b: Sequence[Replicate], *, n_boot: int, seed: int) -> Evidence:
     """Two-sample evidence for mean(B) - mean(A) (pp) of independent runs of the same cell or
     claim (1-arm or 2-arm replicates), e.g. the same study on two machines.

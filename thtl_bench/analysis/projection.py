@@ -56,10 +56,8 @@ def _case_projection(rec: dict, p: dict, counts: dict) -> dict | None:
         return None
     flat = flatten(rec.get("config", {}))
     model, arm = _case(rec)[:2]
-    key = "swft_max_epochs" if arm == "swft" else "max_epochs"
-    # The engine records an arm's own budget as train.max_epochs (per step for SWFT).
-    budget = (lookup(flat, f"train.{key}") or lookup(flat, "train.max_epochs")
-              or len(rec.get("history") or []) or None)
+    key = "max_epochs"  # one budget rule for every stage (arms.BUDGET_RULE), SWFT steps included
+    budget = lookup(flat, "train.max_epochs") or len(rec.get("history") or []) or None
     epoch_s = sum(float(h.get("seconds") or 0) for h in rec.get("history") or [])
     epoch_s = min(epoch_s, float(wall))
     domain = data.get("domain", "larynx")

@@ -14,8 +14,11 @@ import numpy as np
 
 from thtl_bench import arms as arms_registry
 from thtl_bench import catalog
+from thtl_bench import domains as domain_registry
+from thtl_bench.analysis import inference, replicates
 from thtl_bench.analysis.intervals import _none_if_nan, t_interval
 from thtl_bench.config import canonical_json, digest
+from thtl_bench.records import Case
 
 # Test metrics summarised per domain (names of thtl_bench.metrics).
 DOMAIN_METRICS = {
@@ -30,8 +33,9 @@ EXEC_KEYS = ("deterministic", "threads", "precision", "channels_last", "compile"
 # ----------------------------------------------------------------------------- ordering
 
 def _registry(kind: str) -> list[str]:
-    """Canonical names: thtl_bench.arms.NAMES / thtl_bench.catalog.MODELS."""
-    return list(arms_registry.NAMES) if kind == "arms" else list(catalog.MODELS)
+    """Canonical names: thtl_bench.arms.NAMES / thtl_bench.catalog.MODELS / thtl_bench.domains.NAMES."""
+    return {"arms": list(arms_registry.NAMES), "models": list(catalog.MODELS),
+            "domains": list(domain_registry.NAMES)}[kind]
 
 
 def canonical_order(kind: str, seen: Iterable[str], order: dict | None = None) -> list[str]:
@@ -75,76 +79,74 @@ def lookup(flat: dict[str, Any], key: str) -> Any:
     return flat[hits[0]] if len(hits) == 1 else None
 
 
-def outcomes(rec: dict) -> dict:
-    """Per-sample test outcomes of a record: ids, labels, predicted class, positive flags."""
-    pred = rec["predictions"]["test"]
-    probs = np.asarray(pred["probs"], np.float64)
-    labels = np.asarray(pred["labels"], np.int64)
-    data = rec.get("data", {})
-    classes = list(data.get("classes") or [])
-    positive = data.get("positive")
-    pos_idx = classes.index(positive) if positive in classes else (1 if probs.shape[1] == 2 else None)
-    return {
-        "ids": [str(i) for i in pred["ids"]],
-        "labels": labels,
-        "correct": probs.argmax(1) == labels,
-        "positive": labels == pos_idx if pos_idx is not None else np.zeros(len(labels), bool),
-    }
-
-
 # ----------------------------------------------------------------------------- summarise
 
+def _key_order(key: tuple, models: list[str], arms: list[str], doms: list[str]) -> tuple:
+    model, arm, domain, tf, inf = key
+    return (models.index(model), arms.index(arm), -1 if domain is None else doms.index(domain), -tf, -inf)
+
+
 def summarise(records: Sequence[dict], cfg: dict, order: dict | None = None) -> dict:
-    """Per model x arm: seeds, mean, std and t-interval over seeds of each test metric.
+    """Per cell (model, arm, intermediate domain, target share, intermediate share): each test
+    metric over its replicates (mean, std, the values) with a replicate-level interval: for ratio
+    metrics the two-level bootstrap / t hull of inference.single (replicates, then patients), for
+    ROC AUC and kappa the t-interval over replicates. Cells follow the canonical order.
 
-    Returns {"models", "arms", "cells": [...], "not_run": [...]}; cells follow the canonical
-    (model, arm) order and hold each metric's per-seed values (compare's Welch test uses them).
+    Returns {"models", "arms", "domains", "cells": [...], "not_run": [...]}.
     """
-    conf = float(cfg["stats"]["confidence"])
-    models = canonical_order("models", [_case(r)[0] for r in records], order)
-    arms = canonical_order("arms", [_case(r)[1] for r in records], order)
-    groups: dict[tuple[str, str], list[dict]] = defaultdict(list)
-    for r in _ok(records):
-        m, a, _ = _case(r)
-        groups[(m, a)].append(r)
-    cells = []
-    for m in models:
-        for a in arms:
-            recs = sorted(groups.get((m, a), []), key=lambda r: _case(r)[2])
-            if recs:
-                cells.append(_cell(m, a, recs, conf))
-    not_run = [
-        {"model": m, "arm": a, "seed": s, "reason": r.get("reason") or "no reason recorded"}
-        for r in sorted((r for r in records if r["status"] != "ok"),
-                        key=lambda r: (models.index(_case(r)[0]), arms.index(_case(r)[1]), _case(r)[2]))
-        for m, a, s in [_case(r)]
-    ]
-    return {"models": models, "arms": arms, "cells": cells, "not_run": not_run}
+    st = cfg["stats"]
+    conf, n_boot, seed = float(st["confidence"]), int(st["bootstrap"]), int(st["bootstrap_seed"])
+    index = replicates.index(records)
+    models = canonical_order("models", [r["case"]["model"] for r in records], order)
+    arms = canonical_order("arms", [r["case"]["arm"] for r in records], order)
+    doms = canonical_order("domains", [r["case"].get("domain") for r in records if r["case"].get("domain")], order)
+    cells = [_cell(k, index[k], conf, n_boot, seed) for k in sorted(index, key=lambda k: _key_order(k, models, arms, doms))]
+    bad = [r for r in records if r["status"] != "ok"]
+    not_run = [{**Case.of(r).as_dict(), "reason": r.get("reason") or "no reason recorded"}
+               for r in sorted(bad, key=lambda r: (_key_order(replicates.cell_key(r), models, arms, doms),
+                                                   Case.of(r).replicate))]
+    return {"models": models, "arms": arms, "domains": doms, "cells": cells, "not_run": not_run}
 
 
-def _cell(model: str, arm: str, recs: list[dict], conf: float) -> dict:
-    domain = recs[0].get("data", {}).get("domain", "larynx")
+def _cell(key: tuple, by_rep: dict, conf: float, n_boot: int, seed: int) -> dict:
+    model, arm, domain, tf, inf = key
+    recs = [by_rep[k] for k in sorted(by_rep)]
+    trains_on = recs[0].get("data", {}).get("domain", "larynx")
     metrics = {}
-    for name in DOMAIN_METRICS.get(domain, ("accuracy",)):
+    for name in DOMAIN_METRICS.get(trains_on, ("accuracy",)):
         values = [r["metrics"]["test"].get(name) for r in recs]
-        st = t_interval(values, conf)
-        st["values"] = [_none_if_nan(v) for v in values]
-        metrics[name] = st
+        entry = t_interval(values, conf)
+        entry["values"] = [_none_if_nan(v) for v in values]
+        entry["interval"] = "t over replicates"
+        if name in inference.RATIO_METRICS:
+            try:
+                ev = inference.single(replicates.cell_replicates(by_rep, name), n_boot=n_boot, seed=seed)
+            except ValueError:
+                ev = None
+            if ev is not None and ev.decidable:
+                lo, hi = ev.interval(conf)
+                entry.update(ci_low=lo / 100.0, ci_high=hi / 100.0,
+                             interval="two-level bootstrap / t hull (replicates, patients)")
+        metrics[name] = entry
     conf_mats = [np.asarray(r["metrics"]["test"]["confusion"]) for r in recs
                  if r["metrics"]["test"].get("confusion") is not None]
     timing = {}
-    for key in TIMING_KEYS:
-        values = [r.get("timing", {}).get(key) for r in recs]
-        st = t_interval(values, conf)
-        timing[key] = {"mean": st["mean"], "std": st["std"], "values": values}
+    for k in TIMING_KEYS:
+        values = [r.get("timing", {}).get(k) for r in recs]
+        t = t_interval(values, conf)
+        timing[k] = {"mean": t["mean"], "std": t["std"], "values": values}
+    fits = [r.get("fit") or {} for r in recs]
     return {
-        "model": model,
-        "arm": arm,
-        "domain": domain,
-        "seeds": [_case(r)[2] for r in recs],
+        "model": model, "arm": arm, "domain": domain, "target_fraction": tf, "intermediate_fraction": inf,
+        "trains_on": trains_on,
+        "replicates": [list(k) for k in sorted(by_rep)],
         "n": len(recs),
         "metrics": metrics,
         "confusion_sum": np.sum(conf_mats, axis=0).tolist() if conf_mats else None,
+        "fit": {"train_accuracy": [f.get("train_accuracy") for f in fits],
+                "ok": [f.get("ok") for f in fits], "undertrained": replicates.undertrained(by_rep)},
+        "epochs": [[st.get("epochs") for st in r.get("stages") or []] for r in recs],
+        "test_patients": sorted({(r.get("data") or {}).get("patients", {}).get("test") for r in recs}, key=str),
         "timing": timing,
         "devices": sorted({_device(r) for r in recs}),
         "image_size": sorted({r.get("data", {}).get("image_size") for r in recs}, key=str),
@@ -167,21 +169,31 @@ def _acc(x: Any) -> float | None:
 
 
 def swft_curves(records: Sequence[dict], models: list[str]) -> list[dict]:
-    """Per model: val/test accuracy per SWFT step, mean and std over seeds."""
+    """Per (model, domain): val/test accuracy per SWFT step, over replicates (mean, std) and per
+    replicate, with the step validation selected in each replicate (selection is on validation
+    loss; test scores are diagnostic)."""
     out = []
-    for m in models:
-        recs = [r for r in _ok(records) if _case(r)[:2] == (m, "swft") and r.get("swft_steps")]
-        if not recs:
-            continue
+    index = replicates.index(records)
+    for key in sorted((k for k in index if k[1] == "swft" and k[3] == 1.0 and k[4] == 1.0),
+                      key=lambda k: (models.index(k[0]) if k[0] in models else len(models), str(k[2]))):
+        by_rep = index[key]
         steps: dict[int, dict] = {}
-        for r in sorted(recs, key=lambda r: _case(r)[2]):
-            for st in r["swft_steps"]:
-                e = steps.setdefault(int(st["step"]), {"groups": st.get("groups"), "val": [], "test": [],
-                                                       "selected": 0, "epochs": []})
-                e["val"].append(_acc(st.get("val")))
-                e["test"].append(_acc(st.get("test")))
-                e["epochs"].append(st.get("epochs"))
-                e["selected"] += bool(st.get("selected"))
+        per_rep = []
+        for rk in sorted(by_rep):
+            r = by_rep[rk]
+            if not r.get("swft_steps"):
+                continue
+            sel = [int(x["step"]) for x in r["swft_steps"] if x.get("selected")]
+            per_rep.append({"key": f"s{rk[0]}/k{rk[1]}", "selected": sel[0] if sel else None,
+                            "val": [_acc(x.get("val")) for x in r["swft_steps"]],
+                            "test": [_acc(x.get("test")) for x in r["swft_steps"]]})
+            for x in r["swft_steps"]:
+                e = steps.setdefault(int(x["step"]), {"groups": x.get("groups"), "val": [], "test": [],
+                                                      "selected": 0, "epochs": []})
+                e["val"].append(_acc(x.get("val")))
+                e["test"].append(_acc(x.get("test")))
+                e["epochs"].append(x.get("epochs"))
+                e["selected"] += bool(x.get("selected"))
         rows = []
         for k in sorted(steps):
             e = steps[k]
@@ -189,8 +201,10 @@ def swft_curves(records: Sequence[dict], models: list[str]) -> list[dict]:
             rows.append({"step": k, "groups": e["groups"], "n": v["n"],
                          "val_mean": v["mean"], "val_std": v["std"],
                          "test_mean": t["mean"], "test_std": t["std"],
-                         "selected": e["selected"]})
-        out.append({"model": m, "steps": rows})
+                         "selected": e["selected"], "epochs": e["epochs"]})
+        if rows:
+            out.append({"model": key[0], "domain": key[2], "steps": rows, "replicates": per_rep,
+                        "selected_by": "validation loss (lowest best validation loss over the steps)"})
     return out
 
 
@@ -209,7 +223,7 @@ def provenance(records: Sequence[dict]) -> dict:
         for k, v in (r.get("env") or {}).items():
             if k in EXEC_KEYS:
                 execution[k].add(canonical_json(v))
-            elif k not in ("device", "device_name", "platform", "git_commit"):
+            elif k not in ("device", "device_name", "platform", "git_commit", "machine"):
                 libs[k].add(str(v))
     fps = defaultdict(set)
     for r in ok:
@@ -231,6 +245,7 @@ def provenance(records: Sequence[dict]) -> dict:
         "classes": dict(sorted(classes.items())),
         "image_sizes": sorted({r.get("data", {}).get("image_size") for r in ok}, key=str),
         "devices": sorted({_device(r) for r in ok}),
+        "machines": distinct((r.get("env") or {}).get("machine") for r in ok),
         "platforms": sorted({str(r.get("env", {}).get("platform")) for r in ok}),
         "record_git_commits": sorted({str(r.get("env", {}).get("git_commit")) for r in ok}),
         "deterministic": distinct(r.get("env", {}).get("deterministic") for r in ok),

@@ -31,59 +31,75 @@ def _summary(rec: dict) -> dict:
     return out
 
 
+def _case(args):
+    from thtl_bench import arms
+    from thtl_bench.records import Case
+
+    a = arms.get(args.arm)
+    if a.via_intermediate and not args.domain:
+        raise UserError(f"--arm {args.arm} goes through an intermediate domain: give --domain (e.g. fundus)")
+    if not a.via_intermediate and args.domain:
+        raise UserError(f"--arm {args.arm} does not use an intermediate domain: drop --domain")
+    if a.trains_on == "intermediate" and args.target_fraction != 1.0:
+        raise UserError(f"--arm {args.arm} never sees the target: drop --target-fraction")
+    return Case(args.model, args.arm, args.seed, args.split, args.domain or None, args.target_fraction,
+                args.intermediate_fraction if a.via_intermediate else 1.0)
+
+
 def _run(args) -> int:
     from thtl_bench.engine import run_case
 
     cfg = load_cfg(args)
+    case = _case(args)
 
     def show(ev):
         print(f"{ev['case']} {ev['stage']} epoch {ev['epoch']}/{ev['max_epochs']} val_loss {ev['val_loss']:.4f}",
               flush=True)
 
-    rec = run_case(cfg, args.model, args.arm, args.seed, progress=None if args.quiet else show,
-                   ensure_checkpoint=args.ensure_checkpoint)
+    rec = run_case(cfg, case, progress=None if args.quiet else show, ensure_checkpoint=args.ensure_checkpoint)
     print(json.dumps(_summary(rec), indent=1))
     return 0
 
 
 def _grid(args) -> int:
+    from thtl_bench import config
     from thtl_bench.engine import grid
 
-    cfg = load_cfg(args)
-    g = cfg["grid"]
+    # The list options are overrides like any other, so config validates them.
+    over = list(args.overrides)
     if args.models:
-        g["models"] = _csv(args.models)
+        over.append(f"grid.models=[{', '.join(_csv(args.models))}]")
     if args.arms:
-        g["arms"] = _csv(args.arms)
-    if args.seeds:
-        try:
-            g["seeds"] = [int(s) for s in _csv(args.seeds)]
-        except ValueError:
-            raise UserError(f"--seeds {args.seeds!r}: expected integers, e.g. 0,1,2") from None
+        over.append(f"grid.arms=[{', '.join(_csv(args.arms))}]")
+    cfg = config.load(args.params, args.profile, over)
     recs = grid.run_grid(cfg, shard=args.shard, progress=not args.quiet, ensure_checkpoint=args.ensure_checkpoint)
     done = sum(r["status"] == "ok" for r in recs)
-    print(f"{done}/{len(recs)} cases ok; records in {g['records_dir']}")
+    print(f"{done}/{len(recs)} cases ok; records in {cfg['grid']['records_dir']}")
     return 0
 
 
 def add_cli(subparsers) -> None:
     p = subparsers.add_parser("run", help="train and evaluate one case (skipped when its record exists)")
     add_common(p)
-    p.add_argument("--model", required=True, help="model name (thtl_bench.models registry)")
-    p.add_argument("--arm", required=True, help="arm name (thtl_bench.arms.ARMS)")
-    p.add_argument("--seed", type=int, required=True)
+    p.add_argument("--model", required=True, help="model name (thtl_bench.catalog / models registry)")
+    p.add_argument("--arm", required=True, help="arm name (thtl_bench.arms)")
+    p.add_argument("--seed", type=int, required=True, help="training seed of the replicate")
+    p.add_argument("--split", type=int, default=0, help="split seed of the replicate (default 0)")
+    p.add_argument("--domain", default=None, help="intermediate domain of a THTL arm (thtl_bench.domains)")
+    p.add_argument("--target-fraction", type=float, default=1.0, help="share of the target training split")
+    p.add_argument("--intermediate-fraction", type=float, default=1.0,
+                   help="share of the intermediate training split (THTL arms)")
     p.add_argument("--quiet", action="store_true", help="no per-epoch lines")
     p.add_argument("--ensure-checkpoint", action="store_true",
                    help="re-run a finished case whose best.pt is missing (e.g. a fresh clone: records are in git, weights are not)")
     p.set_defaults(func=_run)
 
-    p = subparsers.add_parser("grid", help="run the grid of models x seeds x arms from params.yaml")
+    p = subparsers.add_parser("grid", help="run the grid of the profile (models x replicates x arms x domains)")
     add_common(p)
     p.add_argument("--shard", type=_shard, default=None, metavar="I/N",
                    help="run only shard I of N (0-based); every case is in exactly one shard")
     p.add_argument("--models", default=None, help="comma list overriding grid.models")
     p.add_argument("--arms", default=None, help="comma list overriding grid.arms")
-    p.add_argument("--seeds", default=None, help="comma list overriding grid.seeds")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--ensure-checkpoint", action="store_true", help="re-run finished cases whose best.pt is missing")
     p.set_defaults(func=_grid)

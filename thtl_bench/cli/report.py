@@ -22,8 +22,7 @@ def cmd_aggregate(args: argparse.Namespace) -> int:
     for d in dirs:
         if not Path(d).exists():
             raise UserError(f"records folder {d} not found: run `thtl-bench grid` first")
-    flops = aggregate.load_flops(Path(cfg["report"]["dir"]) / "flops.json")
-    summary = aggregate.aggregate(records.load_all(dirs), cfg, flops=flops)
+    summary = aggregate.aggregate(records.load_all(dirs), cfg, **aggregate.load_artefacts(cfg["report"]["dir"]))
     out = aggregate.write_summary(summary, args.out or Path(cfg["report"]["dir"]) / "summary.json")
     prov = summary["provenance"]
     print(f"{prov['n_ok']} ok / {prov['n_not_run']} not run records from {', '.join(dirs)} -> {out}")

@@ -8,6 +8,7 @@ size, which partly predicts the class in CE-NBI, cannot leak into training.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import threading
@@ -47,6 +48,10 @@ class DomainTensors:
     kind: str  # phantom | real
     domain: str = ""
     root: str = ""
+    hashes: list | None = None  # content sha256 per image (splits group duplicates by it)
+    generator: dict | None = None  # phantom generator facts (thtl_bench.data.cache.phantom_meta)
+    split_seed: int | None = None
+    fraction: float = 1.0
 
     def index(self, split: str) -> np.ndarray:
         return np.flatnonzero(self.split == split)
@@ -245,14 +250,15 @@ def listing_or_raise(cfg: dict, domain: str) -> Listing:
     return lst
 
 
-def load_domain(cfg: dict, domain: str, *, split_fractions: bool = True) -> DomainTensors:
+def load_images(cfg: dict, domain: str) -> DomainTensors:
+    """A domain's decoded images, labels, ids and patients, without a split (split: all 'unused';
+    `with_split` adds one). The expensive part, done once per data folder and image geometry."""
     resize = resize_mode(cfg)
     lst = listing_or_raise(cfg, domain)
     size = int(cfg["data"]["image_size"])
     modes = list(cfg["data"].get("modes", ["RGB"]))
     hashes = content_hashes(cfg, lst)
     ids = [s.id for s in lst.samples]
-    rows = splits_mod.resolve(cfg, domain, ids, [s.label for s in lst.samples], [s.group for s in lst.samples], hashes)
     fp = digest({"ids": ids, "sha256": hashes, "labels": [s.label for s in lst.samples]}, 16)
     key = digest({"fp": fp, "size": size, "resize": resize, "v": CACHE_VERSION}, 16)
     cache = Path(cfg["data"]["cache_dir"])
@@ -264,17 +270,47 @@ def load_domain(cfg: dict, domain: str, *, split_fractions: bool = True) -> Doma
     if mask_files and all(p.is_file() and lst.allowed(p.resolve()) for p in mask_files):
         mpath = cache / f"{domain}-{key}-masks.npy"
         masks = np.load(mpath, mmap_mode="r") if mpath.is_file() else _build(mpath, mask_files, lambda p: decode_mask(p, size, resize), (size, size))
-    frac = float(cfg["split"].get(splits_mod.FRACTION_KEY[domain], 1.0)) if split_fractions else 1.0
     return DomainTensors(
         images=images,
         labels=np.array([lst.classes.index(s.label) for s in lst.samples], dtype=np.int64),
         ids=ids,
         groups=[s.group for s in lst.samples],
-        split=splits_mod.apply_fraction(rows, frac),
+        split=np.full(len(ids), "unused", dtype=object),
         classes=list(lst.classes),
         masks=masks,
         fingerprint=fp,
-        kind="phantom" if (lst.root / "phantom_stats.json").is_file() else "real",
+        kind="phantom" if phantom_meta(lst.root) is not None else "real",
         domain=domain,
         root=str(lst.root),
+        hashes=hashes,
+        generator=phantom_meta(lst.root),
     )
+
+
+def with_split(cfg: dict, dt: DomainTensors, split_seed: int, fraction: float = 1.0) -> DomainTensors:
+    """`dt` with the split of `split_seed` (splits/<domain>/k<seed>.csv) and only the first
+    `fraction` of its training groups in train (the rest 'unused'; nested across fractions)."""
+    labels = [dt.classes[i] for i in dt.labels]
+    rows = splits_mod.resolve(cfg, dt.domain, dt.ids, labels, dt.groups, dt.hashes, int(split_seed))
+    return dataclasses.replace(dt, split=splits_mod.apply_fraction(rows, float(fraction)),
+                               split_seed=int(split_seed), fraction=float(fraction))
+
+
+def load_domain(cfg: dict, domain: str, *, split_seed: int = 0, fraction: float = 1.0) -> DomainTensors:
+    """A domain's tensors with the split of `split_seed` and a training fraction."""
+    return with_split(cfg, load_images(cfg, domain), split_seed, fraction)
+
+
+def phantom_meta(root: Path) -> dict | None:
+    """The generator facts of a phantom domain folder (version, parameter hash, settings), None
+    for real data."""
+    for name in ("phantom.json", "phantom_stats.json"):
+        f = Path(root) / name
+        if f.is_file():
+            try:
+                doc = json.loads(f.read_text())
+            except (OSError, ValueError):
+                return {"file": name, "unreadable": True}
+            return {k: doc.get(k) for k in ("generator", "generator_version", "params_hash", "image_size",
+                                            "seed", "profile") if k in doc} | {"file": name}
+    return None

@@ -63,16 +63,21 @@ def check_domain(cfg: dict, domain: str) -> dict:
     if hashed:
         samples, h = [s for s, _ in hashed], [x for _, x in hashed]
         problems += content_problems(samples, h, lst.root)
-        rows = splits_mod.compute(cfg, [s.id for s in samples], [s.label for s in samples],
-                                  [s.group for s in samples], h)
-        path = splits_mod.split_path(cfg, domain)
-        if path.is_file():
-            try:
-                bad = splits_mod.validate(splits_mod.read(path), rows, str(path))
-            except DataError as exc:
-                bad = exc.problems
-            problems += bad  # the report's counts come from the data's own splits either way
+        seeds = splits_mod.split_seeds(cfg)
+        for k in seeds:
+            fresh = splits_mod.compute(cfg, [s.id for s in samples], [s.label for s in samples],
+                                       [s.group for s in samples], h, k)
+            path = splits_mod.split_path(cfg, domain, k)
+            if path.is_file():
+                try:
+                    bad = splits_mod.validate(splits_mod.read(path), fresh, str(path))
+                except DataError as exc:
+                    bad = exc.problems
+                problems += bad  # the report's counts come from the data's own splits either way
+            if k == seeds[0]:
+                rows = fresh
         report["counts"] = splits_mod.counts(rows)
+        report["split_seeds"] = seeds
         split_of = {r["id"]: r["split"] for r in rows}
         ok = [s for s in samples if s.id in sizes]
         if ok:
@@ -154,52 +159,107 @@ def dvc_dir_hash(root: Path) -> dict:
 
 
 def dvc_file_for(cfg: dict) -> Path:
+    """The profile's DVC file: `<data.root>.dvc` (data.dvc, data-paper.dvc, ...), as `dvc add` names it."""
     return Path(str(cfg["data"]["root"]).rstrip("/") + ".dvc")
 
 
+def profile_domains(cfg: dict) -> list[str]:
+    """The domains a profile's data folder holds: the target and the grid's intermediate domains."""
+    from thtl_bench import domains
+
+    want = {domains.TARGET, *cfg["grid"]["domains"]}
+    return [d for d in domains.NAMES if d in want]
+
+
 def write_dvc_file(cfg: dict) -> Path:
-    """Record data/ in <root>.dvc (what `dvc add` writes, without filling a DVC cache); phantom
-    data is marked in `meta` so `data verify` can regenerate it on a fresh clone."""
+    """Record the profile's data folder in its .dvc file (what `dvc add` writes, without filling a
+    DVC cache); phantom data is marked in `meta` so `data verify` can regenerate it on a fresh clone."""
+    from thtl_bench.data.cache import phantom_meta
+    from thtl_bench.io import atomic_write_text
+
     root = Path(cfg["data"]["root"])
     out = {**dvc_dir_hash(root), "hash": "md5", "path": root.name}
     doc = {"outs": [out]}
-    if all((root / d / "phantom_stats.json").is_file() for d in ("fundus", "larynx")):
+    doms = profile_domains(cfg)
+    if all(phantom_meta(root / d) is not None for d in doms):
         doc["meta"] = {"kind": "phantom", "generator": "thtl-bench synth", "profile": cfg.get("profile"),
-                       "synth_seed": cfg["synth"]["seed"], "image_size": cfg["synth"]["image_size"]}
+                       "domains": doms, "synth_seed": cfg["synth"]["seed"], "image_size": cfg["synth"]["image_size"]}
     path = dvc_file_for(cfg)
-    from thtl_bench.io import atomic_write_text
-
     atomic_write_text(path, yaml.safe_dump(doc, sort_keys=False))
     return path
 
 
+def phantom_problems(cfg: dict) -> list[Problem]:
+    """Phantom folders made for another profile, image size or generator setting than `cfg`'s:
+    their meta file (phantom_stats.json) says what made them. Real data has no meta: nothing to say."""
+    from thtl_bench.data import phantoms
+    from thtl_bench.data.cache import phantom_meta
+
+    out = []
+    for d in profile_domains(cfg):
+        root = Path(cfg["data"][d]["root"])
+        meta = phantom_meta(root)
+        if meta is None or d not in phantoms.DOMAINS:
+            continue
+        want = phantoms.params_hash(phantoms.domain_params(cfg["synth"], d))
+        if meta.get("params_hash") != want or int(meta.get("image_size") or -1) != int(cfg["synth"]["image_size"]):
+            out.append(Problem(
+                "foreign_phantoms", str(root / meta["file"]),
+                f"phantoms made for profile {meta.get('profile')!r} at {meta.get('image_size')} px (parameter hash "
+                f"{meta.get('params_hash')}), but profile {cfg.get('profile')!r} needs {cfg['synth']['image_size']} px "
+                f"(parameter hash {want})",
+                f"`thtl-bench synth --profile {cfg.get('profile')}` (writes {cfg['data']['root']}), or point "
+                f"data.root at this profile's own data"))
+    return out
+
+
 def verify(cfg: dict, regenerate: bool = True) -> list[str]:
-    """Check data/ against data.dvc; regenerate phantom data first when data/ is missing.
-    Returns lines to print; raises DataError on mismatch."""
+    """Check the profile's data folder; returns lines to print, raises DataError on a mismatch.
+
+    - With a DVC file: regenerate phantom data first when the folder is missing, then compare
+      the folder's DVC hash with the file's.
+    - Without one (e.g. real data mounted read-only, or phantoms of a profile nobody has added
+      yet): accept the folder, print its content fingerprint and how to record it. Nothing is
+      written into the data folder either way.
+    - Phantoms made for another profile, image size or generator setting are refused, naming both.
+    """
     from thtl_bench.data.phantoms import synth
 
     path, root = dvc_file_for(cfg), Path(cfg["data"]["root"])
+    lines: list[str] = []
     if not path.is_file():
-        raise DataError(Problem("no_dvc_file", str(path), "no DVC file records the data folder",
-                                f"run `thtl-bench data verify --update` (or `dvc add {root}`) and commit {path}"))
+        if not root.is_dir():
+            raise DataError(Problem("missing_root", str(root), f"{root} is missing and no {path} describes it",
+                                    f"`thtl-bench synth --profile {cfg.get('profile')}` for phantoms, or put the data "
+                                    f"set in {root} (or set data.root)"))
+        bad = phantom_problems(cfg)
+        if bad:
+            raise DataError(bad)
+        got = dvc_dir_hash(root)
+        lines.append(f"note: no {path} records {root}; using it as found: {got['md5']} ({got['nfiles']} files, "
+                     f"{got['size']} bytes). Record it with `thtl-bench data verify --update` (or `dvc add {root}`).")
+        return lines
     doc = yaml.safe_load(path.read_text()) or {}
     want = (doc.get("outs") or [{}])[0]
     meta = doc.get("meta") or {}
-    lines = []
     if not root.is_dir():
         if not (regenerate and meta.get("kind") == "phantom"):
             raise DataError(Problem("missing_root", str(root), f"{root} is missing and {path} does not describe "
                                     "phantom data", f"`dvc pull` or put the data set in {root}"))
         if meta.get("profile") not in (None, cfg.get("profile")):
             lines.append(f"note: {path} was made with profile {meta['profile']!r}, regenerating with {cfg.get('profile')!r}")
-        synth(root, cfg["synth"])
+        synth(root, cfg["synth"], meta.get("domains") or profile_domains(cfg), profile=cfg.get("profile"))
         lines.append(f"regenerated phantom data in {root} (seed {cfg['synth']['seed']})")
+    bad = phantom_problems(cfg)
+    if bad:
+        raise DataError(bad)
     got = dvc_dir_hash(root)
     diffs = [f"{k}: {want.get(k)} recorded, {got[k]} found" for k in ("md5", "nfiles", "size")
              if k in want and want[k] != got[k]]
     if diffs:
         raise DataError(Problem("dvc_mismatch", str(root), f"does not match {path}: " + "; ".join(diffs),
-                                "regenerate with the recorded settings (`thtl-bench synth`), `dvc checkout`, or, "
-                                f"if the change is intended, `thtl-bench data verify --update` / `dvc add {root}`"))
+                                f"regenerate with the recorded settings (`thtl-bench synth --profile {cfg.get('profile')}`), "
+                                f"`dvc checkout`, or, if the change is intended, `thtl-bench data verify --update` / "
+                                f"`dvc add {root}`"))
     lines.append(f"{root} matches {path}: {got['md5']} ({got['nfiles']} files, {got['size']} bytes)")
     return lines

@@ -22,11 +22,13 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path, PureWindowsPath
 
+from thtl_bench import domains
 from thtl_bench.data.errors import DataError, Problem
 
 IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp"}
 MASKS_DIR = "masks"  # phantom vessel masks mirror the image paths under <root>/masks/
-LAYOUTS = {"fundus": ("aptos", "eyepacs", "idrid", "folders"), "larynx": ("cenbi", "folders", "manifest")}
+# The layouts a domain of each role may use (thtl_bench.domains owns both lists).
+LAYOUTS = domains.LAYOUTS
 # a DVC cache object: <cache>/[files/md5/]ab/cdef... (md5 split 2 + 30 hex digits)
 _DVC_OBJECT = re.compile(r"(^|/)[0-9a-f]{2}/[0-9a-f]{30}$")
 _UTF8_FIX = "save it as UTF-8 (Excel: 'CSV UTF-8'; or `iconv -f latin1 -t utf-8 old.csv > new.csv`)"
@@ -214,7 +216,7 @@ def _label(raw: str, lst: Listing, where: str, alias: dict | None = None) -> str
     lab = raw.strip()
     if alias:
         lab = alias.get(lab, lab)
-    if lst.domain == "fundus" and re.fullmatch(r"\d+(\.0+)?", lab):
+    if lab not in lst.classes and re.fullmatch(r"\d+(\.0+)?", lab) and str(int(float(lab))) in lst.classes:
         lab = str(int(float(lab)))  # grades may be written 2 or 2.0
     if lab not in lst.classes:
         lst.add("unknown_label", where, f"label {raw!r} is not one of the classes {lst.classes}",
@@ -518,14 +520,20 @@ READERS = {"aptos": _aptos, "eyepacs": _eyepacs, "idrid": _idrid, "folders": _cl
 
 def read_source(cfg: dict, domain: str) -> Listing:
     """List a domain's samples and problems per `data.<domain>` (layout, root, classes)."""
-    if domain not in LAYOUTS:
-        raise DataError(Problem("unknown_domain", domain, f"unknown domain {domain!r}", f"use one of {list(LAYOUTS)}"))
+    if domain not in domains.DOMAINS:
+        raise DataError(Problem("unknown_domain", domain, f"unknown domain {domain!r}",
+                                f"use one of {domains.NAMES} (thtl_bench.domains)"))
+    if domain not in cfg["data"]:
+        raise DataError(Problem("no_data_section", cfg.get("_params_file", "params.yaml"),
+                                f"domain {domain!r} has no data.{domain} section (layout, root, classes)",
+                                f"add data.{domain} to params.yaml"))
     dcfg = cfg["data"][domain]
     layout = dcfg["layout"]
-    if layout not in LAYOUTS[domain]:
+    role = domains.get(domain).role
+    if layout not in LAYOUTS[role]:
         raise DataError(Problem("unknown_layout", cfg.get("_params_file", "params.yaml"),
-                                f"data.{domain}.layout={layout!r} is not a {domain} layout",
-                                f"use one of {list(LAYOUTS[domain])}"))
+                                f"data.{domain}.layout={layout!r} is not a layout of a {role} domain",
+                                f"use one of {list(LAYOUTS[role])}"))
     root = Path(dcfg["root"])
     lst = Listing(domain, root, layout, [str(c) for c in dcfg["classes"]])
     if not root.is_dir():

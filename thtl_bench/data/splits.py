@@ -1,4 +1,7 @@
-"""Leak-free train/val/test splits that depend only on the data and `split.seed`.
+"""Leak-free train/val/test splits that depend only on the data and a split seed.
+
+Each replicate of the grid names its split seed (grid.replicates); every split seed is its own
+patient-grouped split of every domain, written to splits/<domain>/k<seed>.csv.
 
 Units of assignment are groups: a patient (or subject), merged with every other group that
 shares an image by content hash, so neither a patient nor a duplicated image can straddle two
@@ -23,7 +26,6 @@ from thtl_bench.data.errors import DataError, Problem
 
 SPLITS = ("train", "val", "test")
 COLUMNS = ["id", "label", "group", "split", "rank", "sha256"]
-FRACTION_KEY = {"larynx": "target_fraction", "fundus": "intermediate_fraction"}
 
 
 def _units(ids, groups, hashes) -> list[int]:
@@ -168,13 +170,18 @@ def _row_fault(r: dict, width: int) -> str | None:
     return None
 
 
-def split_path(cfg: dict, domain: str) -> Path:
-    return Path(cfg["split"].get("dir", "splits")) / f"{domain}.csv"
+def split_path(cfg: dict, domain: str, seed: int) -> Path:
+    return Path(cfg["split"].get("dir", "splits")) / domain / f"k{int(seed)}.csv"
 
 
-def compute(cfg: dict, ids, labels, groups, hashes) -> list[dict]:
+def split_seeds(cfg: dict) -> list[int]:
+    """The split seeds the grid's replicates use, in first-use order."""
+    return list(dict.fromkeys(int(r[1]) for r in cfg["grid"]["replicates"]))
+
+
+def compute(cfg: dict, ids, labels, groups, hashes, seed: int) -> list[dict]:
     s = cfg["split"]
-    return make_splits(list(ids), list(labels), list(groups), list(hashes), int(s["seed"]), float(s["val"]), float(s["test"]))
+    return make_splits(list(ids), list(labels), list(groups), list(hashes), int(seed), float(s["val"]), float(s["test"]))
 
 
 def validate(rows: list[dict], fresh: list[dict], where: str) -> list[Problem]:
@@ -190,16 +197,17 @@ def validate(rows: list[dict], fresh: list[dict], where: str) -> list[Problem]:
                         "than the data folder", "run `thtl-bench data split` to recompute it")]
     if [(r["split"], r["rank"]) for r in rows] != [(r["split"], r["rank"]) for r in fresh]:
         return [Problem("stale_splits", where, "the split file was made with other split settings "
-                        "(split.seed / split.val / split.test) or edited by hand",
+                        "(split seed / split.val / split.test) or edited by hand",
                         "run `thtl-bench data split` to recompute it")]
     return []
 
 
-def resolve(cfg: dict, domain: str, ids, labels, groups, hashes) -> list[dict]:
-    """The splits of a domain: read from splits/<domain>.csv, or computed and written when the
-    file is missing. A file that disagrees with the data or the split settings is refused."""
-    path = split_path(cfg, domain)
-    fresh = compute(cfg, ids, labels, groups, hashes)
+def resolve(cfg: dict, domain: str, ids, labels, groups, hashes, seed: int) -> list[dict]:
+    """The splits of a domain for one split seed: read from splits/<domain>/k<seed>.csv, or
+    computed and written when the file is missing. A file that disagrees with the data or the
+    split settings is refused."""
+    path = split_path(cfg, domain, seed)
+    fresh = compute(cfg, ids, labels, groups, hashes, seed)
     if not path.is_file():
         write(path, fresh)
         return fresh

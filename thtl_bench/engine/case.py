@@ -1,11 +1,11 @@
-"""Running one case = (model, arm, seed) to its record.
+"""Running one case (thtl_bench.records.Case) to its record.
 
 Identity and paths: engine.identity. Idempotence: a record with the same case_id and status ok
 is returned as is (engine.record); a not_run record is retried. Checkpoints live in
 `grid.checkpoints_dir/<slug>/`: `last.pt` (resume; removed once the record is written) and
-`best.pt` (chosen weights, tagged with the case_id). THTL arms find their step-1 weights there by
-slug and check the case_id, so any shard can reuse them. Processes sharing those folders never
-run one case at the same time (engine.lock).
+`best.pt` (chosen weights, tagged with the case_id; its sha256 is in the record). THTL arms
+find their step-1 weights there by slug and check the case_id and the sha256, so any shard can
+reuse them. Processes sharing those folders never run one case at the same time (engine.lock).
 """
 
 from __future__ import annotations
@@ -18,17 +18,18 @@ import torch
 
 from thtl_bench import arms, config, records
 from thtl_bench.engine import checkpoint, env, inputs, loop, record, runtime
-from thtl_bench.engine.identity import case_config, checkpoint_dir, domain_classes
+from thtl_bench.engine.identity import case_config, checkpoint_dir, domain_classes, parent_case
 from thtl_bench.engine.lock import case_lock
 from thtl_bench.io import sha256_file
 from thtl_bench.models.staged import swft_groups
+from thtl_bench.records import Case
 
 
-def has_best(cfg: dict, model: str, arm: str, seed: int, cid: str, sha256: str | None = None) -> bool:
+def has_best(cfg: dict, case: Case, cid: str, sha256: str | None = None) -> bool:
     """Whether the case's best.pt is there, readable, trained as this case_id and (when the
     record names one) the very file the record describes. A damaged file counts as absent: the
     case is trained again, and the grid goes on."""
-    best = checkpoint_dir(cfg, model, arm, seed) / "best.pt"
+    best = checkpoint_dir(cfg, case) / "best.pt"
     blob, why = checkpoint.try_load(best)
     if why:
         print(f"warning: {why}", file=sys.stderr, flush=True)
@@ -37,17 +38,16 @@ def has_best(cfg: dict, model: str, arm: str, seed: int, cid: str, sha256: str |
     return sha256 is None or sha256_file(best) == sha256
 
 
-def _reusable(cfg: dict, model: str, arm: str, seed: int, cid: str, ensure_checkpoint: bool) -> dict | None:
+def _reusable(cfg: dict, case: Case, cid: str, ensure_checkpoint: bool) -> dict | None:
     """The finished record of this case_id (and its best.pt when required), else None."""
-    old = record.existing(cfg, model, arm, seed)
+    old = record.existing(cfg, case)
     if old is not None and old["case_id"] == cid and old["status"] == "ok":
-        if not ensure_checkpoint or has_best(cfg, model, arm, seed, cid, (old.get("checkpoint") or {}).get("sha256")):
+        if not ensure_checkpoint or has_best(cfg, case, cid, (old.get("checkpoint") or {}).get("sha256")):
             return old
     return None
 
 
-def run_case(cfg: dict, model: str, arm: str, seed: int, *, progress=None, force: bool = False,
-             ensure_checkpoint: bool = False) -> dict:
+def run_case(cfg: dict, case: Case, *, progress=None, force: bool = False, ensure_checkpoint: bool = False) -> dict:
     """Run one case to its record (returned); a finished case with the same id is not re-run.
 
     `ensure_checkpoint`: also require its best.pt (LayerCAM, THTL children, DVC outputs); a record
@@ -55,26 +55,26 @@ def run_case(cfg: dict, model: str, arm: str, seed: int, *, progress=None, force
     A case that needs work is held by `case_lock` meanwhile and checked again once held (a THTL
     arm takes its step 1's lock inside its own; locks are only ever taken child, then parent).
     """
-    conf = case_config(cfg, model, arm, seed)
+    conf = case_config(cfg, case)
     cid = config.digest(conf)
-    done = None if force else _reusable(cfg, model, arm, seed, cid, ensure_checkpoint)
+    done = None if force else _reusable(cfg, case, cid, ensure_checkpoint)
     if done is not None:
         return done
-    with case_lock(cfg, model, arm, seed):
-        done = None if force else _reusable(cfg, model, arm, seed, cid, ensure_checkpoint)
+    with case_lock(cfg, case):
+        done = None if force else _reusable(cfg, case, cid, ensure_checkpoint)
         if done is not None:  # finished by another process while this one waited for the lock
             return done
-        rec_base = record.base(cfg, model, arm, seed, conf, cid)
-        a = arms.get(arm)
+        rec_base = record.base(cfg, case, conf, cid)
+        parent = parent_case(case)
         parent_best = None
-        if a.parent:
-            prec = run_case(cfg, model, a.parent, seed, progress=progress, ensure_checkpoint=True)
+        if parent is not None:
+            prec = run_case(cfg, parent, progress=progress, ensure_checkpoint=True)
             rec_base["parent"] = {"case_id": prec["case_id"], "slug": prec["slug"]}
             if prec["status"] != "ok":
                 return record.not_run(cfg, rec_base, f"parent {prec['slug']} not run: {prec.get('reason')}")
-            parent_best = checkpoint_dir(cfg, model, a.parent, seed) / "best.pt"
+            parent_best = checkpoint_dir(cfg, parent) / "best.pt"
             rec_base["parent"]["sha256"] = (prec.get("checkpoint") or {}).get("sha256")
-        return _train(cfg, a, model, seed, rec_base, parent_best, progress)
+        return _train(cfg, case, rec_base, parent_best, progress)
 
 
 def build_model(name: str, num_classes: int, init: str, cfg: dict):
@@ -84,29 +84,34 @@ def build_model(name: str, num_classes: int, init: str, cfg: dict):
     return models.build(name, num_classes, init=init, cfg=cfg)
 
 
-def _build(cfg, model: str, a: arms.Arm, n_classes: int, parent_best: Path | None, parent: dict | None):
+def _build(cfg, case: Case, n_classes: int, parent_best: Path | None, parent: dict | None):
+    """The start weights of the case: random, ImageNet or its parent's best.pt; then a new head
+    from the one distribution every arm shares (StagedModel.init_head), seeded by the case."""
+    a = arms.get(case.arm)
     if a.init != "parent":
-        net = build_model(model, n_classes, a.init, cfg)
+        net = build_model(case.model, n_classes, a.init, cfg)
         info = dict(getattr(net, "weights_info", None) or {})
         weights = {"init": a.init, "source": info.get("source", a.init), "detail": info}
         if info.get("sha256"):
             weights["sha256"] = info["sha256"]
-        return net, weights
-    net = build_model(model, n_classes, "random", cfg)
-    state = checkpoint.load(parent_best)
-    sha = sha256_file(parent_best)
-    want = parent.get("sha256")
-    # The parent's weights must be the ones its record describes (a swapped or re-trained file
-    # in a shared folder would silently change every child).
-    if state.get("case_id") != parent["case_id"] or (want and sha != want):
-        raise checkpoint.CheckpointError(
-            f"{parent_best}: not the best.pt of {parent['slug']} (case_id {state.get('case_id')} vs "
-            f"{parent['case_id']}, sha256 {sha[:12]} vs {str(want)[:12]}); delete it to re-train the parent")
-    replaced = net.load_strict(state["model"], except_head=True, what=str(parent_best))
-    weights = {"init": "parent", "source": f"{state['slug']} best.pt",
-               "detail": {"path": str(parent_best), "parent_case_id": state["case_id"],
-                          "replaced_head_keys": replaced},
-               "sha256": sha}
+    else:
+        net = build_model(case.model, n_classes, "random", cfg)
+        state = checkpoint.load(parent_best)
+        sha = sha256_file(parent_best)
+        want = parent.get("sha256")
+        # The parent's weights must be the ones its record describes (a swapped or re-trained
+        # file in a shared folder would silently change every child).
+        if state.get("case_id") != parent["case_id"] or (want and sha != want):
+            raise checkpoint.CheckpointError(
+                f"{parent_best}: not the best.pt of {parent['slug']} (case_id {state.get('case_id')} vs "
+                f"{parent['case_id']}, sha256 {sha[:12]} vs {str(want)[:12]}); delete it to re-train the parent")
+        replaced = net.load_strict(state["model"], except_head=True, what=str(parent_best))
+        weights = {"init": "parent", "source": f"{state['slug']} best.pt",
+                   "detail": {"path": str(parent_best), "parent_case_id": state["case_id"],
+                              "replaced_head_keys": replaced},
+                   "sha256": sha}
+    gen = torch.Generator().manual_seed(runtime.subseed(case.seed, "head"))
+    weights["head_init"] = net.init_head(float(cfg["train"]["head_init_std"]), gen)
     return net, weights
 
 
@@ -116,19 +121,20 @@ def _plans(a: arms.Arm, net, t: dict) -> list[arms.Plan]:
     return arms.plans(a, net.groups, list(net.stages), t)
 
 
-def _train(cfg, a: arms.Arm, model: str, seed: int, rec_base: dict, parent_best, progress) -> dict:
+def _train(cfg, case: Case, rec_base: dict, parent_best, progress) -> dict:
     from thtl_bench.models.weights import WeightsUnavailable
 
     t0 = time.perf_counter()
     t = cfg["train"]
-    slug, cid = rec_base["slug"], rec_base["case_id"]
+    a = arms.get(case.arm)
+    slug, cid, seed = rec_base["slug"], rec_base["case_id"], case.seed
     device = runtime.resolve_device(t)
     runtime.configure(t, device)
-    dom = inputs.domain(cfg, a.domain)
-    classes, positive = domain_classes(cfg, a.domain)
+    dom = inputs.domain(cfg, case)
+    classes, positive = domain_classes(cfg, dom.domain)
     runtime.seed_everything(runtime.subseed(seed, "init"))
     try:
-        net, weights = _build(cfg, model, a, len(classes), parent_best, rec_base.get("parent"))
+        net, weights = _build(cfg, case, len(classes), parent_best, rec_base.get("parent"))
     except WeightsUnavailable as exc:
         return record.not_run(cfg, rec_base, str(exc))
     plans = _plans(a, net, t)
@@ -142,7 +148,7 @@ def _train(cfg, a: arms.Arm, model: str, seed: int, rec_base: dict, parent_best,
     gens = {"data": torch.Generator().manual_seed(runtime.subseed(seed, "data")),
             "aug": torch.Generator(device=device).manual_seed(runtime.subseed(seed, "aug"))}
     splits = inputs.splits(dom, device)
-    ckdir = checkpoint_dir(cfg, model, a.name, seed)
+    ckdir = checkpoint_dir(cfg, case)
     last = ckdir / "last.pt"
 
     # Resume state: stage index, finished stage results, best-so-far (SWFT), timings. A damaged
@@ -183,7 +189,7 @@ def _train(cfg, a: arms.Arm, model: str, seed: int, rec_base: dict, parent_best,
     # Model selection on validation loss only (SWFT: the step with the lowest best val loss).
     sel = min(range(len(done)), key=lambda i: (done[i]["best_val_loss"], i))
     ckdir.mkdir(parents=True, exist_ok=True)
-    checkpoint.save({"case_id": cid, "slug": slug, "model_name": model, "arm": a.name, "classes": classes,
+    checkpoint.save({"case_id": cid, "slug": slug, "model_name": case.model, "arm": a.name, "classes": classes,
                      "model": {**initial, **selected_state}}, ckdir / "best.pt")
     best_sha = sha256_file(ckdir / "best.pt")
     rec = record.ok(

@@ -26,6 +26,7 @@ from pathlib import Path
 
 from thtl_bench import arms, config, records
 from thtl_bench.engine import inputs, runtime
+from thtl_bench.records import Case
 
 PACKAGE = Path(__file__).resolve().parent.parent
 # Source that makes a case's numbers: these folders and files, except modules that only check,
@@ -86,34 +87,44 @@ def domain_classes(cfg: dict, domain: str) -> tuple[list[str], str | None]:
     return list(d["classes"]), d.get("positive")
 
 
-def case_config(cfg: dict, model: str, arm: str, seed: int) -> dict:
-    a = arms.get(arm)
-    dom = inputs.domain(cfg, a.domain)
-    classes, positive = domain_classes(cfg, a.domain)
-    fraction_key = "target_fraction" if a.domain == "larynx" else "intermediate_fraction"
+def parent_case(case: Case) -> Case | None:
+    """THTL step 1 of a THTL child: same model, replicate, domain and intermediate share; step 1
+    never sees the target, so the target share is not part of it."""
+    a = arms.get(case.arm)
+    if not a.parent:
+        return None
+    return Case(case.model, a.parent, case.seed, case.split, case.domain, 1.0, case.intermediate_fraction)
+
+
+def case_config(cfg: dict, case: Case) -> dict:
+    a = arms.get(case.arm)
+    dom = inputs.domain(cfg, case)
+    on = inputs.trains_on(case)
+    classes, positive = domain_classes(cfg, on)
     sp = cfg["split"]
     conf = {
-        "code": code_fingerprint(), "model": model, "arm": arm, "seed": int(seed),
-        "data": {"domain": a.domain, "fingerprint": dom.fingerprint, "image_size": int(cfg["data"]["image_size"]),
+        "code": code_fingerprint(), "model": case.model, "arm": case.arm, "seed": int(case.seed),
+        "data": {"domain": on, "fingerprint": dom.fingerprint, "image_size": int(cfg["data"]["image_size"]),
                  "resize": cfg["data"]["resize"], "classes": classes, "positive": positive},
         # The assignment itself is hashed too: split files can change without any parameter.
-        "split": {"seed": sp["seed"], "val": sp["val"], "test": sp["test"], fraction_key: sp[fraction_key],
+        "split": {"seed": int(case.split), "val": sp["val"], "test": sp["test"], "fraction": float(dom.fraction),
                   "assignment": config.digest([str(x) for x in dom.split], 16)},
         "train": arms.train_subset(cfg["train"], a),
         "execution": execution(cfg["train"]),
     }
-    if a.parent:
-        conf["parent"] = case_id(cfg, model, a.parent, seed)
+    parent = parent_case(case)
+    if parent is not None:
+        conf["parent"] = case_id(cfg, parent)
     return conf
 
 
-def case_id(cfg: dict, model: str, arm: str, seed: int) -> str:
-    return config.digest(case_config(cfg, model, arm, seed))
+def case_id(cfg: dict, case: Case) -> str:
+    return config.digest(case_config(cfg, case))
 
 
-def checkpoint_dir(cfg: dict, model: str, arm: str, seed: int) -> Path:
-    return Path(cfg["grid"]["checkpoints_dir"]) / records.slug(model, arm, seed)
+def checkpoint_dir(cfg: dict, case: Case) -> Path:
+    return Path(cfg["grid"]["checkpoints_dir"]) / case.slug
 
 
-def record_path(cfg: dict, model: str, arm: str, seed: int) -> Path:
-    return records.record_path(cfg["grid"]["records_dir"], model, arm, seed)
+def record_path(cfg: dict, case: Case) -> Path:
+    return records.record_path(cfg["grid"]["records_dir"], case)

@@ -18,8 +18,8 @@ import functools
 import sys
 import threading
 
-from thtl_bench import records
 from thtl_bench.engine.identity import checkpoint_dir
+from thtl_bench.records import Case
 
 try:
     import fcntl
@@ -33,10 +33,10 @@ _NO_FLOCK = (errno.ENOSYS, errno.ENOLCK, errno.EOPNOTSUPP)
 
 
 @contextlib.contextmanager
-def case_lock(cfg: dict, model: str, arm: str, seed: int):
+def case_lock(cfg: dict, case: Case):
     """Hold one case exclusively (see the module docstring); taking it twice in one thread is an
     error rather than a deadlock."""
-    path = checkpoint_dir(cfg, model, arm, seed) / LOCK_NAME
+    path = checkpoint_dir(cfg, case) / LOCK_NAME
     key = str(path.resolve())
     held = _HELD.__dict__.setdefault("paths", set())
     if key in held:
@@ -48,7 +48,7 @@ def case_lock(cfg: dict, model: str, arm: str, seed: int):
             try:
                 fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
-                print(f"{records.slug(model, arm, seed)}: another process is running this case; waiting for "
+                print(f"{case.slug}: another process is running this case; waiting for "
                       f"it ({path})", file=sys.stderr, flush=True)
                 fcntl.flock(fh, fcntl.LOCK_EX)
             except OSError as exc:

@@ -1,10 +1,13 @@
 """The one training loop: a stage trains some groups of a StagedModel and keeps its best weights.
 
-AdamW with one param group per trainable model group (head lr for the head group, body lr for the
-rest), a cosine schedule stepped per epoch, early stopping on validation loss (`train.patience`),
-best weights kept as a copy. Only the validation split chooses anything; test is evaluated once,
-with the chosen weights. Frozen stages get requires_grad False and stay in eval mode, so their
-batch-norm statistics do not move; the stage checks that and reports it.
+One optimizer param group per trainable model group at the lr the arm gives it (arms.plans);
+the lrs follow `lr_factor` per epoch (linear warm-up, then cosine or constant); early stopping on
+validation loss after `train.min_epochs` (the budget rule of thtl_bench.arms); best weights kept
+as a copy. Before the first update the stage evaluates its start weights (epoch 0 in the
+history), so a head's starting loss and what unfreezing a group does to the previous step are on
+record. Only the validation split chooses anything; test is evaluated once, with the chosen
+weights. Frozen stages get requires_grad False and stay in eval mode, so their batch-norm
+statistics do not move; the stage checks that and reports it.
 """
 
 from __future__ import annotations
@@ -79,9 +82,30 @@ def _param_groups(model, plan: Plan) -> list[dict]:
 
 
 def make_optimizer(param_groups: list[dict], t: dict) -> torch.optim.Optimizer:
-    """AdamW (the only optimizer; config refuses others) with the train section's weight decay."""
-    return torch.optim.AdamW(param_groups, weight_decay=float(t["weight_decay"]),
-                             foreach=True)  # multi-tensor update: ~1.5x faster on CPU, same numbers
+    """train.optimizer with the train section's weight decay: adamw, or sgd (momentum 0.9,
+    Nesterov). Each group keeps its base lr under `base_lr` (lr_factor scales it per epoch)."""
+    for g in param_groups:
+        g.setdefault("base_lr", g["lr"])
+    name, wd = str(t.get("optimizer", "adamw")), float(t["weight_decay"])
+    # foreach: multi-tensor updates, ~1.5x faster on CPU, same numbers
+    if name == "adamw":
+        return torch.optim.AdamW(param_groups, weight_decay=wd, foreach=True)
+    if name == "sgd":
+        return torch.optim.SGD(param_groups, momentum=0.9, nesterov=True, weight_decay=wd, foreach=True)
+    raise UserError(f"train.optimizer={name!r} is not implemented; use adamw or sgd")
+
+
+def lr_factor(epoch: int, max_epochs: int, warmup: int, schedule: str) -> float:
+    """The lr multiplier of 1-based `epoch`: linear warm-up over `warmup` epochs (1/(w+1) ...
+    w/(w+1)), then `schedule` over the remaining epochs (cosine from 1 towards 0, or constant 1)."""
+    if epoch <= warmup:
+        return epoch / (warmup + 1)
+    if schedule == "constant":
+        return 1.0
+    if schedule != "cosine":
+        raise UserError(f"train.schedule={schedule!r} is not implemented; use cosine or constant")
+    span = max(1, max_epochs - warmup)
+    return 0.5 * (1.0 + math.cos(math.pi * (epoch - warmup - 1) / span))
 
 
 def train_step(runner, opt, scaler, params: list, x: torch.Tensor, y: torch.Tensor, device: torch.device,
@@ -98,6 +122,18 @@ def train_step(runner, opt, scaler, params: list, x: torch.Tensor, y: torch.Tens
     scaler.step(opt)
     scaler.update()
     return loss.detach()
+
+
+def training_fit(train_accuracy: float, train_losses: list[float], t: dict) -> dict:
+    """Whether a stage reached the stated training fit (train.fit): its selected weights'
+    training accuracy, or a plateau of its last `patience` training losses (within plateau_rel
+    of their maximum). Neither: the stage is under-trained and its arm's claims are not decided."""
+    f, k = t["fit"], int(t["patience"])
+    tail = [x for x in train_losses[-k:] if x is not None]
+    plateau = len(tail) == k and (max(tail) - min(tail)) <= float(f["plateau_rel"]) * max(tail)
+    accurate = train_accuracy >= float(f["min_train_accuracy"])
+    return {"train_accuracy": train_accuracy, "plateau": bool(plateau), "ok": bool(accurate or plateau),
+            "min_train_accuracy": float(f["min_train_accuracy"]), "plateau_rel": float(f["plateau_rel"])}
 
 
 def _batches(perm: torch.Tensor, bs: int) -> list[torch.Tensor]:
@@ -167,7 +203,6 @@ def _fit(ctx: Ctx, model, plan: Plan, splits: dict, resume: dict | None) -> dict
         runner = torch.compile(runner)
 
     opt = make_optimizer(_param_groups(model, plan), t)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, plan.max_epochs))
     scaler = torch.amp.GradScaler(ctx.device.type, enabled=ctx.amp == torch.float16)
     params = [p for g in opt.param_groups for p in g["params"]]
 
@@ -181,7 +216,6 @@ def _fit(ctx: Ctx, model, plan: Plan, splits: dict, resume: dict | None) -> dict
           "best_state": trainable_state(), "start_digest": checkpoint.state_digest(model.state_dict())}
     if resume is not None:
         opt.load_state_dict(resume["optimizer"])
-        sched.load_state_dict(resume["scheduler"])
         scaler.load_state_dict(resume["scaler"])
         st = {k: resume[k] for k in st}
         if st["best_state"] is None:  # saved as "same as the live weights" to halve the file
@@ -189,8 +223,19 @@ def _fit(ctx: Ctx, model, plan: Plan, splits: dict, resume: dict | None) -> dict
         runtime.set_rng_state(resume["rng"], ctx.gens)
 
     n_train = feeder.size("train")
-    while st["epoch"] < plan.max_epochs and st["since_best"] < int(t["patience"]):
+    if resume is None:
+        # Epoch 0: the start weights, before any update (not a candidate for selection: a stage
+        # must train at least min_epochs).
+        loss0, probs0, _ = predict(model, runner, feeder, "val", ctx)
+        st["history"].append({"epoch": 0, "stage": plan.name, "train_loss": None, "val_loss": loss0,
+                              "val_acc": float((probs0.argmax(1) == feeder.labels["val"].cpu().numpy()).mean()),
+                              "lr": 0.0, "seconds": 0.0, "feature_cache": feeder.cache})
+    warmup, schedule, min_epochs = int(t["warmup_epochs"]), str(t["schedule"]), int(t["min_epochs"])
+    while st["epoch"] < plan.max_epochs and (st["epoch"] < min_epochs or st["since_best"] < int(t["patience"])):
         epoch = st["epoch"] + 1
+        factor = lr_factor(epoch, plan.max_epochs, warmup, schedule)
+        for g in opt.param_groups:
+            g["lr"] = g["base_lr"] * factor
         _set_mode(model, trainable)
         runtime.synchronize(ctx.device)
         t0 = time.perf_counter()
@@ -205,7 +250,6 @@ def _fit(ctx: Ctx, model, plan: Plan, splits: dict, resume: dict | None) -> dict
         runtime.synchronize(ctx.device)
         train_s = time.perf_counter() - t0
         lr = opt.param_groups[0]["lr"]
-        sched.step()
         if not math.isfinite(train_loss) or train_loss > float(t["divergence_loss"]):
             raise _diverged(ctx, plan, epoch, "train loss", train_loss)
         val_loss, val_probs, _ = predict(model, runner, feeder, "val", ctx)
@@ -226,8 +270,7 @@ def _fit(ctx: Ctx, model, plan: Plan, splits: dict, resume: dict | None) -> dict
                               "feature_cache": feeder.cache})
         # Only trainable stages are saved: frozen ones equal the rebuilt start weights on resume.
         ctx.save({**st, "best_state": None if st["best_epoch"] == epoch else st["best_state"],
-                  "model": trainable_state(), "optimizer": opt.state_dict(),
-                  "scheduler": sched.state_dict(), "scaler": scaler.state_dict(),
+                  "model": trainable_state(), "optimizer": opt.state_dict(), "scaler": scaler.state_dict(),
                   "rng": runtime.rng_state(ctx.gens)})
         if ctx.progress:
             ctx.progress({"case": ctx.slug, "stage": plan.name, "epoch": epoch,
@@ -241,6 +284,7 @@ def _fit(ctx: Ctx, model, plan: Plan, splits: dict, resume: dict | None) -> dict
     frozen_ok = all(torch.equal(frozen0[k], now[k]) for k in frozen0)
     evals = {s: predict(model, runner, feeder, s, ctx) for s in ("train", "val", "test")}
     n_params = sum(p.numel() for p in params)
+    train_acc = float((evals["train"][1].argmax(1) == feeder.labels["train"].cpu().numpy()).mean())
     prefix_s_per_image = feeder.cache_s / feeder.cache_images if feeder.cache_images else 0.0
     return {
         "name": plan.name, "groups": list(plan.groups), "stages": list(plan.stages),
@@ -249,6 +293,7 @@ def _fit(ctx: Ctx, model, plan: Plan, splits: dict, resume: dict | None) -> dict
         "best_digest": checkpoint.state_digest(model.state_dict()),
         "feature_cache": feeder.cache, "augment": feeder.augment_train, "views": feeder.views,
         "trainable_params": n_params, "frozen_bn_unchanged": frozen_ok,
+        "fit": training_fit(train_acc, [h["train_loss"] for h in st["history"] if h["epoch"] > 0], t),
         "evals": {s: (loss, probs) for s, (loss, probs, _) in evals.items()},
         # Whole-model inference time per test image: cached stages add the prefix time measured
         # while building the cache.

@@ -13,16 +13,17 @@ import numpy as np
 
 from thtl_bench import metrics, records
 from thtl_bench.engine.identity import record_path
+from thtl_bench.records import Case
 
 
 def now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
-def existing(cfg: dict, model: str, arm: str, seed: int) -> dict | None:
+def existing(cfg: dict, case: Case) -> dict | None:
     """The record on disk for this case, or None (absent, unreadable or an old schema: the case
     then runs again and overwrites it)."""
-    path = record_path(cfg, model, arm, seed)
+    path = record_path(cfg, case)
     if not path.is_file():
         return None
     try:
@@ -31,15 +32,13 @@ def existing(cfg: dict, model: str, arm: str, seed: int) -> dict | None:
         return None
 
 
-def base(cfg: dict, model: str, arm: str, seed: int, conf: dict, cid: str) -> dict:
-    return {"schema": records.SCHEMA, "case_id": cid, "slug": records.slug(model, arm, seed),
-            "case": {"model": model, "arm": arm, "seed": int(seed), "profile": cfg.get("profile")},
-            "config": conf}
+def base(cfg: dict, case: Case, conf: dict, cid: str) -> dict:
+    return {"schema": records.SCHEMA, "case_id": cid, "slug": case.slug,
+            "case": case.as_dict() | {"profile": cfg.get("profile")}, "config": conf}
 
 
 def not_run(cfg: dict, rec_base: dict, reason: str) -> dict:
-    c = rec_base["case"]
-    old = existing(cfg, c["model"], c["arm"], c["seed"])
+    old = existing(cfg, Case.of(rec_base))
     if old is not None and old["status"] == "not_run" and old["case_id"] == rec_base["case_id"] \
             and old.get("reason") == reason and old.get("parent") == rec_base.get("parent"):
         return old
@@ -64,16 +63,24 @@ def ok(rec_base: dict, *, dom, classes: list[str], positive: str | None, labels:
         "status": "ok",
         "data": {"kind": data_kind, "domain": dom.domain, "classes": classes, "positive": positive,
                  "fingerprint": dom.fingerprint, "n": {s: int(len(dom.index(s))) for s in labels},
-                 "image_size": int(image_size)},
+                 "patients": {s: len({dom.groups[i] for i in dom.index(s)}) for s in labels},
+                 "image_size": int(image_size), "generator": dom.generator},
         "weights": weights,
         "trainable": {"groups": best["groups"], "stages": best["stages"], "params": best["trainable_params"],
                       "total_params": int(total_params),
                       "frozen_bn_eval": all(r["frozen_bn_unchanged"] for r in done)},
         "metrics": {s: _metrics(labels, best, s, classes, positive) for s in labels},
         "predictions": {"test": {"ids": [str(dom.ids[i]) for i in dom.index("test")],
+                                 "groups": [str(dom.groups[i]) for i in dom.index("test")],
                                  "labels": labels["test"].tolist(),
                                  "probs": best["evals"]["test"][1].tolist()}},
         "history": [h for r in done for h in r["history"]],
+        # The training fit of the selected weights (loop.training_fit): not ok = under-trained,
+        # and the claims that use this case are not decided.
+        "fit": best["fit"],
+        "stages": [{"name": r["name"], "epochs": r["epochs"], "best_epoch": r["best_epoch"],
+                    "start_val_loss": r["history"][0]["val_loss"] if r["history"] and r["history"][0]["epoch"] == 0
+                    else None, "best_val_loss": r["best_val_loss"], "fit": r["fit"]} for r in done],
         "timing": {
             "wall_s": wall_s,
             "train_images_per_s": timing["train_images"] / max(timing["train_s"] + timing["cache_s"], 1e-9),

@@ -163,6 +163,21 @@ class StagedModel(nn.Module):
         }
         return new
 
+    @torch.no_grad()
+    def init_head(self, std: float, generator: torch.Generator) -> dict:
+        """Every arm's new head from one distribution: weights N(0, std^2) drawn from `generator`
+        (seeded by the case), bias zero. Whatever the library's own head init would be (timm's
+        efficientnet heads are U(+-1/sqrt(fan_out)), torchvision's Linear U(+-1/sqrt(fan_in))), arms
+        starting from random, ImageNet or parent weights then begin alike, with logits near 0 and
+        a first loss near ln(C). Returns the head's statistics for the record."""
+        head = self.stages[self.head_stage]
+        w = torch.randn(head.weight.shape, generator=generator, dtype=torch.float32) * float(std)
+        head.weight.copy_(w.to(head.weight.device, head.weight.dtype))
+        if head.bias is not None:
+            head.bias.zero_()
+        return {"std": float(std), "weight_std": float(w.std()), "weight_mean": float(w.mean()),
+                "shape": list(head.weight.shape)}
+
     def head_keys(self) -> list[str]:
         return [f"stages.{self.head_stage}.{k}" for k in self.stages[self.head_stage].state_dict()]
 

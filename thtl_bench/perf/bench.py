@@ -188,26 +188,27 @@ def fmt(x: float | None, spec: str) -> str:
 
 
 def step1_shared_problems(cfg: dict, recs: list[dict], files: list[Path]) -> list[str]:
-    """Why THTL step 1 was not shared, if it was not: one step-1 record per (model, seed); each
+    """Why THTL step 1 was not shared, if it was not: one step-1 record per step-1 case; each
     THTL child names that record as its parent, started from the same best.pt (sha256), and was
     created after it (a step 1 re-run after its children would be newer)."""
+    from thtl_bench.engine.identity import parent_case
+
     problems = []
-    counts: dict[tuple, int] = {}
+    counts: dict[str, int] = {}
     for f in files:
         r = records.read(f)
         if r["case"]["arm"] == "thtl_step1":
-            key = (r["case"]["model"], r["case"]["seed"])
-            counts[key] = counts.get(key, 0) + 1
-    problems += [f"{m} seed {s}: {n} step-1 records" for (m, s), n in counts.items() if n > 1]
-    step1 = {(r["case"]["model"], r["case"]["seed"]): r for r in recs if r["case"]["arm"] == "thtl_step1"}
-    shas: dict[tuple, set] = {}
+            counts[r["slug"]] = counts.get(r["slug"], 0) + 1
+    problems += [f"{slug}: {n} step-1 records" for slug, n in counts.items() if n > 1]
+    step1 = {r["slug"]: r for r in recs if r["case"]["arm"] == "thtl_step1"}
+    shas: dict[str, set] = {}
     for r in recs:
-        m, a, s = r["case"]["model"], r["case"]["arm"], r["case"]["seed"]
-        if a not in THTL_CHILDREN or r["status"] != "ok":
+        if r["case"]["arm"] not in THTL_CHILDREN or r["status"] != "ok":
             continue
-        parent = step1.get((m, s))
+        pslug = parent_case(records.Case.of(r)).slug
+        parent = step1.get(pslug)
         if parent is None:
-            problems.append(f"{r['slug']}: no step-1 record for its (model, seed)")
+            problems.append(f"{r['slug']}: no step-1 record ({pslug})")
             continue
         if (r.get("parent") or {}).get("case_id") != parent["case_id"]:
             problems.append(f"{r['slug']}: parent {r.get('parent')} != step-1 case_id {parent['case_id']}")
@@ -215,13 +216,13 @@ def step1_shared_problems(cfg: dict, recs: list[dict], files: list[Path]) -> lis
             problems.append(f"{r['slug']}: started from {r['weights'].get('source')} of another step 1")
         if r["created"] < parent["created"]:
             problems.append(f"{r['slug']}: created {r['created']} before its step 1 ({parent['created']}): re-run")
-        shas.setdefault((m, s), set()).add(r["weights"].get("sha256"))
-    for (m, s), found in shas.items():
-        best = Path(cfg["grid"]["checkpoints_dir"]) / records.slug(m, "thtl_step1", s) / "best.pt"
+        shas.setdefault(pslug, set()).add(r["weights"].get("sha256"))
+    for pslug, found in shas.items():
+        best = Path(cfg["grid"]["checkpoints_dir"]) / pslug / "best.pt"
         if best.is_file():
             found = found | {sha256_file(best)}
         if len(found) > 1:
-            problems.append(f"{m} seed {s}: THTL arms started from {len(found)} different step-1 weights")
+            problems.append(f"{pslug}: THTL arms started from {len(found)} different step-1 weights")
     return problems
 
 

@@ -66,11 +66,10 @@ def projection_settings(cfg: dict) -> dict:
         pc = config.load(cfg.get("_params_file"), profile=prof)
         p.setdefault("models", list(pc["grid"]["models"]))
         p.setdefault("arms", list(pc["grid"]["arms"]))
-        p.setdefault("seeds", len(pc["grid"]["seeds"]))
+        p.setdefault("seeds", len(pc["grid"]["replicates"]))
         p.setdefault("image_size", int(pc["data"]["image_size"]))
         p.setdefault("max_epochs", int(pc["train"]["max_epochs"]))
-        p.setdefault("swft_max_epochs", int(pc["train"]["swft_max_epochs"]))
-    need = ("models", "arms", "seeds", "image_size", "max_epochs", "swft_max_epochs",
+    need = ("models", "arms", "seeds", "image_size", "max_epochs",
             "fundus_images", "larynx_images")
     missing = [k for k in need if p.get(k) is None]
     if missing:

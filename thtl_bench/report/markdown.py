@@ -56,6 +56,6 @@ def write(cfg: dict, records_dirs: Sequence[str | os.PathLike] | None = None) ->
         if not Path(d).exists():
             raise UserError(f"records folder {d} not found: run `thtl-bench grid` first")
     rdir = Path(cfg["report"]["dir"])
-    summary = aggregate.aggregate(records.load_all(dirs), cfg, flops=aggregate.load_flops(rdir / "flops.json"))
+    summary = aggregate.aggregate(records.load_all(dirs), cfg, **aggregate.load_artefacts(rdir))
     aggregate.write_summary(summary, rdir / "summary.json")
     return render(cfg, summary, dirs)

@@ -286,7 +286,7 @@ def projection(p: dict) -> list[str]:
     head = ["### Projected cost of the full study", "",
             f"Grid: {len(s['models'])} models x {len(s['arms'])} arms x {s['seeds']} seeds, "
             f"{s['fundus_images']} fundus / {s['larynx_images']} larynx images, {s['image_size']} px, up to "
-            f"{s['max_epochs']} epochs per stage ({s['swft_max_epochs']} per SWFT step)"
+            f"{s['max_epochs']} epochs per stage (every SWFT step too)"
             + (f" (profile `{p['profile']}`)." if p.get("profile") else ".")]
     if not p["per_model"]:
         return head + ["", "No timed records: nothing to project."]

@@ -1,0 +1,84 @@
+"""From records to replicates: the per-sample test outcomes of each (seed, split) run, paired
+across arms, as `inference.Replicate`s.
+
+A cell is one (model, arm, domain, target share, intermediate share); its records are its
+replicates, keyed (seed, split seed). Two cells are paired on the replicates they share: the
+same training seed on the same split, hence the same test images and patients.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+import numpy as np
+
+from thtl_bench.analysis import inference
+from thtl_bench.records import Case
+
+CellKey = tuple  # (model, arm, domain, target_fraction, intermediate_fraction)
+
+
+def cell_key(rec: dict) -> CellKey:
+    c = Case.of(rec)
+    return c.model, c.arm, c.domain, float(c.target_fraction), float(c.intermediate_fraction)
+
+
+def index(records: Iterable[dict]) -> dict[CellKey, dict[tuple[int, int], dict]]:
+    """{cell: {(seed, split): record}} of the ok records."""
+    out: dict[CellKey, dict[tuple[int, int], dict]] = {}
+    for r in records:
+        if r["status"] == "ok":
+            out.setdefault(cell_key(r), {})[Case.of(r).replicate] = r
+    return out
+
+
+def samples(rec: dict) -> dict:
+    """Per-sample test outcomes of a record: ids, patients, labels, preds (arg-max) and the
+    positive class index (the domain's positive class, else 1 for two classes)."""
+    pred = rec["predictions"]["test"]
+    probs = np.asarray(pred["probs"], np.float64)
+    classes = list((rec.get("data") or {}).get("classes") or [])
+    positive = (rec.get("data") or {}).get("positive")
+    pos = classes.index(positive) if positive in classes else (1 if probs.shape[1] == 2 else 0)
+    ids = [str(i) for i in pred["ids"]]
+    # Records without patient ids (older schema) count each image as its own patient.
+    groups = [str(g) for g in pred.get("groups") or ids]
+    return {"ids": ids, "patients": groups, "labels": np.asarray(pred["labels"], np.int64),
+            "preds": probs.argmax(1), "positive": pos}
+
+
+def cell_replicates(by_rep: dict[tuple[int, int], dict], metric: str) -> list[inference.Replicate]:
+    """1-arm replicates of a cell for a ratio metric."""
+    out = []
+    for key in sorted(by_rep):
+        s = samples(by_rep[key])
+        out.append(inference.aligned_replicate(key, metric, [s], positive=s["positive"], split=key[1]))
+    return out
+
+
+def paired_replicates(a: dict[tuple[int, int], dict], b: dict[tuple[int, int], dict],
+                      metric: str) -> list[inference.Replicate]:
+    """2-arm replicates (A, B) on the replicates both cells have."""
+    out = []
+    for key in sorted(set(a) & set(b)):
+        sa, sb = samples(a[key]), samples(b[key])
+        out.append(inference.aligned_replicate(key, metric, [sa, sb], positive=sa["positive"], split=key[1]))
+    return out
+
+
+def undertrained(by_rep: dict[tuple[int, int], dict]) -> list[str]:
+    """Slugs of the cell's replicates whose record says they did not reach their training fit."""
+    return [r["slug"] for _, r in sorted(by_rep.items()) if (r.get("fit") or {}).get("ok") is False]
+
+
+def values(by_rep: dict[tuple[int, int], dict], metric: str) -> list[float | None]:
+    """The recorded test metric of each replicate (fractions), in replicate order."""
+    return [(by_rep[k]["metrics"]["test"] or {}).get(metric) for k in sorted(by_rep)]
+
+
+def keys(cells: Sequence[dict[tuple[int, int], dict]]) -> list[tuple[int, int]]:
+    """Replicate keys shared by all `cells`."""
+    common = set(cells[0]) if cells else set()
+    for c in cells[1:]:
+        common &= set(c)
+    return sorted(common)
