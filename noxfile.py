@@ -88,7 +88,7 @@ def report(session: nox.Session) -> None:
     figures, write REPORT.md."""
     _prepare(session)
     profile, rest = _split_profile(session.posargs)
-    for command in ("flops", "aggregate", "cam", "report"):
+    for command in ("flops", "references", "transfer", "aggregate", "cam", "report"):
         session.run("thtl-bench", command, "--profile", profile, *rest)
 
 

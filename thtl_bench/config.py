@@ -126,6 +126,10 @@ SEED_RANGE = "[0, inf)"
 # Keys where null is a documented value (beside any key that is null in the base).
 NULLABLE = frozenset({
     "data.*.root",  # null = <data.root>/<domain>
+    "split.dir",  # null = splits/<profile>
+    "grid.records_dir",  # null = records/<profile>
+    "grid.checkpoints_dir",  # null = checkpoints/<profile>
+    "cam.out_dir",  # null = <report.dir>/figures
     "train.max_grad_norm",  # null = no clipping
     "bench.session_wall_s",  # null = no target on this profile
     "bench.session_peak_gib",
@@ -260,13 +264,24 @@ def load(
 
 
 def resolve_roots(cfg: dict) -> dict:
-    """Fill every domain section's null `root` with <data.root>/<domain>: a profile moves all its
-    data by changing `data.root` alone (each profile has its own data folder and .dvc file)."""
+    """Fill the null paths: every domain section's `root` with <data.root>/<domain> (a profile
+    moves all its data by changing `data.root` alone; each profile has its own data folder and
+    .dvc file), and `split.dir`, `grid.records_dir`, `grid.checkpoints_dir` with
+    splits|records|checkpoints/<profile>, the names dvc.yaml writes as `<kind>/${profile}`."""
     data = cfg.get("data") or {}
     for name in domains.NAMES:
         sec = data.get(name)
         if isinstance(sec, dict) and sec.get("root") is None:
             sec["root"] = f"{str(data.get('root', 'data')).rstrip('/')}/{name}"
+    prof = str(cfg.get("profile") or "smoke")
+    for section, key, kind in (("split", "dir", "splits"), ("grid", "records_dir", "records"),
+                               ("grid", "checkpoints_dir", "checkpoints")):
+        sec = cfg.get(section)
+        if isinstance(sec, dict) and sec.get(key) is None:
+            sec[key] = f"{kind}/{prof}"
+    cam, rep = cfg.get("cam"), cfg.get("report")
+    if isinstance(cam, dict) and cam.get("out_dir") is None and isinstance(rep, dict):
+        cam["out_dir"] = f"{str(rep.get('dir', 'report')).rstrip('/')}/figures"
     return cfg
 
 

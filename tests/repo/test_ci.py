@@ -199,13 +199,13 @@ def test_zizmor_is_strict(tmp_path):
 # ---------------------------------------------------------------------------- input validation
 
 GRID_GOOD = {"PROFILE": "smoke", "SHARDS": "3", "RUNNER_LABEL": "ubuntu-latest",
-             "GRID_ARGS": "--models resnet18,vgg16 --seeds 0,1 -S train.max_epochs=2"}
+             "GRID_ARGS": "--models resnet18,vgg16 --replicates 0/0,1/1 -S train.max_epochs=2"}
 
 
 @pytest.mark.parametrize("bad", [
     {"PROFILE": "smoke; id"}, {"PROFILE": "../x"}, {"SHARDS": "0"}, {"SHARDS": "257"}, {"SHARDS": "3; id"},
     {"RUNNER_LABEL": "ubuntu-latest\nself-hosted"}, {"RUNNER_LABEL": "a b"},
-    {"GRID_ARGS": "--models $(id)"}, {"GRID_ARGS": "`id`"}, {"GRID_ARGS": "--seeds 0;id"},
+    {"GRID_ARGS": "--models $(id)"}, {"GRID_ARGS": "`id`"}, {"GRID_ARGS": "--replicates 0/0;id"},
     {"GRID_ARGS": "a|b"}, {"GRID_ARGS": "--models *"}, {"GRID_ARGS": "'q'"},
 ])
 def test_grid_matrix_plan_rejects_crafted_inputs(tmp_path, bad):
@@ -239,10 +239,10 @@ def test_grid_matrix_passes_grid_args_as_words(tmp_path):
     log = tmp_path / "argv"
     res = _run_step(doc, "grid", _step(doc, "grid", "thtl-bench grid"), tmp_path, tmp_path,
                     {"PROFILE": "smoke", "RUNNER_LABEL": "ubuntu-latest", "SHARDS": "4",
-                     "GRID_ARGS": "--models resnet18 --seeds 0,1", "SHARD": "2"}, {"LOG": str(log)})
+                     "GRID_ARGS": "--models resnet18 --replicates 0/0,1/1", "SHARD": "2"}, {"LOG": str(log)})
     assert res.returncode == 0, res.stderr
     argv = log.read_text().splitlines()
-    assert argv[:3] == ["grid", "--profile", "smoke"] and argv[-4:] == ["--models", "resnet18", "--seeds", "0,1"]
+    assert argv[:3] == ["grid", "--profile", "smoke"] and argv[-4:] == ["--models", "resnet18", "--replicates", "0/0,1/1"]
     assert "2/4" in argv and build_parser().parse_args(argv).profile == "smoke"
 
 

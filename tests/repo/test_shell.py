@@ -1,12 +1,11 @@
-"""The reproducibility shell agrees with the code and with itself: dvc.yaml (params keys, CLI
-calls, arm split, output paths), the Dockerfile and the pinned requirements, the nox sessions,
-the CI workflows and the sharding scripts. Fast: no training, no network."""
+"""The reproducibility shell agrees with the code and with itself: the Dockerfile and the pinned
+requirements, the nox sessions, the CI workflows and the sharding scripts (dvc.yaml:
+test_dvc.py). Fast: no training, no network."""
 
 from __future__ import annotations
 
 import os
 import re
-import shlex
 import shutil
 import subprocess
 import sys
@@ -15,157 +14,13 @@ from pathlib import Path
 import pytest
 import yaml
 
-from thtl_bench import arms, config
-from thtl_bench.cli import build_parser
-
 ROOT = Path(__file__).resolve().parents[2]
-RAW_PARAMS = yaml.safe_load((ROOT / "params.yaml").read_text())
-PROFILES = sorted(RAW_PARAMS["profiles"])
-DVC = yaml.safe_load((ROOT / "dvc.yaml").read_text())
-STAGES = DVC["stages"]
 
 
 def _tool(name: str) -> str:
     path = shutil.which(name) or shutil.which(name, path=str(Path(sys.executable).parent))
     assert path, f"{name} is not installed: pip install -r requirements/dev.txt"
     return path
-
-
-def _lookup(tree: dict, dotted: str):
-    node = tree
-    for part in dotted.split("."):
-        if not isinstance(node, dict) or part not in node:
-            raise KeyError(dotted)
-        node = node[part]
-    return node
-
-
-def _has(tree: dict, dotted: str) -> bool:
-    try:
-        _lookup(tree, dotted)
-        return True
-    except KeyError:
-        return False
-
-
-def _render(text: str, item: dict) -> str:
-    """DVC's ${...} interpolation for one matrix item (enough for our dvc.yaml)."""
-    def sub(m: re.Match) -> str:
-        key = m.group(1)
-        return str(item[key[5:]] if key.startswith("item.") else _lookup(RAW_PARAMS, key))
-    return re.sub(r"\$\{([^}]+)\}", sub, text)
-
-
-def _resolve_list(value) -> list:
-    """A matrix axis: a literal list, or ${name} from dvc.yaml's vars or params.yaml."""
-    if isinstance(value, list):
-        return value
-    name = re.fullmatch(r"\$\{([^}]+)\}", value).group(1)
-    local = DVC.get("vars", [{}])[0]
-    return local[name] if name in local else _lookup(RAW_PARAMS, name)
-
-
-def _commands(stage: dict) -> list[str]:
-    cmd = stage["cmd"]
-    return cmd if isinstance(cmd, list) else [cmd]
-
-
-# ---------------------------------------------------------------------------------------- dvc.yaml
-
-@pytest.mark.parametrize("name", sorted(STAGES))
-def test_dvc_params_exist_in_params_yaml(name):
-    for key in STAGES[name].get("params", []):
-        assert isinstance(key, str), f"{name}: params entry {key!r}"
-        assert _has(RAW_PARAMS, key), f"stage {name}: params key {key!r} is not in params.yaml"
-
-
-@pytest.mark.parametrize("name", sorted(STAGES))
-def test_dvc_params_cover_profile_overrides(name):
-    """A stage reading `train` must also depend on `profiles.<p>.train` wherever a profile
-    overrides it, and on `profile`: otherwise switching or editing a profile would not re-run it."""
-    keys = set(STAGES[name].get("params", []))
-    assert "profile" in keys, f"stage {name} does not list `profile`"
-    for key in keys - {"profile"}:
-        if key.startswith("profiles."):
-            continue
-        for prof in PROFILES:
-            override = f"profiles.{prof}.{key}"
-            if _has(RAW_PARAMS, override):
-                assert override in keys, f"stage {name} reads {key!r} but does not list {override!r}"
-
-
-def test_dvc_cli_calls_parse():
-    """Every `thtl-bench ...` command of every stage instance is accepted by the real CLI parser."""
-    parser = build_parser()
-    seen = 0
-    for name, stage in STAGES.items():
-        body = stage.get("do", stage)
-        items = [{}]
-        for k, values in (stage.get("matrix") or {}).items():
-            items = [{**it, k: v} for it in items for v in _resolve_list(values)]
-        for item in items:
-            for cmd in _commands(body):
-                argv = shlex.split(_render(cmd, item))
-                if argv[0] != "thtl-bench":
-                    assert argv[:2] == ["mkdir", "-p"], f"{name}: unexpected command {cmd!r}"
-                    continue
-                try:
-                    args = parser.parse_args(argv[1:])
-                except SystemExit:
-                    pytest.fail(f"stage {name}: `{cmd}` is not a valid thtl-bench command")
-                assert not getattr(args, "overrides", None), f"{name}: stages use params.yaml, not -S"
-                seen += 1
-    assert seen > len(STAGES)
-
-
-def test_dvc_arm_split_matches_registry_and_grid():
-    """The arm lists of dvc.yaml split the registry by parent: step 1, its children, the rest."""
-    v = DVC["vars"][0]
-    assert v["thtl_arms"] == arms.children("thtl_step1")
-    assert v["direct_arms"] == [a for a in arms.NAMES if arms.get(a).parent is None and a != "thtl_step1"]
-    for prof in PROFILES:
-        grid_arms = config.load(ROOT / "params.yaml", prof)["grid"]["arms"]
-        assert sorted(grid_arms) == sorted(v["direct_arms"] + v["thtl_arms"] + ["thtl_step1"]), prof
-
-
-def test_dvc_output_paths_follow_the_profile():
-    """dvc.yaml writes records/${profile} and checkpoints/${profile}: every profile's effective
-    grid folders must be exactly those, or DVC would track folders the engine never writes."""
-    for prof in PROFILES:
-        g = config.load(ROOT / "params.yaml", prof)["grid"]
-        assert g["records_dir"] == f"records/{prof}"
-        assert g["checkpoints_dir"] == f"checkpoints/{prof}"
-
-
-def test_dvc_records_are_persistent_and_uncached_checkpoints_cached():
-    for name in ("step1", "direct", "target"):
-        outs = {k: v for o in STAGES[name]["outs"] for k, v in o.items()}
-        rec = [v for k, v in outs.items() if k.startswith("records/")]
-        ck = [v for k, v in outs.items() if k.startswith("checkpoints/")]
-        assert rec == [{"cache": False, "persist": True}], name
-        assert ck == [{"persist": True}], name
-    for name in ("aggregate", "report"):
-        for section in ("outs", "metrics", "plots"):
-            for o in STAGES[name].get(section, []):
-                (path, flags), = o.items()
-                assert flags.get("cache") is False, f"{name}: {path} must be uncached (in git)"
-
-
-def test_dvc_dag_and_status_run():
-    dvc = _tool("dvc")
-    dag = subprocess.run([dvc, "dag", "--md"], cwd=ROOT, capture_output=True, text=True, timeout=120)
-    assert dag.returncode == 0, dag.stderr
-    for stage in ("check", "step1@", "direct@", "target@", "aggregate", "report"):
-        assert stage in dag.stdout
-    # target@M-A-S depends on step1@M-S (the checkpoint it starts from)
-    model, seed = RAW_PARAMS["grid"]["models"][0], RAW_PARAMS["grid"]["seeds"][0]
-    edges = subprocess.run([dvc, "dag", "--dot", f"target@{model}-thtl_last-{seed}"], cwd=ROOT,
-                           capture_output=True, text=True, timeout=120)
-    assert edges.returncode == 0, edges.stderr
-    assert f"step1@{model}-{seed}" in edges.stdout and "check" in edges.stdout
-    status = subprocess.run([dvc, "status", "--quiet"], cwd=ROOT, capture_output=True, text=True, timeout=120)
-    assert status.returncode in (0, 1), status.stderr  # 1 = something changed; errors are >= 2
-    assert "ERROR" not in status.stderr, status.stderr
 
 
 # ------------------------------------------------------------------------ Docker and requirements
@@ -199,10 +54,52 @@ def test_base_requirements_pin_every_runtime_dependency():
     assert not set(torch_pins) & set(base) and not set(torch_pins) & set(dev), "torch is pinned in torch.txt only"
 
 
-def test_ci_installs_the_torch_pins_from_requirements():
+def _readme_command(heading: str) -> str:
+    """The one command of README.md's fenced block under the bold `heading`."""
+    text = (ROOT / "README.md").read_text()
+    m = re.search(re.escape(f"**{heading}") + r".*?```bash\n(.+?)\n```", text, flags=re.S)
+    assert m, f"README.md has no ```bash block under **{heading}"
+    lines = [x for x in m.group(1).splitlines() if x.strip() and not x.startswith("#")]
+    assert len(lines) == 1, f"README.md's {heading} block must be one command, not {lines}"
+    return lines[0].strip()
+
+
+def test_ci_runs_readme_test_command_verbatim():
+    cmd = _readme_command("Run the tests")
     run = (ROOT / ".ci" / "run").read_text()
-    assert "requirements/torch.txt" in run
+    assert cmd in [x.strip() for x in run.splitlines()], f".ci/run must run README's test command `{cmd}`"
+    assert cmd.startswith("bash scripts/env.sh ") and _readme_command("Run the main job").startswith("bash scripts/env.sh ")
     assert not re.search(r"torch(vision)?\s*[=<>]=", run), ".ci/run must not pin torch itself"
+
+
+def _fake_python(tmp_path: Path) -> tuple[Path, Path]:
+    """A checkout with scripts/env.sh and the requirements, and a venv whose python logs calls."""
+    root = tmp_path / "repo"
+    (root / "scripts").mkdir(parents=True)
+    shutil.copy(ROOT / "scripts" / "env.sh", root / "scripts" / "env.sh")
+    shutil.copytree(ROOT / "requirements", root / "requirements")
+    shutil.copy(ROOT / "pyproject.toml", root / "pyproject.toml")
+    venv = tmp_path / "venv"
+    (venv / "bin").mkdir(parents=True)
+    log = tmp_path / "calls.log"
+    (venv / "bin" / "python").write_text(f'#!/bin/sh\necho "$@" >> {log}\n')
+    (venv / "bin" / "python").chmod(0o755)
+    return root, log
+
+
+def test_env_sh_installs_once_torch_first_then_nothing(tmp_path):
+    root, log = _fake_python(tmp_path)
+    env = {**os.environ, "THTL_VENV": str(tmp_path / "venv")}
+    first = subprocess.run(["bash", str(root / "scripts" / "env.sh"), "true"], env=env, capture_output=True, text=True)
+    assert first.returncode == 0, first.stderr
+    calls = log.read_text().splitlines()
+    assert len(calls) == 3 and "requirements/torch.txt" in calls[0] and "-e" in calls[2], calls
+    assert all("-m pip install" in c for c in calls)
+    second = subprocess.run(["bash", str(root / "scripts" / "env.sh"), "true"], env=env, capture_output=True, text=True)
+    assert second.returncode == 0 and log.read_text().splitlines() == calls, "a second run must install nothing"
+    (root / "requirements" / "base.txt").write_text((root / "requirements" / "base.txt").read_text() + "\n# changed\n")
+    subprocess.run(["bash", str(root / "scripts" / "env.sh"), "true"], env=env, check=True, capture_output=True)
+    assert len(log.read_text().splitlines()) == 6, "changed requirements must be installed again"
 
 
 def test_dockerfile_base_and_requirements_agree_with_pins():
@@ -368,8 +265,8 @@ def test_slurm_task_runs_its_shard(tmp_path, phase):
     env = _env(tmp_path, SLURM_JOB_ID="7", SLURM_SUBMIT_DIR=str(ROOT), SLURM_ARRAY_TASK_ID="12",
                SLURM_ARRAY_TASK_MIN="10", SLURM_ARRAY_TASK_COUNT="5", PHASE=phase, THTL_PROFILE="smoke",
                CHECKPOINTS_DIR=str(ck), RECORDS_DIR=str(tmp_path / "rec"))
-    out = subprocess.run(["bash", str(SCRIPTS[1]), "--seeds", "0"], capture_output=True, text=True, timeout=60, env=env)
+    out = subprocess.run(["bash", str(SCRIPTS[1]), "--replicates", "0/0"], capture_output=True, text=True, timeout=60, env=env)
     assert out.returncode == 0, out.stderr
     (call,) = _calls(tmp_path)
     assert call.startswith("grid --profile smoke") and "--shard 2/5" in call and f"grid.checkpoints_dir={ck}" in call
-    assert call.endswith("--seeds 0 --arms thtl_step1") if phase == "step1" else call.endswith("--seeds 0")
+    assert call.endswith("--replicates 0/0 --arms thtl_step1") if phase == "step1" else call.endswith("--replicates 0/0")

@@ -325,12 +325,3 @@ def test_style_does_not_leak_rc_params():
     before = dict(matplotlib.rcParams)
     figures.build_arms_dot(_cells())
     assert dict(matplotlib.rcParams) == before
-
-
-def test_legacy_swft_figure_still_draws(tmp_path):
-    curve = {"model": "resnet18", "steps": [
-        {"step": 1, "groups": ["head"], "val_mean": 0.6, "val_std": None, "test_mean": 0.55, "test_std": 0.02},
-        {"step": 2, "groups": ["head", "layer4"], "val_mean": None, "val_std": None, "test_mean": 0.5,
-         "test_std": None}]}
-    path = figures.swft_figure(curve, tmp_path / "legacy.png")
-    assert Image.open(path).size[0] == 880

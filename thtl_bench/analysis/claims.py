@@ -173,6 +173,8 @@ def _finish(row: dict, params: dict) -> dict:
     """Convenience fields for tables and figures: the unadjusted 95 % interval, P(A > B), the
     relative change, and whether the paper's number lies in the deciding interval."""
     un = row.get("unadjusted") or {}
+    claim = BY_ID[row["claim"]]
+    row["kind"], row["direction"] = row.get("kind") or claim.kind, row.get("direction") or claim.direction
     row["ci_pp"] = un.get("ci_pp")
     row["adj_ci_pp"] = row.get("interval_pp")
     row["p_improve"] = un.get("p_improve")

@@ -125,7 +125,8 @@ def _cell(key: tuple, by_rep: dict, conf: float, n_boot: int, seed: int) -> dict
                 ev = None
             if ev is not None and ev.decidable:
                 lo, hi = ev.interval(conf)
-                entry.update(ci_low=lo / 100.0, ci_high=hi / 100.0,
+                # A proportion's interval beyond [0, 1] says nothing more: clipped.
+                entry.update(ci_low=max(0.0, lo / 100.0), ci_high=min(1.0, hi / 100.0),
                              interval="two-level bootstrap / t hull (replicates, patients)")
         metrics[name] = entry
     conf_mats = [np.asarray(r["metrics"]["test"]["confusion"]) for r in recs

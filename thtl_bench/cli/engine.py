@@ -71,6 +71,13 @@ def _grid(args) -> int:
         over.append(f"grid.models=[{', '.join(_csv(args.models))}]")
     if args.arms:
         over.append(f"grid.arms=[{', '.join(_csv(args.arms))}]")
+    if args.replicates:
+        pairs = [r.split("/") for r in _csv(args.replicates)]
+        if any(len(p) != 2 or not all(x.isdigit() for x in p) for p in pairs):
+            raise UserError(f"--replicates {args.replicates!r}: expected seed/split pairs, e.g. 0/0,1/1")
+        over.append(f"grid.replicates=[{', '.join(f'[{a}, {b}]' for a, b in pairs)}]")
+    if args.domains:
+        over.append(f"grid.domains=[{', '.join(_csv(args.domains))}]")
     cfg = config.load(args.params, args.profile, over)
     recs = grid.run_grid(cfg, shard=args.shard, progress=not args.quiet, ensure_checkpoint=args.ensure_checkpoint)
     done = sum(r["status"] == "ok" for r in recs)
@@ -100,6 +107,9 @@ def add_cli(subparsers) -> None:
                    help="run only shard I of N (0-based); every case is in exactly one shard")
     p.add_argument("--models", default=None, help="comma list overriding grid.models")
     p.add_argument("--arms", default=None, help="comma list overriding grid.arms")
+    p.add_argument("--replicates", default=None, metavar="S/K,...",
+                   help="training seed / split seed pairs overriding grid.replicates, e.g. 0/0,1/1")
+    p.add_argument("--domains", default=None, help="comma list overriding grid.domains")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--ensure-checkpoint", action="store_true", help="re-run finished cases whose best.pt is missing")
     p.set_defaults(func=_grid)

@@ -250,6 +250,12 @@ def listing_or_raise(cfg: dict, domain: str) -> Listing:
     return lst
 
 
+def fingerprint(ids: list[str], hashes: list[str | None], labels: list[str]) -> str:
+    """A domain's content fingerprint (records and data_check.json carry it): what a case's
+    identity depends on, whatever folder the data sits in."""
+    return digest({"ids": ids, "sha256": hashes, "labels": labels}, 16)
+
+
 def load_images(cfg: dict, domain: str) -> DomainTensors:
     """A domain's decoded images, labels, ids and patients, without a split (split: all 'unused';
     `with_split` adds one). The expensive part, done once per data folder and image geometry."""
@@ -259,7 +265,7 @@ def load_images(cfg: dict, domain: str) -> DomainTensors:
     modes = list(cfg["data"].get("modes", ["RGB"]))
     hashes = content_hashes(cfg, lst)
     ids = [s.id for s in lst.samples]
-    fp = digest({"ids": ids, "sha256": hashes, "labels": [s.label for s in lst.samples]}, 16)
+    fp = fingerprint(ids, hashes, [s.label for s in lst.samples])
     key = digest({"fp": fp, "size": size, "resize": resize, "v": CACHE_VERSION}, 16)
     cache = Path(cfg["data"]["cache_dir"])
     img_path = cache / f"{domain}-{key}.npy"

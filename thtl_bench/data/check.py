@@ -17,7 +17,8 @@ import yaml
 from PIL import Image
 
 from thtl_bench.data import splits as splits_mod
-from thtl_bench.data.cache import DEFAULT_RESIZE, content_hashes, content_problems, open_checked, resize_mode
+from thtl_bench.data.cache import (DEFAULT_RESIZE, content_hashes, content_problems, fingerprint, open_checked,
+                                   resize_mode)
 from thtl_bench.data.errors import DataError, Problem, errors_only
 from thtl_bench.data.sources import MASKS_DIR, Listing, read_source
 from thtl_bench.io import file_digest
@@ -59,6 +60,7 @@ def check_domain(cfg: dict, domain: str) -> dict:
     report = {"domain": domain, "root": str(lst.root), "layout": lst.layout, "n": len(lst.samples),
               "counts": {}, "shortcut": None}
     hashes = content_hashes(cfg, lst, problems)
+    report["fingerprint"] = fingerprint([s.id for s in lst.samples], hashes, [s.label for s in lst.samples])
     hashed = [(s, h) for s, h in zip(lst.samples, hashes, strict=True) if h is not None]
     if hashed:
         samples, h = [s for s, _ in hashed], [x for _, x in hashed]

@@ -1,51 +1,72 @@
-"""The small machine-readable files beside REPORT.md: metrics.json (`dvc metrics diff`) and the
-plot data of the figures (`dvc plots`)."""
+"""The small machine-readable files beside REPORT.md: metrics.json (every number, for
+`dvc metrics diff`) and headline.json (a few, for `dvc exp show`). The figures' plot data is
+report.plots'."""
 
 from __future__ import annotations
 
-import csv
-import io
 from typing import Any
 
-VERDICT_CODE = {"reproduced": 1, "inconclusive": 0, "contradicted": -1}
+VERDICT_CODE = {"reproduced": 1, "inconclusive": 0, "underpowered": 0, "not decided": 0, "contradicted": -1}
+
+
+def _code(verdict: str) -> int:
+    return VERDICT_CODE[str(verdict).split(":")[0]]
+
+
+def cell_key(c: dict) -> str:
+    """model.arm[.via_<domain>][.t<target %>.i<intermediate %>] (the sizes only off 100 %)."""
+    key = f"{c['model']}.{c['arm']}" + (f".via_{c['domain']}" if c.get("domain") else "")
+    if (c["target_fraction"], c["intermediate_fraction"]) != (1.0, 1.0):
+        key += f".t{100 * c['target_fraction']:g}.i{100 * c['intermediate_fraction']:g}"
+    return key
+
+
+def _put(out: dict, key: str, v: Any) -> None:
+    if isinstance(v, bool):
+        v = int(v)
+    if isinstance(v, (int, float)):
+        out[key] = round(float(v), 6)
 
 
 def metrics_flat(summary: dict) -> dict[str, float]:
     """Flat, deterministic numbers for `dvc metrics diff` (verdicts coded +1/0/-1)."""
     out: dict[str, float] = {}
-
-    def put(key: str, v: Any) -> None:
-        if isinstance(v, bool):
-            v = int(v)
-        if isinstance(v, (int, float)):
-            out[key] = round(float(v), 6)
-
     for c in summary["cells"]:
-        base = f"grid.{c['model']}.{c['arm']}"
-        put(f"{base}.n_seeds", c["n"])
+        base = f"grid.{cell_key(c)}"
+        _put(out, f"{base}.n_replicates", c["n"])
+        _put(out, f"{base}.undertrained", len(c["fit"]["undertrained"]))
         for name, st in c["metrics"].items():
-            put(f"{base}.{name}.mean", st["mean"])
-            put(f"{base}.{name}.std", st["std"])
+            _put(out, f"{base}.{name}.mean", st["mean"])
+            _put(out, f"{base}.{name}.std", st["std"])
         for key in ("train_images_per_s", "inference_images_per_s", "wall_s"):
-            put(f"{base}.speed.{key}", c["timing"][key]["mean"])
+            _put(out, f"{base}.speed.{key}", c["timing"][key]["mean"])
     for r in summary["claims"]:
         base = f"claims.{r['id']}.{r['model']}"
-        put(f"{base}.diff_pp", r["diff_pp"])
-        put(f"{base}.rel_pct", r["rel_pct"])
-        put(f"{base}.p_value", r["p_value"])
-        put(f"{base}.verdict", VERDICT_CODE[r["verdict"]])
-    put("projection.total_hours", summary["projection"]["total_hours"])
+        _put(out, f"{base}.diff_pp", r["diff_pp"])
+        _put(out, f"{base}.rel_pct", r["rel_pct"])
+        _put(out, f"{base}.p_value", r.get("p"))
+        _put(out, f"{base}.verdict", _code(r["verdict"]))
+    for p in summary.get("sizes") or []:
+        _put(out, f"sizes.{p['model']}.{p['domain']}.{p['axis']}.{100 * p['fraction']:g}.gain_pp", p["gain"])
+    _put(out, "projection.total_hours", summary["projection"]["total_hours"])
+    if summary.get("power"):
+        _put(out, "power.c1_effect", summary["power"]["power"]["rate"])
     return dict(sorted(out.items()))
 
 
-def swft_csv(summary: dict) -> str:
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(["model", "step", "groups", "n", "val_acc", "val_std", "test_acc", "test_std", "selected"])
-    for m in summary["swft"]:
-        for s in m["steps"]:
-            w.writerow([m["model"], s["step"], "+".join(s["groups"] or []), s["n"],
-                        *(("" if s[k] is None else f"{s[k]:.6f}") for k in ("val_mean", "val_std",
-                                                                            "test_mean", "test_std")),
-                        s["selected"]])
-    return buf.getvalue()
+def headline(summary: dict) -> dict[str, float]:
+    """A dozen numbers for `dvc exp show`: the primary family's verdicts and estimates, the
+    cases run, the under-trained count, power, projected cost."""
+    out: dict[str, float] = {}
+    for r in summary["claims"]:
+        if r.get("family") == "primary":
+            _put(out, f"{r['id']}.{r['model']}.verdict", _code(r["verdict"]))
+            _put(out, f"{r['id']}.{r['model']}.pp", r.get("diff_pp"))
+    prov = summary["provenance"]
+    _put(out, "cases_ok", prov["n_ok"])
+    _put(out, "cases_not_run", prov["n_not_run"])
+    _put(out, "undertrained", sum(len(c["fit"]["undertrained"]) for c in summary["cells"]))
+    if summary.get("power"):
+        _put(out, "power_c1", summary["power"]["power"]["rate"])
+    _put(out, "projected_hours", summary["projection"]["total_hours"])
+    return dict(sorted(out.items()))

@@ -490,27 +490,6 @@ def swft_steps_figure(data: dict, path: Path, **kw: Any) -> Path:
     return style.save(build_swft_steps(data, **kw), path)
 
 
-def swft_figure(curve: dict, path: Path) -> Path:
-    """Val/test accuracy per SWFT step from the summary's curve (mean ± std over seeds).
-
-    Kept for sections.swft until it calls swft_steps_figure (per replicate, selected steps)."""
-    steps = [s["step"] for s in curve["steps"]]
-    with style.styled():
-        fig = style.new_figure(3.4)
-        ax = fig.subplots()
-        for split, colour, ls in (("val", style.arm_colour("swft"), "-"), ("test", style.NEUTRAL, "--")):
-            mean = np.array([100 * (s[f"{split}_mean"] or 0) for s in curve["steps"]])
-            std = np.array([100 * (s[f"{split}_std"] or 0) for s in curve["steps"]])
-            ax.plot(steps, mean, marker="o", color=colour, ls=ls, label=f"{split} accuracy")
-            ax.fill_between(steps, mean - std, mean + std, color=colour, alpha=0.15, lw=0)
-        ax.set_xticks(steps, [f"{s['step']}\n+{(s['groups'] or ['?'])[-1]}" for s in curve["steps"]])
-        ax.set_xlabel("SWFT step (group added)")
-        ax.set_ylabel("accuracy % (mean ± std over seeds)")
-        ax.set_title(f"SWFT steps: {curve['model']}")
-        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0))
-    return style.save(fig, path)
-
-
 # ============================================================================ 6. size axis
 
 def _size_points(points: Sequence[dict], model_order) -> list[dict]:

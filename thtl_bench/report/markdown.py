@@ -2,12 +2,13 @@
 inputs (report.gather) only.
 
     write(cfg, records_dirs) -> Path   aggregate the records, write summary.json, then render
-    render(cfg, summary)     -> Path   REPORT.md + metrics.json + swft_steps.csv + figures/
+    render(cfg, summary)     -> Path   REPORT.md + metrics.json + headline.json + figures + plots
 
-Files under `report.dir`: summary.json (the full aggregate), metrics.json (flat numbers for
-`dvc metrics diff`), swft_steps.csv (plot data for `dvc plots`), figures/swft_steps_<model>.png;
-cam.json, perf.json and bench_session.json are read when the running side has written them.
-Only REPORT.md carries a date.
+Files under `report.dir`: summary.json (the full aggregate), metrics.json (every number, for
+`dvc metrics diff`), headline.json (a few, for `dvc exp show`), figures/*.png and their plot data
+plots/*.csv (report.plots; dvc.yaml's top-level `plots:`); cam.json, perf.json,
+bench_session.json, flops.json, transfer.json and references.json are read when the running side
+has written them. Only REPORT.md carries a date.
 """
 
 from __future__ import annotations
@@ -21,9 +22,12 @@ from thtl_bench import records
 from thtl_bench.analysis import aggregate
 from thtl_bench.errors import UserError
 from thtl_bench.io import atomic_write_json, atomic_write_text
-from thtl_bench.report import sections
-from thtl_bench.report.companions import metrics_flat, swft_csv
+from thtl_bench.report import plots, sections
+from thtl_bench.report.companions import headline, metrics_flat
 from thtl_bench.report.gather import gather
+
+INTRO = ("Reproduction of two-step heterogeneous transfer learning (THTL) and step-wise fine-tuning (SWFT) for "
+         "laryngeal vascular image classification; the claims and how each is decided: docs/study.md.")
 
 
 def render(cfg: dict, summary: dict, sources: Sequence[str] | None = None) -> Path:
@@ -34,16 +38,18 @@ def render(cfg: dict, summary: dict, sources: Sequence[str] | None = None) -> Pa
     base = path.parent
     rdir.mkdir(parents=True, exist_ok=True)
     atomic_write_json(rdir / "metrics.json", metrics_flat(summary))
-    atomic_write_text(rdir / "swft_steps.csv", swft_csv(summary))
-    conf = float(summary["stats_params"]["confidence"])
+    atomic_write_json(rdir / "headline.json", headline(summary))
+    drawn = plots.write(summary, rdir, list(cfg["data"].get("larynx", {}).get("classes") or ["benign", "malignant"]))
     now = datetime.now(timezone.utc)
     parts = [
-        ["# thtl-bench report", "",
-         "Reproduction of two-step heterogeneous transfer learning (THTL) and SWFT for laryngeal "
-         "vascular image classification (see docs/study.md for the claims).", ""] + sections.headline(summary),
-        sections.provenance(summary, g, sources, now), sections.not_run(summary), sections.grid(summary, conf),
-        sections.fundus(summary, conf), sections.claims(summary), sections.swft(summary, rdir, base),
-        sections.cam(g, base), sections.speed(summary) + [""] + sections.perf(g), sections.assumptions(summary),
+        ["# thtl-bench report", "", INTRO, ""] + sections.headline(summary),
+        sections.verdicts(summary),
+        sections.figures(summary, drawn, g, base),
+        sections.claims(summary),
+        sections.target_table(summary), sections.step1_table(summary), sections.training_fit(summary),
+        sections.references(summary), sections.transfer(summary), sections.not_run(summary),
+        sections.speed(summary) + [""] + sections.perf(g),
+        sections.provenance(summary, g, sources, now), sections.assumptions(summary),
     ]
     atomic_write_text(path, "\n\n".join("\n".join(p) for p in parts) + "\n")
     return path

@@ -1,5 +1,11 @@
-"""The sections of REPORT.md, each a list of markdown lines from the summary and the gathered
-inputs (report.gather); nothing here reads files or imports the running side."""
+"""The sections of REPORT.md, each a list of markdown lines from the summary, the drawn plots
+(report.plots) and the gathered inputs (report.gather); nothing here reads files or imports the
+running side.
+
+Order: what was run on which data and the verdicts first (one screen), then the figures, then
+the tables behind them (long ones folded in <details>), then cost, benchmark targets,
+provenance and the assumptions.
+"""
 
 from __future__ import annotations
 
@@ -15,14 +21,12 @@ from thtl_bench import arms as arms_registry
 from thtl_bench.analysis import claims as claims_mod
 from thtl_bench.analysis.summary import canonical_order, lookup
 from thtl_bench.config import canonical_json
-from thtl_bench.report.figures import swft_figure
 
-LARYNX_COLS = [("accuracy", "accuracy % (mean ± std [CI])"), ("recall", "malignant recall %"),
-               ("specificity", "specificity %"), ("precision", "precision %"), ("f1", "F1 %"),
-               ("auc", "AUC x100")]
+TARGET_COLS = [("accuracy", "accuracy %"), ("recall", "malignant recall %"), ("specificity", "specificity %"),
+               ("precision", "precision %"), ("f1", "F1 %"), ("auc", "AUC x100")]
 
-# paper.md's **assumed** choices and our own: (what, config keys tried in order: the records'
-# config first, then params.yaml as it is now, which the table says).
+# paper.md's **assumed** choices and our own: (what, config keys tried in order, read from the
+# records' config).
 ASSUMED = [
     ("Input size (px, square)", ["data.image_size"]),
     ("Resize rule", ["data.resize"]),
@@ -30,34 +34,25 @@ ASSUMED = [
     ("Batch size", ["train.batch_size"]),
     ("Optimizer", ["train.optimizer"]),
     ("Weight decay", ["train.weight_decay"]),
-    ("Schedule", ["train.schedule"]),
-    ("Early stopping patience (val loss)", ["train.patience"]),
+    ("Schedule after warm-up", ["train.schedule"]),
     ("Gradient clipping (max norm)", ["train.max_grad_norm"]),
+    ("New head init (std of N(0, std^2))", ["train.head_init_std"]),
     ("Augmentation", ["train.augment"]),
     ("Frozen-feature views per image (last-layer arms)", ["train.head_only_views"]),
     ("Validation share", ["split.val"]),
     ("Test share", ["split.test"]),
-    ("Split seed", ["split.seed"]),
-    ("Target training fraction", ["split.target_fraction"]),
-    ("Intermediate training fraction", ["split.intermediate_fraction"]),
 ]
-# Arm-dependent training parameters: the engine records each arm's own values under these
-# config.train keys (engine.case._train_subset), so the table reads them per case.arm.
-PER_ARM = [
-    ("lr, new head (per arm)", "lr_head"),
-    ("lr, body = every group but the head (per arm; frozen in last-layer arms)", "lr_body"),
-    ("Epoch budget per stage (per arm; SWFT: per step)", "max_epochs"),
-]
+PER_ARM = [("lr, new head", "lr_head"), ("lr, body (every group but the head; frozen in last-layer arms)", "lr_body")]
 STATEMENTS = [
-    "THTL step 1 fine-tunes all layers on fundus (arms.py `thtl_step1`: trainable {step1}).",
-    "SWFT: cumulative groups back to front, each step from the previous step's best weights; the "
-    "best step is chosen on the validation split, never the test split.",
+    "THTL step 1 fine-tunes all layers on the intermediate domain (arms.py `thtl_step1`: trainable {step1}).",
+    "SWFT: cumulative groups back to front, each step from the previous step's best weights at a decayed lr; "
+    "the step is chosen on the validation split, never the test split.",
     "SWFT groups for non-ResNet families are our generic back-to-front grouping: {groups}.",
-    "The nine models (paper names only ResNet18/50): {paper_models}.",
+    "Every arm's new head starts from the same seeded N(0, std^2) draw (`train.head_init_std`), whatever the "
+    "arm: no arm-dependent initialisation.",
     "ImageNet mean/std normalisation of inputs.",
-    "C5 'small difference' = within +-{margin:g} pp (`stats.equivalence_margin_pp`); claims decide on "
-    "the image bootstrap below {below} seeds (`stats.bootstrap_below_seeds`).",
-    "Paper numbers of C1-C3 are read as percentage points; the relative reading is checked too.",
+    "C5 'small difference' = within +-{margin:g} pp (`stats.equivalence_margin_pp`, TOST).",
+    "Paper numbers of C1-C3 are read as percentage points; the relative change is shown too.",
 ]
 
 
@@ -68,7 +63,7 @@ def _pct(x: float | None, digits: int = 1) -> str:
 
 
 def _ms(st: dict | None, scale: float = 100.0, ci: bool = False, digits: int = 1) -> str:
-    """'mean ± std [lo, hi]' of a stats.t_interval dict, scaled (100 for %)."""
+    """'mean ± std [lo, hi]' of a metric entry, scaled (100 for %)."""
     if not st or st.get("mean") is None:
         return "n/a"
     s = f"{scale * st['mean']:.{digits}f}"
@@ -81,6 +76,14 @@ def _ms(st: dict | None, scale: float = 100.0, ci: bool = False, digits: int = 1
 
 def _num(x: float | None, digits: int = 1) -> str:
     return "n/a" if x is None else f"{x:,.{digits}f}"
+
+
+def _pp(x: float | None) -> str:
+    return "n/a" if x is None else f"{x:+.1f}"
+
+
+def _iv(iv: Sequence[float] | None) -> str:
+    return "n/a" if iv is None else f"[{iv[0]:+.1f}, {iv[1]:+.1f}]"
 
 
 def _val(v: Any) -> str:
@@ -97,141 +100,157 @@ def _table(rows: Sequence[Sequence[Any]], headers: Sequence[str]) -> str:
                     disable_numparse=True)
 
 
-def _slugname(model: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_" else "_" for c in model)
+def _details(summary_line: str, body: Sequence[str]) -> list[str]:
+    return [f"<details><summary>{summary_line}</summary>", "", *body, "", "</details>"]
 
 
-# ----------------------------------------------------------------------------- sections
+def _img(alt: str, path: Path, base: Path) -> str:
+    return f"![{alt}]({os.path.relpath(path, base)})"
+
+
+def _arm_label(c: dict, several_domains: bool) -> str:
+    return c["arm"] if c.get("domain") is None or not several_domains else f"{c['arm']} via {c['domain']}"
+
+
+def _sizes(c: dict) -> str:
+    return f"{100 * c['target_fraction']:g} / {100 * c['intermediate_fraction']:g}"
+
+
+# ----------------------------------------------------------------------------- first screen
 
 def headline(summary: dict) -> list[str]:
+    """Which data, which profile, which grid: the first lines of the report."""
     prov = summary["provenance"]
     kinds = prov["data_kinds"]
     lines = []
     if prov.get("fixture"):
-        lines.append("> **FIXTURE RECORDS**: at least one record is a fake test fixture "
-                     "(tests/fixtures/make_sample_records.py); nothing here is a measurement.")
+        lines += ["> **FIXTURE RECORDS**: at least one record is a fake test fixture "
+                  "(tests/fixtures/make_sample_records.py); nothing here is a measurement.", ""]
     if kinds == ["phantom"]:
-        what = ("**synthetic phantom images** (no patient data). The numbers test the pipeline and the "
-                "statistics; they say nothing about real laryngeal images or the papers' clinical claims.")
+        what = ("**synthetic vascular phantoms** (no patient data): the numbers test the pipeline and the "
+                "statistics, and what the phantoms build in; they say nothing about real laryngeal images.")
     elif kinds == ["real"]:
-        what = f"**real images** (fingerprints {prov['data_fingerprints']})."
+        what = "**real images**."
     else:
         what = f"a **mix of data kinds {kinds}**: read every table with care."
-    if lines:
-        lines.append("")
-    lines.append(f"> **Which data produced this report:** {what} Profile(s) "
-                 f"{', '.join(prov['profiles'])}, {prov['n_ok']} cases run, {prov['n_not_run']} not run, "
-                 f"image size {', '.join(map(str, prov['image_sizes']))} px, device(s) "
-                 f"{'; '.join(prov['devices'])}.")
+    reps = sorted({tuple(r) for c in summary["cells"] for r in c["replicates"]})
+    sizes = sorted({(c["target_fraction"], c["intermediate_fraction"]) for c in summary["cells"]}, reverse=True)
+    grid = (f"{len(summary['models'])} model(s) ({', '.join(summary['models'])}) x {len(summary['arms'])} arm(s) "
+            f"x {len(summary['domains'])} intermediate domain(s) ({', '.join(summary['domains']) or 'none'}) x "
+            f"{len(reps)} replicate(s) (training seed, split seed: {', '.join(f'{s}/{k}' for s, k in reps)})")
+    if len(sizes) > 1:
+        grid += f"; data sizes (target / intermediate %): {', '.join(f'{100 * a:g}/{100 * b:g}' for a, b in sizes)}"
+    lines.append(f"> **Data:** {what}  \n> **Profile** {', '.join(prov['profiles'])}: {grid}; "
+                 f"{prov['n_ok']} case(s) ran, {prov['n_not_run']} not run; "
+                 f"{', '.join(map(str, prov['image_sizes']))} px; {'; '.join(prov['devices'])}.")
     return lines
 
 
-def provenance(summary: dict, g: dict, sources: Sequence[str] | None, now: datetime) -> list[str]:
-    prov = summary["provenance"]
-    libs = "; ".join(f"{k} {', '.join(v)}" for k, v in prov["libraries"].items())
-    rows = [
-        ["report code (git commit)", g["repo_commit"]],
-        ["commit(s) that produced the records", ", ".join(prov["record_git_commits"])],
-        ["data version (data.dvc, current checkout)", g["data_version"]],
-        ["data kind (from records)", ", ".join(prov["data_kinds"])],
-        ["data fingerprints (from records)",
-         "; ".join(f"{d}: {', '.join(v)}" for d, v in prov["data_fingerprints"].items())],
-        ["profile(s)", ", ".join(prov["profiles"])],
-        ["device(s)", "; ".join(prov["devices"])],
-        ["platform(s)", "; ".join(prov["platforms"])],
-        ["execution (records' env)", "; ".join(f"{k} {', '.join(v)}" for k, v in prov["execution"].items())
-         or "n/a"],
-        ["libraries (records)", libs or "n/a"],
-        ["libraries (report)", g["libraries"]],
-        ["records", f"{prov['n_records']} ({prov['n_ok']} ok, {prov['n_not_run']} not run), digest "
-                    f"{prov['records_digest']}, created {' .. '.join(prov['created'] or [])}"],
-        ["records folder(s)", ", ".join(map(str, sources)) if sources else "(from summary.json)"],
-        ["report date (UTC)", now.strftime("%Y-%m-%d %H:%M")],
-    ]
-    return ["## Provenance", "", _table(rows, ["item", "value"])]
-
-
-def not_run(summary: dict) -> list[str]:
-    out = ["## Cases not run", ""]
-    if not summary["not_run"]:
-        return out + ["Every case of the records ran."]
-    # One row per (model, arm) with its seeds; the reason's first sentence (the full text, with
-    # where the weights were looked for and the remedies, is in each record).
-    groups: dict[tuple, dict] = {}
-    for n in summary["not_run"]:
-        first = str(n["reason"]).split(". ")[0].split(" Looked in:")[0].strip().rstrip(".")
-        g = groups.setdefault((n["model"], n["arm"], first), {"seeds": []})
-        g["seeds"].append(str(n["seed"]))
-    rows = [[m, a, ", ".join(g["seeds"]), reason] for (m, a, reason), g in groups.items()]
-    return out + [_table(rows, ["model", "arm", "seeds", "reason (full text in the record)"])]
-
-
-def grid(summary: dict, conf: float) -> list[str]:
+def verdicts(summary: dict) -> list[str]:
+    """The verdicts at a glance: one row per claim x model (x domain), the plan hash, power."""
+    sp = summary["stats_params"]
     rows = []
-    for c in summary["cells"]:
-        if c["domain"] != "larynx":
-            continue
-        m = c["metrics"]
-        rows.append([c["model"], c["arm"], c["n"], _ms(m["accuracy"], ci=True),
-                     *(_ms(m[k]) for k, _ in LARYNX_COLS[1:])])
-    head = ["## Larynx test results (model x arm)", "",
-            f"Mean ± std over seeds; accuracy also with its {100 * conf:g} % t-interval over seeds "
-            "(none with one seed). Values in %."]
-    if not rows:
-        return head + ["", "No larynx records."]
-    conf_rows = [[c["model"], c["arm"], *(c["confusion_sum"][0] + c["confusion_sum"][1])]
-                 for c in summary["cells"] if c["domain"] == "larynx" and c["confusion_sum"]]
-    return head + ["", _table(rows, ["model", "arm", "seeds"] + [h for _, h in LARYNX_COLS]), "",
-                   "Confusion matrices (test split, summed over seeds; positive = malignant):", "",
-                   _table(conf_rows, ["model", "arm", "TN", "FP", "FN", "TP"])]
-
-
-def fundus(summary: dict, conf: float) -> list[str]:
-    rows = [[c["model"], c["n"], _ms(c["metrics"]["accuracy"], ci=True),
-             _ms(c["metrics"].get("qwk"), scale=1.0, ci=True, digits=3)]
-            for c in summary["cells"] if c["domain"] == "fundus"]
-    out = ["## THTL step 1 (fundus, intermediate domain)", "",
-           f"DR grading test accuracy in % and quadratic weighted kappa; mean ± std [{100 * conf:g} % t-interval]."]
-    return out + ["", _table(rows, ["model", "seeds", "accuracy %", "QWK"]) if rows else "No fundus records."]
-
-
-def claims(summary: dict) -> list[str]:
-    return ["## Claims C1-C5", "",
-            "Paper numbers are the abstracts' (ResNet18 / ResNet50 only); other models get the same "
-            "tests with no paper number. pp = percentage points.", "",
-            claims_mod.table(summary["claims"]), "", "Decision rules:", "",
-            claims_mod.rule_text(summary["stats_params"])]
-
-
-def swft(summary: dict, rdir: Path, base: Path) -> list[str]:
-    out = ["## SWFT step curves", "",
-           f"Plot data: `{os.path.relpath(rdir / 'swft_steps.csv', base)}` (mean over seeds). "
-           "`selected` = seeds whose best step (chosen on validation) is this one."]
-    if not summary["swft"]:
-        return out + ["", "No SWFT records."]
-    for curve in summary["swft"]:
-        png = swft_figure(curve, rdir / "figures" / f"swft_steps_{_slugname(curve['model'])}.png")
-        rows = [[s["step"], "+" + (s["groups"] or ["?"])[-1], s["n"],
-                 _pct(s["val_mean"]) + ("" if s["val_std"] is None else f" ± {_pct(s['val_std'])}"),
-                 _pct(s["test_mean"]) + ("" if s["test_std"] is None else f" ± {_pct(s['test_std'])}"),
-                 s["selected"]] for s in curve["steps"]]
-        out += ["", f"### {curve['model']}", "", f"![SWFT steps {curve['model']}]({os.path.relpath(png, base)})",
-                "", _table(rows, ["step", "group added", "seeds", "val acc %", "test acc %", "selected"])]
+    ids = [c.id for c in claims_mod.CLAIMS]
+    models = list(summary["models"]) + [m for m in sp["primary_models"] if m not in summary["models"]]
+    shown = [r for r in summary["claims"] if r.get("family") == "primary" or r.get("n_pairs", 0)]
+    for r in sorted(shown, key=lambda r: (ids.index(r["claim"]), r["id"], models.index(r["model"])
+                                          if r["model"] in models else len(models))):
+        paper = _pp(r["paper_value_pp"]) if r.get("paper_value_pp") is not None else (r.get("paper_says") or "-")
+        est = f"{_pp(r.get('diff_pp'))} {_iv(r.get('adj_ci_pp'))}" if r.get("diff_pp") is not None else "not run"
+        rows.append([r["id"], r["model"], f"{r['arm_a']} - {r['arm_b']} ({r['metric']})", r.get("n_pairs", 0),
+                     est, paper, f"**{r['verdict']}**", r.get("family", "")])
+    fam = claims_mod.family(sp)
+    alpha = 1.0 - float(sp["confidence"])
+    out = ["## Verdicts at a glance", "",
+           f"Analysis plan `{summary['plan_hash']}` (params.yaml `stats:`, fixed before the results; the rules "
+           f"are below the claims table): primary family {', '.join(sp['primary_claims'])} on "
+           f"{', '.join(sp['primary_models'])} (m = {len(fam)}), Holm at family-wise alpha = {alpha:g}; every "
+           f"other row is exploratory (unadjusted alpha = {alpha:g}). Estimate = mean paired difference over "
+           "replicates (same seed and patient split) in percentage points, with the deciding interval "
+           "(two-level: replicates, then patients).", ""]
+    out.append(_table(rows, ["claim", "model", "A - B (metric)", "replicates", "estimate pp [deciding interval]",
+                             "paper", "verdict", "family"]) if rows else "No claim could be evaluated.")
+    out += [""] + power(summary) + [""] + fit_note(summary)
     return out
+
+
+def power(summary: dict) -> list[str]:
+    p = summary.get("power")
+    if not p:
+        return ["**Power:** not computed (no target records with patient groups, or no `stats.power`)."]
+    d, pw, fd = p["design"], p["power"], p["false_decisions"]
+    return [f"**Power at this design:** with {d['seeds']} training seed(s) x {d['splits']} patient split(s), "
+            f"{d['patients']} test patients ({d['images'][0]}-{d['images'][1]} images each), the rule reproduces a "
+            f"C1-sized effect ({p['effect_pp']:+g} pp at {100 * p['base_accuracy']:g} % one-step accuracy) in "
+            f"**{100 * pw['rate']:.0f} %** [{100 * pw['ci95'][0]:.0f}, {100 * pw['ci95'][1]:.0f}] of {p['n_sim']} "
+            f"simulated runs at level {p['level']:.3g} (the strictest Holm level, m = {p['family_size']}); with no "
+            f"effect it decides wrongly in {100 * fd['rate']:.1f} % [{100 * fd['ci95'][0]:.1f}, "
+            f"{100 * fd['ci95'][1]:.1f}]. "
+            + ("An inconclusive verdict is what this design gives most of the time even when the paper is right: "
+               "run more replicates (`grid.replicates`) or the paper profile." if pw["rate"] < 0.8 else "")]
+
+
+def fit_note(summary: dict) -> list[str]:
+    under = [(c, rep) for c in summary["cells"] for rep in c["fit"]["undertrained"]]
+    if not under:
+        return ["**Training fit:** every trained arm of every replicate reached its fit (training accuracy or "
+                "a loss plateau; table below), so no verdict rests on an under-trained arm."]
+    names = sorted({f"{c['model']}/{_arm_label(c, True)}" for c, _ in under})
+    return [f"**Training fit: {len(under)} replicate(s) under-trained** ({', '.join(names)}): claims on these "
+            "cells are *not decided* (table below)."]
+
+
+# ----------------------------------------------------------------------------- figures
+
+def figures(summary: dict, plots: Any, g: dict, base: Path) -> list[str]:
+    out = ["## Figures", ""]
+    if plots.claims_forest:
+        out += ["### Claims", "", _img("claims forest plot", plots.claims_forest, base), "",
+                "Point = estimate (colour = verdict), thin line = 95 % interval, pale bar = deciding (adjusted) "
+                "interval, diamond = the paper's number, band = the equivalence margin.", ""]
+    if plots.arms_dot:
+        out += ["### Test accuracy and malignant recall per arm", "", _img("models x arms", plots.arms_dot, base), "",
+                "Dots = replicates; bar = the cell's replicate-level interval (replicates, then patients); "
+                "hollow = an under-trained replicate.", ""]
+    for model, png in plots.confusion:
+        out += [f"### Confusion matrices: {model}", "", _img(f"confusion {model}", png, base), ""]
+    for model, dom, png in plots.swft:
+        out += [f"### SWFT steps: {model} via {dom}", "", _img(f"SWFT steps {model} {dom}", png, base), "",
+                _swft_caption(summary, model, dom), ""]
+    if plots.size_axis:
+        out += ["### THTL gain against data size", "", _img("size axes", plots.size_axis, base), "",
+                "Each point: thtl_last minus onestep_last (test accuracy, pp) with its paired replicate-level "
+                "interval; one axis varies at a time (the other at 100 %).", ""]
+    out += cam(g, base)
+    out += ["", f"Plot data (long format, `dvc plots show`): {', '.join(f'`{os.path.relpath(p, base)}`' for p in plots.csv.values())}."]
+    return out
+
+
+def _swft_caption(summary: dict, model: str, dom: str) -> str:
+    curve = next((c for c in summary["swft"] if c["model"] == model and (c["domain"] or "-") == dom), None)
+    if not curve:
+        return ""
+    sel = [r["selected"] for r in curve["replicates"]]
+    ones = sum(1 for s in sel if s == 1)
+    chosen = ", ".join(f"{r['key']}: {r['selected']}" for r in curve["replicates"])
+    text = (f"Solid = validation (it selects the step: {curve['selected_by']}), dashed = test (diagnostic only); "
+            f"ring = the step each replicate selected ({chosen}).")
+    if ones:
+        text += (f" **{ones} of {len(sel)} replicate(s) selected step 1**: there SWFT's result is the head-only "
+                 "step, i.e. a retrained THTL last-layer, not the deeper fine-tuning.")
+    return text
 
 
 def cam(g: dict, base: Path) -> list[str]:
     path = g["cam_path"]
-    out = ["## LayerCAM", ""]
+    out = ["### LayerCAM", ""]
     entries = g["cam"]
     if entries is None:
-        return out + [f"**Absent**: `{os.path.relpath(path, base)}` was not found, so this report has no "
-                      "LayerCAM figures. Run `thtl-bench cam` (it writes the figures and cam.json), then "
-                      "`thtl-bench report`."]
-    groups = list(dict.fromkeys(g for e in entries for g in (e["vessel_mass"] or {})))
+        return out + [f"**Absent**: `{os.path.relpath(path, base)}` was not found, so this report has no LayerCAM "
+                      "figures. Run `thtl-bench cam` (it writes the figures and cam.json), then `thtl-bench report`."]
+    groups = list(dict.fromkeys(k for e in entries for k in (e["vessel_mass"] or {})))
     models = canonical_order("models", [e["model"] for e in entries])
     arms = canonical_order("arms", [e["arm"] for e in entries])
-    domains = list(dict.fromkeys(e.get("domain", "larynx") for e in entries))
 
     def mean(values: list) -> str:
         v = [float(x) for x in values if x is not None]
@@ -240,40 +259,180 @@ def cam(g: dict, base: Path) -> list[str]:
     rows = []
     for m in models:
         for a in arms:
-            for d in domains:
-                sel = [e for e in entries if (e["model"], e["arm"], e.get("domain", "larynx")) == (m, a, d)]
-                if sel:
-                    rows.append([m, a, d, len(sel), mean([e.get("vessel_fraction") for e in sel]),
-                                 *(mean([(e["vessel_mass"] or {}).get(g) for e in sel]) for g in groups)])
-    out += [f"Mean share of CAM mass on vessel pixels (%) per arm and layer group, from "
-            f"`{os.path.relpath(path, base)}`; `vessel pixels` is the share a map spread evenly would "
-            "get (chance). n/a: no vessel masks (real data).", "",
-            _table(rows, ["model", "arm", "domain", "maps", "vessel pixels %"] + groups)]
-    figs = list(dict.fromkeys(e["figure"] for e in entries))
-    for fig in figs:
+            keys = list(dict.fromkeys((e.get("via"), e.get("domain", "larynx"), e.get("label"))
+                                      for e in entries if (e["model"], e["arm"]) == (m, a)))
+            for via, dom, label in keys:
+                sel = [e for e in entries if (e["model"], e["arm"], e.get("via"), e.get("domain", "larynx"),
+                                              e.get("label")) == (m, a, via, dom, label)]
+                rows.append([m, a + (f" via {via}" if via and a != "thtl_step1" else ""), f"{dom} {label}", len(sel),
+                             mean([e.get("vessel_fraction") for e in sel]),
+                             *(mean([(e["vessel_mass"] or {}).get(k) for e in sel]) for k in groups)])
+    out += ["Each map is min-max scaled on its own (shapes compare, magnitudes do not); each row of a grid gives "
+            "the true class and the model's predicted class with its probability; a SWFT row whose replicate "
+            "selected step 1 is marked. Share of CAM mass on vessel pixels (%) per arm and layer group, from "
+            f"`{os.path.relpath(path, base)}`; `vessel pixels` is what an evenly spread map would get (chance); "
+            "n/a: no vessel masks (real data).", "",
+            _table(rows, ["model", "arm", "images", "maps", "vessel pixels %"] + groups), ""]
+    for fig in dict.fromkeys(e["figure"] for e in entries):
         e = next(x for x in entries if x["figure"] == fig)
         p = Path(fig)  # cam.json paths are relative to the repository root (the working dir)
-        label = f"{e['model']} / {e.get('domain', 'larynx')} {e.get('label', '?')} / {e.get('image_id', '?')}"
+        label = f"{e['model']} · {e.get('domain', 'larynx')} {e.get('label', '?')} · {e.get('image_id', '?')}"
         missing = "" if p.exists() else " (figure file missing: re-run `thtl-bench cam`)"
-        out += ["", f"![LayerCAM {label}]({os.path.relpath(p, base)})", f"*{label}*{missing}"]
+        out += [_img(f"LayerCAM {label}", p, base), f"*{label}*{missing}", ""]
     return out
 
 
-def speed(summary: dict) -> list[str]:
+# ----------------------------------------------------------------------------- tables
+
+def claims(summary: dict) -> list[str]:
+    return ["## Claims: every test", "",
+            "Paper numbers are the abstracts' (ResNet18 / ResNet50 only); other models get the same tests with no "
+            "paper number. C6 (mechanism) compares THTL through the tortuous-vessel fundus control with THTL "
+            "through the radial fundus. `C1@angio` = claim C1 with the intermediate domain angio (exploratory).", ""] + \
+        _details("The full claims table (intervals, P(A>B), notes)", [claims_mod.table(summary["claims"])]) + \
+        ["", "Decision rules:", "", claims_mod.rule_text(summary["stats_params"])]
+
+
+def target_table(summary: dict) -> list[str]:
+    several = len(summary["domains"]) > 1
     rows = []
     for c in summary["cells"]:
+        if c["trains_on"] != "larynx":
+            continue
+        m = c["metrics"]
+        rows.append([c["model"], _arm_label(c, several), _sizes(c), c["n"], _ms(m.get("accuracy"), ci=True),
+                     *(_ms(m.get(k)) for k, _ in TARGET_COLS[1:])])
+    head = ["## Larynx test results (model x arm)", "",
+            "Mean ± std over replicates, accuracy with its replicate-level interval (two-level bootstrap / t hull "
+            "over replicates, then patients). Values in %. sizes = target / intermediate training share in %."]
+    if not rows:
+        return head + ["", "No larynx records."]
+    body = [_table(rows, ["model", "arm", "sizes %", "replicates"] + [h for _, h in TARGET_COLS])]
+    return head + [""] + (body if len(rows) <= 16 else _details(f"{len(rows)} cells", body))
+
+
+def step1_table(summary: dict) -> list[str]:
+    rows = [[c["model"], c["domain"] or c["trains_on"], _sizes(c), c["n"], _ms(c["metrics"].get("accuracy"), ci=True),
+             _ms(c["metrics"].get("qwk"), scale=1.0, ci=True, digits=3)]
+            for c in summary["cells"] if c["trains_on"] != "larynx"]
+    out = ["## THTL step 1 (intermediate domains)", "",
+           "Test accuracy in % and quadratic weighted kappa (the grades are ordinal); mean ± std [t-interval over "
+           "replicates]."]
+    return out + ["", _table(rows, ["model", "domain", "sizes %", "replicates", "accuracy %", "QWK"])
+                  if rows else "No step-1 records."]
+
+
+def references(summary: dict) -> list[str]:
+    ref = summary.get("references")
+    out = ["## Reference points", ""]
+    if not ref or not ref.get("entries"):
+        return out + ["Not computed (`thtl-bench references` writes report/references.json)."]
+
+    def acc(x: dict | None) -> str:
+        if not x:
+            return "n/a"
+        ci = x.get("accuracy_ci")
+        return f"{100 * x['accuracy']:.1f}" + (f" [{100 * ci[0]:.1f}, {100 * ci[1]:.1f}]" if ci else "")
+
+    rows = [[e["domain"], e.get("split_seed", "-"), e.get("test_groups", "-"), acc(e.get("majority")),
+             acc(e.get("ceiling")), acc(e.get("shortcut"))] for e in ref["entries"]]
+    return out + ["What a trained model's test accuracy should be read against: always the majority class; the "
+                  "ceiling (logistic regression on the generator's per-image truth, e.g. tortuosity: what a perfect "
+                  "reader of the label-defining geometry reaches); the shortcut probe (colour histograms and "
+                  "global statistics only: near the majority rate means the label cannot be read without the "
+                  "vessel geometry). Accuracy % [95 % interval over test patients].", "",
+                  _table(rows, ["domain", "split seed", "test patients", "majority", "ceiling", "shortcut probe"])]
+
+
+def transfer(summary: dict) -> list[str]:
+    t = summary.get("transfer")
+    out = ["## Which intermediate domain fits: transferability scores", ""]
+    if not t or not t.get("rows"):
+        return out + ["Not computed (`thtl-bench transfer` writes report/transfer.json from the step-1 "
+                      "checkpoints)."]
+    names = [n for n in dict.fromkeys(k for r in t["rows"] for k in r)
+             if n not in ("model", "domain", "n_replicates", "gain", "gain_lo", "gain_hi")]
+    rows = [[r["model"], r["domain"], r["n_replicates"], *(_num(r.get(n), 3) for n in names),
+             f"{_pp(r.get('gain'))} {_iv([r['gain_lo'], r['gain_hi']] if r.get('gain_lo') is not None else None)}"]
+            for r in t["rows"]]
+    taus = [[n, _num(k.get("tau"), 2), _iv([100 * x for x in k["ci"]]).replace("+", "") if k.get("ci") else "n/a",
+             k.get("n", "-")] for n, k in (t.get("kendall") or {}).items()]
+    return out + ["Scores of each step-1 network on the target training split (higher = predicted to transfer "
+                  "better) and distances between the domains' ImageNet features (lower = closer), beside the "
+                  "measured THTL gain (thtl_last - onestep_last, pp [interval]).", "",
+                  _table(rows, ["model", "domain", "replicates", *names, "THTL gain pp"]), "",
+                  "Does the score predict the gain? Kendall's tau across (model, domain) pairs (distances with the "
+                  "sign turned, so + means 'predicts') with a bootstrap interval over domains (x100):", "",
+                  _table(taus, ["score", "tau", "interval (x100)", "pairs"]) if taus else "Too few pairs for tau."] + \
+        ([f"", f"{t['note']}"] if t.get("note") else [])
+
+
+def training_fit(summary: dict) -> list[str]:
+    rows = []
+    several = len(summary["domains"]) > 1
+    for c in summary["cells"]:
+        acc = [a for a in c["fit"]["train_accuracy"] if a is not None]
+        rows.append([c["model"], _arm_label(c, several), _sizes(c), c["n"],
+                     "n/a" if not acc else f"{100 * min(acc):.0f}-{100 * max(acc):.0f}",
+                     "; ".join("/".join(str(e) for e in ep) or "-" for ep in c["epochs"]),
+                     ", ".join(c["fit"]["undertrained"]) or "none"])
+    text = _budget_rule(summary.get("train_by_arm") or {})
+    out = ["## Training budget and fit", "",
+           f"**The budget rule** (from the records' config): {text or 'not in the records'}. A replicate is "
+           "under-trained when its selected weights reach neither the training accuracy nor the loss plateau of "
+           "`train.fit`; claims on it are not decided.", ""]
+    return out + _details(f"Training fit per cell ({len(rows)} cells): train accuracy range, epochs per stage "
+                          "and replicate, under-trained replicates",
+                          [_table(rows, ["model", "arm", "sizes %", "replicates", "train acc %",
+                                         "epochs per stage (per replicate)", "under-trained"])])
+
+
+def _budget_rule(by_arm: dict) -> str | None:
+    """The budget rule with the records' numbers when every arm recorded the same ones; None
+    when the records lack them or the arms differ (per_arm_rows then shows how)."""
+    vals = {}
+    for k in ("min_epochs", "max_epochs", "patience", "warmup_epochs", "schedule"):
+        seen = {_val(x) for a in by_arm.values() for x in a.get(f"train.{k}", [])}
+        if len(seen) != 1:
+            return None
+        vals[k] = seen.pop()
+    decay = {_val(x) for a in by_arm.values() for x in a.get("train.swft_lr_decay", [])}
+    vals["swft_lr_decay"] = decay.pop() if len(decay) == 1 else "n/a"
+    return arms_registry.budget_text(vals)
+
+
+def not_run(summary: dict) -> list[str]:
+    out = ["## Cases not run", ""]
+    if not summary["not_run"]:
+        return out + ["Every case of the records ran."]
+    # One row per (model, arm) with its replicates; the reason's first sentence (the full text,
+    # with where the weights were looked for and the remedies, is in each record).
+    groups: dict[tuple, list[str]] = {}
+    for n in summary["not_run"]:
+        first = str(n["reason"]).split(". ")[0].split(" Looked in:")[0].strip().rstrip(".")
+        groups.setdefault((n["model"], n["arm"], first), []).append(f"s{n['seed']}/k{n.get('split', 0)}")
+    rows = [[m, a, ", ".join(r), reason] for (m, a, reason), r in groups.items()]
+    return out + [_table(rows, ["model", "arm", "replicates", "reason (full text in the record)"])]
+
+
+# ----------------------------------------------------------------------------- cost
+
+def speed(summary: dict) -> list[str]:
+    rows = []
+    several = len(summary["domains"]) > 1
+    for c in summary["cells"]:
         t = c["timing"]
-        rows.append([c["model"], c["arm"], c["n"], ", ".join(map(str, c["image_size"])),
+        rows.append([c["model"], _arm_label(c, several), _sizes(c), c["n"], ", ".join(map(str, c["image_size"])),
                      _ms({"mean": t["train_images_per_s"]["mean"], "std": t["train_images_per_s"]["std"]}, 1.0),
                      _num(t["inference_images_per_s"]["mean"]), _num(t["wall_s"]["mean"]),
-                     _num(t["epoch_s"]["mean"], 2), "; ".join(c["devices"])])
+                     _num(t["epoch_s"]["mean"], 2)])
     ex = summary["provenance"].get("execution") or {}
     knobs = "; ".join(f"{k} {', '.join(v)}" for k, v in ex.items()) or "not recorded"
-    out = ["## Speed", "",
-           f"Measured per case (mean ± std over seeds) on {'; '.join(summary['provenance']['devices'])}; "
-           f"execution settings: {knobs}.", "",
-           _table(rows, ["model", "arm", "seeds", "px", "train img/s", "inference img/s",
-                         "wall s / case", "s / epoch", "device"])]
+    out = ["## Speed and cost", "",
+           f"Measured per case (mean ± std over replicates) on {'; '.join(summary['provenance']['devices'])}; "
+           f"execution settings: {knobs}.", ""]
+    out += _details("Per-cell speed", [_table(rows, ["model", "arm", "sizes %", "replicates", "px", "train img/s",
+                                                      "inference img/s", "wall s / case", "s / epoch"])])
     return out + [""] + projection(summary["projection"])
 
 
@@ -284,7 +443,7 @@ def projection(p: dict) -> list[str]:
     gpu = p["basis"] == "gpu"
     unit = "GPU-hours" if gpu else "CPU-hours"
     head = ["### Projected cost of the full study", "",
-            f"Grid: {len(s['models'])} models x {len(s['arms'])} arms x {s['seeds']} seeds, "
+            f"Grid: {len(s['models'])} models x {len(s['arms'])} arms x {s['seeds']} replicates, "
             f"{s['fundus_images']} fundus / {s['larynx_images']} larynx images, {s['image_size']} px, up to "
             f"{s['max_epochs']} epochs per stage (every SWFT step too)"
             + (f" (profile `{p['profile']}`)." if p.get("profile") else ".")]
@@ -306,46 +465,31 @@ def projection(p: dict) -> list[str]:
     est = p.get("estimated_hours") or 0.0
     lo, hi = p.get("total_hours_range") or (None, None)
     text = [
-        f"Measured on **{'; '.join(p['devices'])}** at **{sizes} px**. Each measured case is scaled to "
-        f"the study size: every part by the images ratio; epochs also by the epoch-budget ratio and the "
-        f"compute ratio (not for a head-only arm on cached features: its epochs train a linear layer on "
-        f"pooled features); the rest of its wall time (frozen-feature cache, evaluation, setup) by the "
-        f"compute ratio. Compute is {scale} at {s['image_size']} px over the measured size. A measured "
-        f"(model, arm) costs the mean over its seeds. A (model, arm) not measured is estimated by a fit "
-        f"seconds = model factor x arm factor over the measured ones: a measured model keeps its own "
-        f"factor; a model never measured gets its forward FLOPs times the measured models' factor per "
-        f"FLOP (geometric mean; the range below uses the lowest and the highest). Each cell is charged "
-        f"{s['seeds']} seeds. THTL step 1 is one case per (model, seed), shared by the THTL arms.",
-        "",
-        _table(rows, ["model", "in study grid", f"forward GFLOP / image ({s['image_size']} px)", "arms measured",
-                      "arms estimated", f"{unit} (arms x seeds)", "arms not priced"]),
-        "",
-        f"**Projected total: {_num(p['total_hours'], 1)} {unit}** on the machine above"
+        f"**Projected total: {_num(p['total_hours'], 1)} {unit}** on {'; '.join(p['devices'])}"
         + (f" (range {_num(lo, 1)}-{_num(hi, 1)} with the lowest / highest measured cost per FLOP)" if lo is not None else "")
         + f", of which {_num(est, 1)} estimated for (model, arm) cells that were not measured"
         + (f". **Incomplete**: not priced (no arm measured anywhere): {', '.join(p['unpriced'])}."
-           if p.get("unpriced") else "."),
-        "",
+           if p.get("unpriced") else "."), "",
     ]
-    if gpu:
-        if any(int(x) != int(s["image_size"]) for x in p["measured_image_sizes"] if x is not None):
-            text.append(f"The compute scaling from {sizes} px to {s['image_size']} px is an extrapolation.")
-        if est:
-            text.append("Estimated cells assume run time proportional to the fitted factors; on a GPU, "
-                        "memory-bound models (depthwise convolutions) run further below peak than dense ones.")
-    else:
-        text.append(
-            f"**This is an extrapolation**: measured on CPU at {sizes} px and scaled by "
-            f"{'counted FLOPs' if by_flops else 'counted FLOPs or pixel count'} to {s['image_size']} px; run time does not scale exactly with FLOPs (small images use the cores "
-            "less well, depthwise convolutions are memory-bound), early stopping may end cases sooner, "
-            "and no GPU record exists, so no GPU-hour figure can be derived from these records. Run the "
-            "grid on a GPU (`-S train.device=cuda`) and re-run the report: GPU records are then used.")
-    return head + [""] + text
+    method = (
+        f"Measured at {sizes} px. Each measured case is scaled to the study size: every part by the images "
+        f"ratio; epochs also by the epoch-budget ratio and the compute ratio (not for a head-only arm on cached "
+        f"features: its epochs train a linear layer); the rest of its wall time by the compute ratio. Compute is "
+        f"{scale} at {s['image_size']} px over the measured size. A (model, arm) not measured is estimated by a "
+        f"fit seconds = model factor x arm factor; a model never measured gets its forward FLOPs times the "
+        f"measured models' factor per FLOP. THTL step 1 is one case per (model, replicate, domain).")
+    if not gpu:
+        text.append(f"**An extrapolation**: measured on CPU at {sizes} px and scaled by FLOPs; run time does not "
+                    "scale exactly with FLOPs and no GPU record exists. Run the grid on a GPU "
+                    "(`-S train.device=cuda`) and re-run the report: GPU records are then used.")
+    return head + [""] + text + [""] + _details("Per model, and how it is projected", [
+        _table(rows, ["model", "in study grid", f"forward GFLOP / image ({s['image_size']} px)", "arms measured",
+                      "arms estimated", f"{unit} (arms x replicates)", "arms not priced"]), "", method])
 
 
 def perf(g: dict) -> list[str]:
     """The benchmark suite's figures against their targets: `perf.json` (one entry per case of
-    benchmarks/test_perf.py) and `bench_session.json` (the benchmark session)."""
+    benchmarks/test_perf.py) and `bench_session.json` (the last whole, clean benchmark session)."""
     rdir = g["report_dir"]
     head = ["### Benchmark targets", ""] + [x for n in g["bench_notes"] for x in (n, "")]
     last = g.get("last_run") or {}
@@ -354,8 +498,8 @@ def perf(g: dict) -> list[str]:
         head += [f"**The last benchmark run ({last.get('created', '?')}, profile `{last.get('profile')}`) did not "
                  f"finish cleanly: {why}.** The figures below are from the last clean run; "
                  f"first failures: {'; '.join(last.get('errors') or []) or 'none recorded'}.", ""]
-    perf, sess = g["perf"], g["session"]
-    if not perf and not sess:
+    perf_, sess = g["perf"], g["session"]
+    if not perf_ and not sess:
         return head + [f"No benchmark results in {rdir} (perf.json, bench_session.json): run `nox -s benchmark`."]
 
     def verdict(met: Any, why: str | None = None) -> str:
@@ -373,23 +517,6 @@ def perf(g: dict) -> list[str]:
         return ", ".join(bits + [k for k in knobs if k])
 
     out = list(head)
-    if perf:
-        rows, extra = [], []
-        for case in sorted(perf):
-            e = perf[case]
-            unit = e.get("unit") or ("x" if e.get("ratio") is not None else "")
-            rows.append([case, e.get("measure", ""), f"{_num(e.get('value'), 3)} {unit}".strip(),
-                         f"{e.get('op', '')} {_val(e.get('target'))}".strip(),
-                         verdict(e.get("met"), e.get("not_judged_because")), where(e),
-                         e.get("profile", ""), str(e.get("created", ""))[:10]])
-            if isinstance(e.get("table"), dict):
-                extra += [f"`{case}` {e['table'].get('title') or 'per model'} ({where(e)}):", "",
-                          _table(e["table"]["rows"], e["table"]["headers"]), ""]
-        out += ["Measured by `benchmarks/test_perf.py` (`report/perf.json`); targets from params.yaml `bench:`. "
-                "Speed ratios are paired, interleaved measurements in one process, but CPU figures still move "
-                "with whatever else the machine runs (load average shown).", "",
-                _table(rows, ["case", "measure", "value", "target", "verdict", "machine", "profile", "date"]), ""]
-        out += extra
     if sess:
         t = sess.get("targets") or {}
         wall, peak = sess.get("wall_s"), sess.get("peak_rss_gib")
@@ -398,17 +525,61 @@ def perf(g: dict) -> list[str]:
                  ["peak RSS (GiB)", _num(peak, 2), _val(t.get("peak_rss_gib")),
                   verdict(None if peak is None or t.get("peak_rss_gib") is None else peak <= t["peak_rss_gib"])]]
         out += [f"Benchmark session (`nox -s benchmark`, profile `{sess.get('profile')}`, {sess.get('cases')} cases, "
-                f"{sess.get('failed')} failed) on **{sess.get('device')}** ({sess.get('cpu_count')} CPUs):", "",
+                f"{sess.get('failed')} failed, {str(sess.get('created', ''))[:10]}) on **{sess.get('device')}** "
+                f"({sess.get('cpu_count')} CPUs):", "",
                 _table(srows, ["session", "measured", "target", "verdict"])]
-        if sess.get("cases") and sess.get("failed"):
-            out += ["", "Some cases failed: the session figures do not describe a complete run."]
         if sess.get("study_cases_reused"):
             # A session that reused finished cases says nothing about the cost of a fresh run.
             out += ["", f"This session reused {sess['study_cases_reused']} finished study case(s) and trained "
                         f"{sess.get('study_cases_trained', 0)}: its wall time is not that of a fresh run."]
         elif sess.get("study_cases_trained") is not None:
             out += ["", f"A fresh run: all {sess['study_cases_trained']} study cases were trained in this session."]
+        out.append("")
+    if perf_:
+        rows, extra = [], []
+        for case in sorted(perf_):
+            e = perf_[case]
+            unit = e.get("unit") or ("x" if e.get("ratio") is not None else "")
+            rows.append([case, e.get("measure", ""), f"{_num(e.get('value'), 3)} {unit}".strip(),
+                         f"{e.get('op', '')} {_val(e.get('target'))}".strip(),
+                         verdict(e.get("met"), e.get("not_judged_because")), where(e),
+                         e.get("profile", ""), str(e.get("created", ""))[:10]])
+            if isinstance(e.get("table"), dict):
+                extra += [f"`{case}` {e['table'].get('title') or 'per model'} ({where(e)}):", "",
+                          _table(e["table"]["rows"], e["table"]["headers"]), ""]
+        out += _details(f"Benchmark cases ({len(rows)}; `benchmarks/test_perf.py`, `report/perf.json`)", [
+            "Targets from params.yaml `bench:`. Speed ratios are paired, interleaved measurements in one process; "
+            "CPU figures still move with whatever else the machine runs (load average shown).", "",
+            _table(rows, ["case", "measure", "value", "target", "verdict", "machine", "profile", "date"]), "", *extra])
     return out
+
+
+# ----------------------------------------------------------------------------- provenance
+
+def provenance(summary: dict, g: dict, sources: Sequence[str] | None, now: datetime) -> list[str]:
+    prov = summary["provenance"]
+    libs = "; ".join(f"{k} {', '.join(v)}" for k, v in prov["libraries"].items())
+    rows = [
+        ["report code (git commit)", g["repo_commit"]],
+        ["commit(s) that produced the records", ", ".join(prov["record_git_commits"])],
+        ["data version (.dvc of the profile's data folder, this checkout)", g["data_version"]],
+        ["data kind (from records)", ", ".join(prov["data_kinds"])],
+        ["data fingerprints (from records)",
+         "; ".join(f"{d}: {', '.join(v)}" for d, v in prov["data_fingerprints"].items())],
+        ["profile(s)", ", ".join(prov["profiles"])],
+        ["analysis plan hash", summary["plan_hash"]],
+        ["device(s)", "; ".join(prov["devices"])],
+        ["machine(s) (CPU model, numpy SIMD, torch CPU capability)", "; ".join(prov.get("machines") or []) or "n/a"],
+        ["platform(s)", "; ".join(prov["platforms"])],
+        ["execution (records' env)", "; ".join(f"{k} {', '.join(v)}" for k, v in prov["execution"].items()) or "n/a"],
+        ["libraries (records)", libs or "n/a"],
+        ["libraries (report)", g["libraries"]],
+        ["records", f"{prov['n_records']} ({prov['n_ok']} ok, {prov['n_not_run']} not run), digest "
+                    f"{prov['records_digest']}, created {' .. '.join(prov['created'] or [])}"],
+        ["records folder(s)", ", ".join(map(str, sources)) if sources else "(from summary.json)"],
+        ["report date (UTC)", now.strftime("%Y-%m-%d %H:%M")],
+    ]
+    return ["## Provenance", ""] + _details("What produced this report", [_table(rows, ["item", "value"])])
 
 
 def _recorded(conf: dict[str, list], key: str) -> str | None:
@@ -425,49 +596,35 @@ def _recorded(conf: dict[str, list], key: str) -> str | None:
 def per_arm_rows(summary: dict) -> list[list[str]]:
     """Rows for the arm-dependent parameters (PER_ARM), arms with equal values grouped, read from
     the records per case.arm (summary['train_by_arm'])."""
-    kind = {a.name: a.trainable for a in arms_registry.ARMS.values()}
     by_arm = summary.get("train_by_arm") or {}
     names = list(summary.get("arms") or by_arm)
-    rows, budget = [], {}
+    rows = []
     for what, key in PER_ARM:
         groups: dict[str, list[str]] = {}
         for a in names:
             recorded = (by_arm.get(a) or {}).get(f"train.{key}")
-            text = "n/a" if recorded is None else ", ".join(_val(x) for x in recorded)
-            if key == "max_epochs":
-                budget[a] = (text, kind.get(a) == "swft")
-                if kind.get(a) == "swft":
-                    hs = (by_arm.get(a) or {}).get("train.head_step_epochs")
-                    text += " per step" + (f" (head-only step 1: {', '.join(_val(x) for x in hs)})" if hs else "")
-            if recorded is None:
-                text += " (not in records)"
+            text = "n/a (not in records)" if recorded is None else ", ".join(_val(x) for x in recorded)
             groups.setdefault(text, []).append(a)
         value = "; ".join(f"{'/'.join(arms)} {text}" for text, arms in groups.items())
         rows.append([what, f"records' config.train.{key}, by case.arm", value or "no records"])
-    if budget:
-        parts = []
-        for label, k in (("last-layer arms", "head"), ("SWFT", "swft"), ("all-layer arms", "all")):
-            sel = [a for a in names if kind.get(a) == k]
-            if sel:
-                vals = "/".join(dict.fromkeys(budget[a][0] for a in sel))
-                parts.append(f"{label} ({'/'.join(sel)}) {vals} epochs" + (" per step" if k == "swft" else ""))
-        differ = [f"{c.id} ({c.arm_a} vs {c.arm_b})" for c in claims_mod.CLAIMS
-                  if c.arm_a in budget and c.arm_b in budget and budget[c.arm_a] != budget[c.arm_b]]
-        rows.append(["Epoch budgets differ between arms", "records' config.train.max_epochs, by case.arm",
-                     ("**yes**: " if len(set(budget.values())) > 1 else "no: ") + "; ".join(parts)
-                     + (f". Claims whose two arms had different epoch budgets: {', '.join(differ)}"
-                        if differ else "")])
+    budget = {a: tuple(_val(x) for k in ("min_epochs", "max_epochs", "patience")
+                       for x in (by_arm.get(a) or {}).get(f"train.{k}", [None])) for a in names}
+    same = len(set(budget.values())) <= 1
+    rows.append(["Epoch budget (min / max / patience) per stage, every SWFT step included",
+                 "records' config.train.{min_epochs,max_epochs,patience}, by case.arm",
+                 ("the same for every arm: " if same else "**differs between arms**: ")
+                 + "; ".join(f"{a} {'/'.join(v)}" for a, v in budget.items()) if budget else "no records"])
     return rows
 
 
 def assumptions(summary: dict) -> list[str]:
     conf = summary.get("config") or {}
     rows = []
-    fundus = summary["provenance"].get("classes", {}).get("fundus")
-    rows.append(["Intermediate task: 5 DR grades (0-4)", "records' data.classes (fundus)",
-                 _val(fundus) if fundus else "no fundus records"])
-    seeds = sorted({x for c in summary["cells"] for x in c["seeds"]})
-    rows.append(["Seeds", "records' case.seed", ", ".join(map(str, seeds)) or "none"])
+    for dom, classes in (summary["provenance"].get("classes") or {}).items():
+        rows.append([f"Classes of {dom}", "records' data.classes", _val(classes)])
+    reps = sorted({tuple(r) for c in summary["cells"] for r in c["replicates"]})
+    rows.append(["Replicates (training seed, split seed)", "records' case.seed / case.split",
+                 ", ".join(f"{s}/{k}" for s, k in reps) or "none"])
     for what, keys in ASSUMED:
         found = next(((k, v) for k in keys if (v := _recorded(conf, k)) is not None), None)
         rows.append([what, found[0], found[1]] if found else [what, keys[0], "not in records' config"])
@@ -477,15 +634,14 @@ def assumptions(summary: dict) -> list[str]:
                     if not c["model"].split(":")[-1].startswith("resnet")})
     sp = summary["stats_params"]
     stmts = [t.format(step1=step1, groups="; ".join(other) or "none measured",
-                      paper_models=", ".join((summary["projection"].get("settings") or {}).get("models") or ["n/a"]),
-                      margin=float(sp["equivalence_margin_pp"]), below=sp["bootstrap_below_seeds"])
-             for t in STATEMENTS]
+                      margin=float(sp["equivalence_margin_pp"])) for t in STATEMENTS]
     params = [[k, ", ".join(_val(x) for x in v[:8]) + (f" ... ({len(v)} values)" if len(v) > 8 else "")]
               for k, v in conf.items()]
     return (["## Assumptions", "",
-             "Choices the papers do not state (docs/study.md **assumed** items) and the values the "
-             "records were produced with (read from the records' config).", ""]
-            + [f"- {s}" for s in stmts]
-            + ["", _table(rows, ["assumed choice", "key", "value(s) used"]), "",
-               "<details><summary>Every parameter in the records' config</summary>", "",
-               _table(params, ["key", "value(s)"]) if params else "(none recorded)", "", "</details>"])
+             "Choices the papers do not state (docs/study.md **assumed** items) and the values the records were "
+             "produced with (read from the records' config).", ""]
+            + [f"- {s}" for s in stmts] + [""]
+            + _details("Assumed choices and their recorded values", [_table(rows, ["assumed choice", "key",
+                                                                                   "value(s) used"])])
+            + [""] + _details("Every parameter in the records' config",
+                              [_table(params, ["key", "value(s)"]) if params else "(none recorded)"]))
