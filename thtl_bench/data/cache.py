@@ -317,6 +317,8 @@ def phantom_meta(root: Path) -> dict | None:
                 doc = json.loads(f.read_text())
             except (OSError, ValueError):
                 return {"file": name, "unreadable": True}
-            return {k: doc.get(k) for k in ("generator", "generator_version", "params_hash", "image_size",
-                                            "seed", "profile") if k in doc} | {"file": name}
+            params = doc.get("params") if isinstance(doc.get("params"), dict) else {}
+            meta = {k: doc.get(k, params.get(k)) for k in ("generator", "generator_version", "params_hash",
+                                                           "image_size", "seed", "profile") if k in doc or k in params}
+            return meta | {"file": name}
     return None

@@ -204,10 +204,11 @@ def phantom_problems(cfg: dict) -> list[Problem]:
         if meta is None or d not in phantoms.DOMAINS:
             continue
         want = phantoms.params_hash(phantoms.domain_params(cfg["synth"], d))
-        if meta.get("params_hash") != want or int(meta.get("image_size") or -1) != int(cfg["synth"]["image_size"]):
+        size = meta.get("image_size") or (meta.get("params") or {}).get("image_size")
+        if meta.get("params_hash") != want or int(size or -1) != int(cfg["synth"]["image_size"]):
             out.append(Problem(
                 "foreign_phantoms", str(root / meta["file"]),
-                f"phantoms made for profile {meta.get('profile')!r} at {meta.get('image_size')} px (parameter hash "
+                f"phantoms made for profile {meta.get('profile')!r} at {size} px (parameter hash "
                 f"{meta.get('params_hash')}), but profile {cfg.get('profile')!r} needs {cfg['synth']['image_size']} px "
                 f"(parameter hash {want})",
                 f"`thtl-bench synth --profile {cfg.get('profile')}` (writes {cfg['data']['root']}), or point "
