@@ -17,6 +17,7 @@ from thtl_bench import cam
 from thtl_bench.cam import CamError, layercam_maps, select_images, vessel_fraction, vessel_mass
 from thtl_bench.cli import cam as cam_cli
 from thtl_bench.errors import UserError
+from thtl_bench.records import Case
 
 RESNET_GROUPS = ("layer1", "layer2", "layer3", "layer4")
 
@@ -344,8 +345,8 @@ def test_registry_model_explains_each_image_for_its_label(registry):
 
 ROOT = Path(__file__).resolve().parents[1]
 CAM_ARMS = ["onestep_last", "swft"]
-ENTRY_KEYS = {"model", "arm", "domain", "image_id", "label", "figure", "vessel_mass", "vessel_fraction", "pred",
-              "prob"}
+ENTRY_KEYS = {"model", "arm", "via", "domain", "image_id", "label", "figure", "vessel_mass", "vessel_fraction",
+              "pred", "prob"}
 
 
 def _overrides(tmp: Path) -> list[str]:
@@ -353,28 +354,37 @@ def _overrides(tmp: Path) -> list[str]:
             f"data.larynx.root={tmp}/data/larynx", "synth.image_size=64", "data.image_size=64",
             "synth.fundus.per_grade=[3,3,3,3,3]", "synth.larynx.patients={benign: 4, malignant: 4}",
             "synth.larynx.images_per_patient=[2,2]", f"grid.checkpoints_dir={tmp}/ck",
-            f"grid.records_dir={tmp}/records", f"cam.arms=[{', '.join(CAM_ARMS)}]", "cam.images_per_class=1", "cam.model=resnet18",
-            "cam.out_dir=report/figures", "report.dir=report", "train.device=cpu"]
+            f"grid.records_dir={tmp}/records", f"cam.arms=[{', '.join(CAM_ARMS)}]", "cam.images_per_class=1",
+            "cam.model=resnet18", "cam.replicate=[0, 0]", "cam.domains=[fundus]", "cam.out_dir=report/figures",
+            "report.dir=report", "train.device=cpu"]
 
 
-def save_best(cfg: dict, model: str, arm: str, seed: int, init_seed: int | None = None) -> Path:
+def _case(arm: str, domain: str | None = "fundus") -> Case:
+    """The cam case of `arm` (resnet18, replicate s0/k0; THTL arms through `domain`)."""
+    from thtl_bench import arms
+
+    return Case("resnet18", arm, 0, 0, domain if arms.get(arm).via_intermediate else None)
+
+
+def save_best(cfg: dict, case: Case, init_seed: int | None = None) -> Path:
     """A best.pt as the engine writes it (case_id tag, classes, StagedModel weights), random init
     (seeded by `init_seed`, default the arm name's length)."""
-    from thtl_bench import arms, models
-    from thtl_bench.engine import case_id, checkpoint
+    from thtl_bench import models
+    from thtl_bench.engine import case_id, checkpoint, inputs
 
-    classes = list(cfg["data"][arms.get(arm).domain]["classes"])
-    torch.manual_seed(len(arm) if init_seed is None else init_seed)
-    net = models.build(model, len(classes), init="random", cfg=cfg)
-    path = cam.checkpoint_path(cfg["grid"]["checkpoints_dir"], model, arm, seed)
-    checkpoint.save({"case_id": case_id(cfg, model, arm, seed), "slug": path.parent.name, "model_name": model,
-                     "arm": arm, "classes": classes, "model": checkpoint.state_copy(net)}, path)
+    classes = list(cfg["data"][inputs.trains_on(case)]["classes"])
+    torch.manual_seed(len(case.arm) if init_seed is None else init_seed)
+    net = models.build(case.model, len(classes), init="random", cfg=cfg)
+    path = cam.checkpoint_path(cfg["grid"]["checkpoints_dir"], case)
+    checkpoint.save({"case_id": case_id(cfg, case), "slug": case.slug, "model_name": case.model,
+                     "arm": case.arm, "classes": classes, "model": checkpoint.state_copy(net)}, path)
     return path
 
 
 @pytest.fixture(scope="module")
 def case_set(tmp_path_factory):
-    """Tiny phantoms (64 px) and best.pt files for cam.arms and THTL step 1 of resnet18, seed 0."""
+    """Tiny phantoms (64 px) and best.pt files for cam.arms and THTL step 1 (via fundus) of
+    resnet18, replicate s0/k0."""
     from thtl_bench import config
     from thtl_bench.data import phantoms
 
@@ -384,7 +394,7 @@ def case_set(tmp_path_factory):
     cfg["split"]["dir"] = str(tmp / "splits")  # where the CLI (run from tmp) finds them too
     phantoms.synth(tmp / "data", cfg["synth"])
     for arm in CAM_ARMS + ["thtl_step1"]:
-        save_best(cfg, "resnet18", arm, 0)
+        save_best(cfg, _case(arm))
     return tmp, overrides, cfg
 
 
@@ -414,6 +424,8 @@ def test_render_end_to_end_through_the_cli(case_set, monkeypatch, capsys):
     # one benign and one malignant test image, each explained by every arm, arms in cam.arms order
     assert sorted({e["label"] for e in larynx}) == ["benign", "malignant"]
     assert [e["arm"] for e in larynx] == CAM_ARMS * 2
+    # `via`: the intermediate domain of a THTL arm, None for a target-only arm
+    assert [e["via"] for e in larynx] == [None, "fundus"] * 2
     groups = ["layer1_stem", "layer2", "layer3", "layer4"]  # front to back
     for e in entries:
         assert e["model"] == "resnet18"
@@ -427,22 +439,24 @@ def test_render_end_to_end_through_the_cli(case_set, monkeypatch, capsys):
     assert len({e["figure"] for e in larynx}) == 2
     assert {e["image_id"] for e in larynx} == {e["image_id"] for e in larynx if e["arm"] == "swft"}
     fundus = [e for e in entries if e["domain"] == "fundus"]
-    assert fundus and {e["arm"] for e in fundus} == {"thtl_step1"}
+    assert fundus and {(e["arm"], e["via"]) for e in fundus} == {("thtl_step1", "fundus")}
+    # figure names carry the replicate and the images' domain
+    assert all(Path(e["figure"]).name.startswith(f"cam__resnet18__s0k0__{e['domain']}__") for e in entries)
     assert "report/cam.json" in capsys.readouterr().out
 
 
 def test_render_shares_match_the_helper_on_the_same_image(case_set, monkeypatch):
     # The number under each panel is vessel_mass of that image's own map for its own label.
-    from thtl_bench.engine.inputs import domain
+    from thtl_bench.engine.inputs import tensors
 
     tmp, _, cfg = case_set
     monkeypatch.chdir(tmp)
     entries = cam.render(cfg)
     e = next(x for x in entries if x["arm"] == "swft" and x["label"] == "malignant")
-    dt = domain(cfg, "larynx")
+    dt = tensors(cfg, "larynx", 0)  # the target's images on the replicate's split
     i = dt.ids.index(e["image_id"])
     assert dt.split[i] == "test" and dt.classes[dt.labels[i]] == "malignant"
-    net = cam.load_case_model(cfg, "resnet18", "swft", 0)
+    net = cam.load_case_model(cfg, _case("swft"))
     x = cam._inputs(np.asarray(dt.images[i:i + 1]), torch.device("cpu"))
     maps = layercam_maps(net, x, [int(dt.labels[i])], net.cam_layers)
     for g, share in e["vessel_mass"].items():
@@ -476,13 +490,14 @@ def test_render_without_vessel_masks_reports_no_share(case_set, monkeypatch):
 
     tmp, _, cfg = case_set
     monkeypatch.chdir(tmp)
-    real = inputs.domain
-    monkeypatch.setattr(inputs, "domain", lambda c, name: dataclasses.replace(real(c, name), masks=None, kind="real"))
+    real = inputs.tensors
+    monkeypatch.setattr(inputs, "tensors", lambda c, name, *a, **k: dataclasses.replace(real(c, name, *a, **k),
+                                                                                         masks=None, kind="real"))
     cfg = {**cfg, "cam": {**cfg["cam"], "arms": ["swft"], "fundus_example": False}}
     entries = cam.render(cfg)
     assert [e["label"] for e in entries] == ["benign", "malignant"]
     for e in entries:
-        assert e["domain"] == "larynx" and e["vessel_fraction"] is None
+        assert e["domain"] == "larynx" and e["vessel_fraction"] is None and e["via"] == "fundus"
         assert list(e["vessel_mass"]) == ["layer1_stem", "layer2", "layer3", "layer4"]
         assert all(v is None for v in e["vessel_mass"].values())
         assert Path(e["figure"]).is_file()
@@ -495,8 +510,8 @@ def test_missing_checkpoint_names_case_and_command(case_set, tmp_path):
     with pytest.raises(UserError) as err:
         cam.render(cfg)
     msg = str(err.value)
-    assert "resnet18__thtl_all__s0/best.pt" in msg
-    assert "thtl-bench run --model resnet18 --arm thtl_all --seed 0" in msg
+    assert "resnet18__thtl_all__fundus__s0__k0/best.pt" in msg
+    assert "--model resnet18 --arm thtl_all --seed 0 --split 0 --domain fundus --ensure-checkpoint" in msg
     assert "onestep_last" not in msg  # only what is missing
 
 
@@ -505,18 +520,22 @@ def test_checkpoint_of_other_parameters_is_refused(case_set, tmp_path):
 
     _, _, cfg = case_set
     ck = tmp_path / "ck"
-    src = cam.checkpoint_path(cfg["grid"]["checkpoints_dir"], "resnet18", "swft", 0)
+    src = cam.checkpoint_path(cfg["grid"]["checkpoints_dir"], _case("swft"))
     blob = checkpoint.load(src)
     blob["case_id"] = "0" * 12  # e.g. trained before the data were regenerated
-    checkpoint.save(blob, cam.checkpoint_path(ck, "resnet18", "swft", 0))
-    with pytest.raises(UserError, match="trained under other parameters.*thtl-bench run --model resnet18 --arm swft"):
-        cam.load_case_model(cfg, "resnet18", "swft", 0, checkpoints_dir=ck)
+    checkpoint.save(blob, cam.checkpoint_path(ck, _case("swft")))
+    with pytest.raises(UserError, match="trained under other parameters.*--model resnet18 --arm swft --seed 0 "
+                                        "--split 0 --domain fundus"):
+        cam.load_case_model(cfg, _case("swft"), checkpoints_dir=ck)
+    # the same weights under another replicate's name are another case: its best.pt is missing
+    with pytest.raises(UserError, match=r"resnet18__swft__fundus__s0__k1/best.pt"):
+        cam.load_case_model(cfg, Case("resnet18", "swft", 0, 1, "fundus"), checkpoints_dir=ck)
 
 
 def test_cli_registers_cam_with_common_options():
-    args = _cli_args(["cam.seed=1"], "--checkpoints", "elsewhere")
+    args = _cli_args(["cam.replicate=[1, 0]"], "--checkpoints", "elsewhere")
     assert args.command == "cam" and args.func is cam_cli._cmd
-    assert args.checkpoints == "elsewhere" and args.overrides == ["cam.seed=1"]
+    assert args.checkpoints == "elsewhere" and args.overrides == ["cam.replicate=[1, 0]"]
 
 
 # --------------------------------------------------------------------- figure: colour bar, marks
@@ -582,14 +601,15 @@ def test_cam_figure_marks_the_noted_row_only(tmp_path):
     assert fig.canvas.get_width_height()[0] == style.pixel_size(1.0)[0] == 880
 
 
-def _swft_record(cfg: dict, records_dir: Path, selected: int, case_id: str | None = None) -> Path:
+def _swft_record(cfg: dict, records_dir: Path, selected: int, case_id: str | None = None,
+                 case: Case | None = None) -> Path:
     """A minimal valid SWFT record whose swft_steps say which step validation selected."""
     from thtl_bench import records
     from thtl_bench.engine import case_id as cid
 
-    rec = {"schema": records.SCHEMA, "case_id": case_id or cid(cfg, "resnet18", "swft", 0),
-           "slug": records.slug("resnet18", "swft", 0), "status": "ok",
-           "case": {"model": "resnet18", "arm": "swft", "seed": 0, "profile": "smoke"}, "config": {},
+    case = case or _case("swft")
+    rec = {"schema": records.SCHEMA, "case_id": case_id or cid(cfg, case), "slug": case.slug, "status": "ok",
+           "case": case.as_dict() | {"profile": "smoke"}, "config": {},
            "created": "2026-01-01T00:00:00+00:00",
            **{k: {} for k in ("data", "weights", "trainable", "metrics", "predictions", "timing", "env")},
            "history": [], "swft_steps": [{"step": k, "selected": k == selected} for k in (1, 2, 3)]}
@@ -610,8 +630,8 @@ def test_render_marks_swft_rows_that_kept_step_1(case_set, monkeypatch, tmp_path
     cfg = {**cfg, "grid": {**cfg["grid"], "checkpoints_dir": str(tmp_path / "ck"),
                            "records_dir": str(tmp_path / "records")},
            "cam": {**cfg["cam"], "arms": ["thtl_last", "swft"], "fundus_example": False}}
-    save_best(cfg, "resnet18", "swft", 0, init_seed=3)
-    save_best(cfg, "resnet18", "thtl_last", 0, init_seed=3 if same_weights else 4)
+    save_best(cfg, _case("swft"), init_seed=3)
+    save_best(cfg, _case("thtl_last"), init_seed=3 if same_weights else 4)
     if selected is not None:
         _swft_record(cfg, tmp_path / "records", selected, record_id)
     drawn = []
@@ -622,3 +642,39 @@ def test_render_marks_swft_rows_that_kept_step_1(case_set, monkeypatch, tmp_path
         assert [r["label"] for r in rows] == ["thtl_last", "swft"]
         assert rows[0]["note"] is None and rows[1]["note"] == note
         assert rows[0]["same_as"] is None and rows[1]["same_as"] == same_as
+
+
+# ------------------------------------------------------------------- cases: replicate, domains
+
+
+def test_cam_cases_one_row_per_arm_and_intermediate_domain():
+    cfg = {"cam": {"model": "resnet18", "replicate": [2, 1], "domains": ["fundus", "angio"],
+                   "arms": ["onestep_last", "thtl_last", "swft"]}}
+    cases = cam.cam_cases(cfg)
+    # target-only arms once (no domain); THTL arms once per domain, labelled with it
+    assert cases == {"onestep_last": Case("resnet18", "onestep_last", 2, 1),
+                     "thtl_last [fundus]": Case("resnet18", "thtl_last", 2, 1, "fundus"),
+                     "thtl_last [angio]": Case("resnet18", "thtl_last", 2, 1, "angio"),
+                     "swft [fundus]": Case("resnet18", "swft", 2, 1, "fundus"),
+                     "swft [angio]": Case("resnet18", "swft", 2, 1, "angio")}
+    one = cam.cam_cases({"cam": {**cfg["cam"], "domains": ["angio"]}})
+    assert one == {"onestep_last": Case("resnet18", "onestep_last", 2, 1),
+                   "thtl_last": Case("resnet18", "thtl_last", 2, 1, "angio"),
+                   "swft": Case("resnet18", "swft", 2, 1, "angio")}  # one domain: plain arm labels
+
+
+def test_swft_note_compares_with_the_last_layer_arm_of_its_own_domain(monkeypatch, tmp_path):
+    # Two intermediate domains: each SWFT row that kept step 1 is "= THTL last-layer weights" only
+    # when ITS domain's last-layer weights are identical, whatever the other domain's are.
+    cfg = {"grid": {"records_dir": str(tmp_path / "records")},
+           "cam": {"model": "resnet18", "replicate": [0, 0], "domains": ["fundus", "angio"],
+                   "arms": ["thtl_last", "swft"]}}
+    monkeypatch.setattr(cam, "case_id", lambda cfg, case: f"id-{case.slug}")
+    cases = cam.cam_cases(cfg)
+    for d in ("fundus", "angio"):
+        c = Case("resnet18", "swft", 0, 0, d)
+        _swft_record(cfg, tmp_path / "records", 1, case_id=f"id-{c.slug}", case=c)
+    digests = {"thtl_last [fundus]": "A", "swft [fundus]": "B", "thtl_last [angio]": "B", "swft [angio]": "B"}
+    notes = cam._swft_notes(cfg, cases, digests)
+    assert notes == {"swft [fundus]": ("SWFT chose step 1\n(head only)", None),
+                     "swft [angio]": ("SWFT chose step 1\n= THTL last-layer weights", "thtl_last [angio]")}

@@ -242,9 +242,8 @@ def test_resize_choices_agree_with_the_data_layer():
 
 
 def test_layout_choices_agree_with_the_data_layer():
-    from thtl_bench.data import sources
-
     from thtl_bench import domains
+    from thtl_bench.data import sources
 
     assert {d: tuple(sources.LAYOUTS[x.role]) for d, x in domains.DOMAINS.items()} == config.LAYOUTS
     for domain, layouts in config.LAYOUTS.items():

@@ -1,19 +1,24 @@
-"""Statistics and claim verdicts against hand-computed values."""
+"""Statistics, claim verdicts and the per-cell summary against hand-computed values, on tiny
+hand-made records (tests/support/records.py)."""
 
 from __future__ import annotations
 
-import copy
 import math
 
 import numpy as np
 import pytest
 from scipy import stats as sps
+from support.records import not_run, pair
 
-from thtl_bench.analysis import claims, intervals
+from thtl_bench.analysis import claims, intervals, rules
 from thtl_bench.analysis import summary as summ
+from thtl_bench.records import Case
 
-PARAMS = {"confidence": 0.95, "bootstrap": 500, "bootstrap_seed": 0, "bootstrap_below_seeds": 5,
-          "equivalence_margin_pp": 5.0, "alpha": 0.05}
+# One primary claim on one model (m = 1): C1/resnet18 is judged at alpha itself.
+PARAMS = {"confidence": 0.95, "bootstrap": 300, "bootstrap_seed": 0, "equivalence_margin_pp": 5.0,
+          "tolerance_pp": 1e-9, "min_replicates": 2, "primary_claims": ["C1"], "primary_models": ["resnet18"],
+          "primary_domain": "fundus", "alpha": 0.05}
+CFG = {"stats": PARAMS}
 
 
 def test_t_interval_hand_computed():
@@ -96,87 +101,113 @@ def test_bootstrap_recall_uses_positives_only():
     (-1, (-5.0, -1.0), "reproduced"), (-1, (1.0, 5.0), "contradicted"), (-1, (-5.0, 0.5), "inconclusive"),
 ])
 def test_directional_verdicts(direction, ci, expected):
-    c = claims.Claim("X", "x", "a", "b", "accuracy", "directional", direction)
-    assert claims.verdict(c, sum(ci) / 2, ci, 5.0) == expected
+    assert rules.interval_verdict("directional", direction, ci, 5.0, 1e-9) == expected
 
 
-@pytest.mark.parametrize("diff,ci,expected", [
-    (1.0, (-2.0, 3.0), "reproduced"),       # not significant, inside +-5
-    (1.0, (-2.0, 7.0), "inconclusive"),     # not significant but too wide
-    (8.0, (2.0, 14.0), "contradicted"),     # significant and beyond the margin
-    (2.0, (0.5, 3.5), "inconclusive"),      # significant but small
-    (-8.0, (-14.0, -2.0), "contradicted"),
+@pytest.mark.parametrize("ci,expected", [
+    ((-2.0, 3.0), "reproduced"),       # inside +-5
+    ((0.5, 3.5), "reproduced"),        # significant but small: still equivalent (TOST)
+    ((-2.0, 7.0), "inconclusive"),     # reaches beyond the margin, no wider than 2 m
+    ((5.5, 14.0), "contradicted"),     # entirely beyond +5
+    ((-14.0, -5.5), "contradicted"),
+    ((2.0, 14.0), "underpowered"),     # wider than 2 m: no outcome could reproduce it
 ])
-def test_equivalence_verdicts(diff, ci, expected):
-    c5 = next(c for c in claims.CLAIMS if c.id == "C5")
-    assert claims.verdict(c5, diff, ci, 5.0) == expected
+def test_equivalence_verdicts(ci, expected):
+    c5 = claims.BY_ID["C5"]
+    assert c5.kind == "equivalence"
+    assert rules.interval_verdict(c5.kind, c5.direction, ci, 5.0, 1e-9) == expected
 
 
-def test_no_interval_is_inconclusive():
-    assert claims.verdict(claims.CLAIMS[0], None, None, 5.0) == "inconclusive"
+def _claim(rows: list[dict], cid: str = "C1", model: str = "resnet18") -> dict:
+    (row,) = [r for r in rows if (r["id"], r["model"]) == (cid, model)]
+    return row
 
 
-def _rec(model, arm, seed, correct, labels):
-    """A minimal ok record whose test predictions give the `correct` pattern."""
-    labels = np.asarray(labels)
-    pred = np.where(correct, labels, 1 - labels)
-    probs = np.stack([1 - pred * 0.8 - 0.1, pred * 0.8 + 0.1], 1)
-    pos = labels == 1
-    return {
-        "status": "ok", "case_id": f"{model}{arm}{seed}", "slug": f"{model}__{arm}__s{seed}",
-        "case": {"model": model, "arm": arm, "seed": seed, "profile": "t"},
-        "data": {"domain": "larynx", "classes": ["benign", "malignant"], "positive": "malignant"},
-        "metrics": {"test": {"accuracy": float(np.mean(correct)),
-                             "recall": float(np.mean(np.asarray(correct)[pos]))}},
-        "predictions": {"test": {"ids": [f"i{k}" for k in range(len(labels))], "labels": labels.tolist(),
-                                 "probs": probs.tolist()}},
-    }
+def _acc(recs: list[dict], arm: str) -> np.ndarray:
+    """Recorded test accuracies of an arm, in replicate order."""
+    by = sorted((Case.of(r).replicate, r["metrics"]["test"]["accuracy"]) for r in recs if r["case"]["arm"] == arm)
+    return np.array([v for _, v in by])
 
 
-def _pair(n_seeds, acc_a, acc_b, n=40):
-    labels = np.array([0, 1] * (n // 2))
-    rng = np.random.default_rng(0)
-    recs = []
-    for s in range(n_seeds):
-        recs.append(_rec("resnet18", "thtl_last", s, rng.random(n) < acc_a, labels))
-        recs.append(_rec("resnet18", "onestep_last", s, rng.random(n) < acc_b, labels))
-    return recs
+def test_claim_statistic_interval_and_paper_number():
+    recs = pair(3, 0.5, 0.95, n=80)
+    row = _claim(claims.evaluate(recs, CFG))
+    a, b = _acc(recs, "thtl_last"), _acc(recs, "onestep_last")
+    d = 100 * (a - b)
+    assert row["n_pairs"] == 3 and row["domain"] == "fundus" and row["family"] == "primary"
+    # the statistic: mean over replicates of the paired difference (predictions agree with metrics)
+    assert row["diff_pp"] == pytest.approx(d.mean()) and row["estimate_pp"] == row["diff_pp"]
+    un = row["unadjusted"]
+    assert un["values_pp"] == [pytest.approx(list(d))]
+    assert un["se_replicates_pp"] == pytest.approx(d.std(ddof=1) / math.sqrt(3)) and un["t_df"] == 2.0
+    # the t part uses the larger of the replicate and bootstrap SEs; the interval is the hull
+    se = max(un["se_replicates_pp"], un["se_bootstrap_pp"])
+    half = sps.t.ppf(0.975, 2) * se
+    assert un["t_ci_pp"] == [pytest.approx(d.mean() - half), pytest.approx(d.mean() + half)]
+    t_ci, b_ci = un["t_ci_pp"], un["boot_ci_pp"]
+    assert row["ci_pp"] == [min(t_ci[0], b_ci[0]), max(t_ci[1], b_ci[1])]
+    # m = 1: the deciding interval is the unadjusted one
+    assert row["level"] == pytest.approx(0.05) and row["adj_ci_pp"] == pytest.approx(row["ci_pp"])
+    assert row["adj_ci_pp"][1] < 0 and row["verdict"] == "reproduced"
+    assert row["paper_value_pp"] == -14.7
+    assert row["paper_in_ci"] == (row["adj_ci_pp"][0] <= -14.7 <= row["adj_ci_pp"][1])
+    assert row["mean_a"] == pytest.approx(a.mean()) and row["rel_pct"] == pytest.approx(100 * (a.mean() / b.mean() - 1))
 
 
-def test_claim_few_seeds_uses_bootstrap_and_paper_number():
-    recs = _pair(3, 0.55, 0.9)
-    r = claims.evaluate_one(claims.CLAIMS[0], "resnet18", recs, PARAMS)
-    a = [x["metrics"]["test"]["accuracy"] for x in recs if x["case"]["arm"] == "thtl_last"]
-    b = [x["metrics"]["test"]["accuracy"] for x in recs if x["case"]["arm"] == "onestep_last"]
-    assert r["n_pairs"] == 3 and r["ci_used"] == "bootstrap" and r["ci_pp"] == r["boot_ci_pp"]
-    assert r["diff_pp"] == pytest.approx(100 * (np.mean(a) - np.mean(b)))
-    assert r["boot_diff_pp"] == pytest.approx(r["diff_pp"])  # metrics and predictions agree
-    assert r["p_value"] == pytest.approx(sps.ttest_rel(a, b).pvalue)
-    assert r["paper_value_pp"] == -14.7 and r["verdict"] == "reproduced"
+def test_claim_needs_replicates_not_seeds_alone():
+    # One replicate holds the trained models fixed: reported, never decided, whatever its size.
+    one = _claim(claims.evaluate(pair(1, 0.3, 0.95, n=200), CFG))
+    assert one["verdict"] == "inconclusive" and "1 replicate(s)" in one["note"] and one["basis"] == "none"
+    assert one["diff_pp"] is not None and one["ci_pp"] is not None
+    # stats.min_replicates raises the floor
+    recs = pair(3, 0.5, 0.95, n=80)
+    few = _claim(claims.evaluate(recs, {"stats": {**PARAMS, "min_replicates": 4}}))
+    assert few["verdict"] == "inconclusive" and "at least 4" in few["note"]
+    many = _claim(claims.evaluate(pair(5, 0.5, 0.95, n=80), CFG))
+    assert many["verdict"] == "reproduced" and many["n_pairs"] == 5 and many["unadjusted"]["t_df"] == 4.0
 
 
-def test_claim_many_seeds_uses_t_interval():
-    r = claims.evaluate_one(claims.CLAIMS[0], "resnet18", _pair(5, 0.55, 0.9), PARAMS)
-    assert r["ci_used"] == "t" and r["ci_pp"] == r["t_ci_pp"]
-    assert r["verdict"] == "reproduced"
+def test_claim_under_trained_arm_is_not_decided():
+    recs = pair(3, 0.5, 0.95, n=80)
+    recs[0]["fit"]["ok"] = False  # thtl_last, replicate (0, 0)
+    row = _claim(claims.evaluate(recs, CFG))
+    assert row["verdict"] == rules.UNDERTRAINED and "thtl_last" in row["note"]
+    assert row["adj_ci_pp"] is not None  # still reported
 
 
 def test_claim_missing_arm_and_model_without_paper_number():
-    recs = [x for x in _pair(3, 0.6, 0.8) if x["case"]["arm"] == "thtl_last"]
-    r = claims.evaluate_one(claims.CLAIMS[0], "resnet18", recs, PARAMS)
-    assert r["verdict"] == "inconclusive" and "onestep_last" in r["note"] and r["diff_pp"] is None
-    other = copy.deepcopy(_pair(3, 0.55, 0.9))
-    for x in other:
-        x["case"]["model"] = "tv:densenet121"
-    r = claims.evaluate_one(claims.CLAIMS[0], "tv:densenet121", other, PARAMS)
-    assert r["paper_value_pp"] is None and r["paper_in_ci"] == {"pp": None, "rel": None}
+    recs = [x for x in pair(3, 0.6, 0.8) if x["case"]["arm"] == "thtl_last"]
+    row = _claim(claims.evaluate(recs, CFG))
+    assert row["verdict"] == "inconclusive" and "onestep_last" in row["note"] and row["diff_pp"] is None
+    assert row["n_pairs"] == 0 and row["paper_in_ci"] is None
+    other = pair(3, 0.5, 0.95, n=80, model="tv:densenet121")
+    row = _claim(claims.evaluate(other, CFG), model="tv:densenet121")
+    assert row["paper_value_pp"] is None and row["paper_in_ci"] is None
+    assert row["family"] == "exploratory" and "exploratory" in row["note"]
+    # the primary family member without records keeps its row
+    assert _claim(claims.evaluate(other, CFG))["note"] == "not evaluated: no records"
+    # a registry prefix does not change which paper number applies
+    assert _claim(claims.evaluate(pair(3, 0.5, 0.95, model="tv:resnet18"), CFG),
+                  model="tv:resnet18")["paper_value_pp"] == -14.7
 
 
-def test_claim_bootstrap_refuses_different_test_sets():
-    recs = _pair(2, 0.6, 0.8)
-    recs[1]["predictions"]["test"]["ids"][0] = "other"
-    r = claims.evaluate_one(claims.CLAIMS[0], "resnet18", recs, PARAMS)
-    assert r["boot_ci_pp"] is None and "ids differ" in r["note"] and r["ci_used"] == "t"
+def test_claim_refuses_different_test_sets():
+    recs = pair(2, 0.6, 0.8)
+    recs[1]["predictions"]["test"]["ids"][0] = "other"  # onestep_last, replicate (0, 0)
+    row = _claim(claims.evaluate(recs, CFG))
+    assert row["verdict"] == "inconclusive" and "differ" in row["note"] and row["diff_pp"] is None
+
+
+def test_claims_through_each_intermediate_domain():
+    # C1 per intermediate domain; the primary domain keeps the claim's id, the others are
+    # exploratory; the one-step arm (no domain) is shared by both.
+    recs = pair(3, 0.5, 0.95, n=80)
+    recs += [r for r in pair(3, 0.5, 0.95, n=80, domain="angio", seed=1) if r["case"]["arm"] == "thtl_last"]
+    rows = [r for r in claims.evaluate(recs, CFG) if r["claim"] == "C1"]
+    assert [(r["id"], r["domain"], r["domain_a"], r["domain_b"]) for r in rows] == [
+        ("C1", "fundus", "fundus", None), ("C1@angio", "angio", "angio", None)]
+    assert [r["family"] for r in rows] == ["primary", "exploratory"]
+    assert rows[0]["diff_pp"] != rows[1]["diff_pp"]
 
 
 def test_canonical_order():
@@ -187,12 +218,31 @@ def test_canonical_order():
 
 
 def test_summarise_cells_and_not_run():
-    recs = _pair(2, 0.6, 0.8)
-    recs.append({"status": "not_run", "case_id": "x", "slug": "resnet18__swft__s0", "reason": "no weights",
-                 "case": {"model": "resnet18", "arm": "swft", "seed": 0, "profile": "t"}})
-    s = summ.summarise(recs, {"stats": PARAMS}, {"models": ["resnet18"], "arms": ["onestep_last", "thtl_last", "swft"]})
-    assert [(c["model"], c["arm"], c["n"]) for c in s["cells"]] == [("resnet18", "onestep_last", 2),
-                                                                   ("resnet18", "thtl_last", 2)]
-    assert s["not_run"] == [{"model": "resnet18", "arm": "swft", "seed": 0, "reason": "no weights"}]
-    acc = s["cells"][0]["metrics"]["accuracy"]
-    assert acc["mean"] == pytest.approx(np.mean(acc["values"])) and acc["n"] == 2
+    recs = pair(2, 0.6, 0.8)
+    recs.append(not_run(Case("resnet18", "swft", 0, 0, "fundus"), "no weights"))
+    s = summ.summarise(recs, CFG, {"models": ["resnet18"], "arms": ["onestep_last", "thtl_last", "swft"],
+                                   "domains": ["fundus"]})
+    assert [(c["model"], c["arm"], c["domain"], c["n"]) for c in s["cells"]] == [
+        ("resnet18", "onestep_last", None, 2), ("resnet18", "thtl_last", "fundus", 2)]
+    assert s["not_run"] == [{"model": "resnet18", "arm": "swft", "seed": 0, "split": 0, "domain": "fundus",
+                             "target_fraction": 1.0, "intermediate_fraction": 1.0, "reason": "no weights"}]
+    cell = s["cells"][0]
+    assert cell["replicates"] == [[0, 0], [1, 1]] and cell["trains_on"] == "larynx"
+    acc = cell["metrics"]["accuracy"]
+    assert acc["values"] == list(_acc(recs, "onestep_last")) and acc["n"] == 2
+    assert acc["mean"] == pytest.approx(np.mean(acc["values"]))
+    # ratio metrics: the two-level hull, never narrower than the t-interval over the replicates
+    t = intervals.t_interval(acc["values"])
+    assert acc["interval"].startswith("two-level bootstrap")
+    assert acc["ci_low"] <= t["ci_low"] < acc["mean"] < t["ci_high"] <= acc["ci_high"]
+    auc = cell["metrics"]["auc"]  # not a ratio of sums: t over replicates only
+    assert auc["interval"] == "t over replicates" and auc["ci_low"] == pytest.approx(
+        intervals.t_interval(auc["values"])["ci_low"])
+
+
+def test_summarise_flags_under_trained_replicates():
+    recs = pair(2, 0.6, 0.8)
+    recs[2]["fit"]["ok"] = False  # thtl_last, replicate (1, 1)
+    cells = {c["arm"]: c for c in summ.summarise(recs, CFG)["cells"]}
+    assert cells["thtl_last"]["fit"]["undertrained"] == [recs[2]["slug"]]
+    assert cells["thtl_last"]["fit"]["ok"] == [True, False] and cells["onestep_last"]["fit"]["undertrained"] == []

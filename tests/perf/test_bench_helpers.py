@@ -13,9 +13,11 @@ import pytest
 import torch
 from torch import nn
 
+from thtl_bench import records
 from thtl_bench.models.staged import StagedModel
 from thtl_bench.perf import bench as perf
 from thtl_bench.perf import session
+from thtl_bench.records import Case
 
 BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
 
@@ -101,9 +103,10 @@ def test_judge_verdicts():
     assert perf.judge(None, 1.0, "<") is None and perf.judge(3.0, None, "<=") is None
 
 
-def _rec(model, arm, seed, cid, created, parent=None, sha="a"):
-    r = {"case": {"model": model, "arm": arm, "seed": seed}, "case_id": cid, "status": "ok",
-         "slug": f"{model}__{arm}__s{seed}", "created": created, "weights": {"sha256": sha, "detail": {}}}
+def _rec(case: Case, cid, created, parent=None, sha="a"):
+    """A record as step1_shared_problems reads it (case, slug, ids, created, weights)."""
+    r = {"case": case.as_dict() | {"profile": "t"}, "case_id": cid, "status": "ok", "slug": case.slug,
+         "created": created, "weights": {"sha256": sha, "detail": {}}}
     if parent:
         r["parent"] = {"case_id": parent}
         r["weights"]["detail"]["parent_case_id"] = parent
@@ -111,20 +114,59 @@ def _rec(model, arm, seed, cid, created, parent=None, sha="a"):
     return r
 
 
+T0, T1, T2 = "2024-01-01T00:00:00+00:00", "2024-01-01T00:01:00+00:00", "2024-01-01T00:02:00+00:00"
+
+
 def test_step1_shared_problems_detects_each_violation(tmp_path):
     cfg = {"grid": {"checkpoints_dir": str(tmp_path / "ck")}}
-    s1 = _rec("m", "thtl_step1", 0, "S1", "2024-01-01T00:00:00+00:00")
-    good = [s1, _rec("m", "thtl_last", 0, "C1", "2024-01-01T00:01:00+00:00", parent="S1"),
-            _rec("m", "swft", 0, "C2", "2024-01-01T00:02:00+00:00", parent="S1")]
+    s1 = _rec(Case("m", "thtl_step1", 0, 0, "fundus"), "S1", T0)
+    last = _rec(Case("m", "thtl_last", 0, 0, "fundus"), "C1", T1, parent="S1")
+
+    def swft(**kw):
+        return _rec(Case("m", "swft", 0, 0, "fundus"), "C2", kw.pop("created", T2), **{"parent": "S1", **kw})
+
+    good = [s1, last, swft()]
     assert perf.step1_shared_problems(cfg, good, []) == []
-    wrong_parent = good[:2] + [_rec("m", "swft", 0, "C2", "2024-01-01T00:02:00+00:00", parent="OTHER")]
-    assert any("parent" in p for p in perf.step1_shared_problems(cfg, wrong_parent, []))
-    rerun = good[:2] + [_rec("m", "swft", 0, "C2", "2023-12-31T00:00:00+00:00", parent="S1")]
-    assert any("re-run" in p for p in perf.step1_shared_problems(cfg, rerun, []))
-    two_weights = good[:2] + [_rec("m", "swft", 0, "C2", "2024-01-01T00:02:00+00:00", parent="S1", sha="b")]
-    assert any("different step-1 weights" in p for p in perf.step1_shared_problems(cfg, two_weights, []))
-    orphan = [_rec("m", "thtl_all", 1, "C3", "2024-01-01T00:00:00+00:00", parent="S9")]
-    assert any("no step-1 record" in p for p in perf.step1_shared_problems(cfg, orphan, []))
+    assert any("parent" in p for p in perf.step1_shared_problems(cfg, [s1, last, swft(parent="OTHER")], []))
+    assert any("re-run" in p for p in perf.step1_shared_problems(
+        cfg, [s1, last, swft(created="2023-12-31T00:00:00+00:00")], []))
+    two_weights = perf.step1_shared_problems(cfg, [s1, last, swft(sha="b")], [])
+    assert any("m__thtl_step1__fundus__s0__k0: THTL arms started from 2 different step-1 weights" in p
+               for p in two_weights)
+    orphan = [_rec(Case("m", "thtl_all", 1, 0, "fundus"), "C3", T0, parent="S9")]
+    assert any("no step-1 record (m__thtl_step1__fundus__s1__k0)" in p
+               for p in perf.step1_shared_problems(cfg, orphan, []))
+    # The best.pt on disk is one more witness of the step-1 weights the children started from.
+    best = tmp_path / "ck" / s1["slug"] / "best.pt"
+    best.parent.mkdir(parents=True)
+    best.write_bytes(b"weights")
+    assert any("2 different step-1 weights" in p for p in perf.step1_shared_problems(cfg, good, []))
+    # Two step-1 record files of one case (e.g. two shards' folders merged by hand).
+    for d in ("x", "y"):
+        (tmp_path / d).mkdir()
+        records.write(tmp_path / d, _valid_step1(s1))
+    files = sorted(tmp_path.glob("[xy]/*.json"))
+    assert "m__thtl_step1__fundus__s0__k0: 2 step-1 records" in perf.step1_shared_problems(cfg, [], files)
+
+
+def _valid_step1(rec: dict) -> dict:
+    """`rec` as a schema-valid not_run record (enough for the file count of step1_shared_problems)."""
+    return {"schema": records.SCHEMA, "case_id": rec["case_id"], "slug": rec["slug"], "status": "not_run",
+            "reason": "test", "case": rec["case"], "config": {}, "created": rec["created"]}
+
+
+def test_step1_is_matched_per_domain_and_replicate_and_shared_across_target_shares(tmp_path):
+    # A THTL child's step 1 is the one of its own intermediate domain and replicate (seed AND
+    # split); the target share is not part of step 1 (it never sees the target).
+    cfg = {"grid": {"checkpoints_dir": str(tmp_path / "ck")}}
+    s1 = _rec(Case("m", "thtl_step1", 0, 0, "fundus"), "S1", T0)
+    half = _rec(Case("m", "thtl_last", 0, 0, "fundus", target_fraction=0.5), "C1", T1, parent="S1")
+    assert perf.step1_shared_problems(cfg, [s1, half], []) == []
+    for other in (Case("m", "thtl_last", 0, 0, "angio"), Case("m", "thtl_last", 0, 1, "fundus"),
+                  Case("m", "thtl_last", 1, 0, "fundus"),
+                  Case("m", "thtl_last", 0, 0, "fundus", intermediate_fraction=0.5)):
+        (problem,) = perf.step1_shared_problems(cfg, [s1, _rec(other, "C9", T1, parent="S1")], [])
+        assert "no step-1 record" in problem, other
 
 
 def test_a_partial_benchmark_run_is_not_the_session():
@@ -183,6 +225,7 @@ def test_scaling_check_compares_step_time_with_counted_flops(monkeypatch):
 def test_progress_eta_weights_cases_by_arm_cost():
     from thtl_bench.engine import grid
 
-    assert grid.case_cost(("m", "onestep_last", 0)) == 0.2 and grid.case_cost(("m", "scratch", 0)) == 1.0
+    assert grid.case_cost(Case("m", "onestep_last", 0)) == 0.2 and grid.case_cost(Case("m", "scratch", 0)) == 1.0
+    assert grid.case_cost(Case("m", "swft", 0, 1, "fundus")) == 2.5
     assert session.eta_s(10.0, 1.0, 3.0) == pytest.approx(20.0)  # 10 s per unit, 2 units left
     assert session.eta_s(10.0, 3.0, 3.0) == 0.0

@@ -129,16 +129,16 @@ def evaluate(records: Sequence[dict], cfg: dict, order: dict | None = None) -> l
                 hid = _hid(claim, d, primary_domain)
                 info = _describe(claim, model, d, a, b)
                 ev, note = None, ""
-                pairs = reps_mod.paired_replicates(a, b, claim.metric) if a and b else []
-                if not pairs:
+                try:
+                    pairs = reps_mod.paired_replicates(a, b, claim.metric) if a and b else []
+                    if pairs:
+                        ev = inference.paired(pairs, n_boot=n_boot, seed=seed)
+                except ValueError as exc:  # arms of a replicate on other test samples; every replicate undefined
+                    pairs, note = None, str(exc)
+                if pairs == []:
                     missing = [f"{s.arm}" + (f"[{d if s.domain == ANY else s.domain}]" if s.domain else "")
                                for s, cell in ((claim.a, a), (claim.b, b)) if not cell]
                     note = f"no ok records for {', '.join(missing)}" if missing else "no replicate has both arms"
-                else:
-                    try:
-                        ev = inference.paired(pairs, n_boot=n_boot, seed=seed)
-                    except ValueError as exc:  # every replicate undefined (e.g. no positive)
-                        note = str(exc)
                 under = tuple(sorted({r.split("__")[1] for r in reps_mod.undertrained(a) + reps_mod.undertrained(b)}))
                 hyps.append(rules.Hypothesis(hid, model, claim.kind, claim.direction, ev, note, under))
                 extra.append(info)

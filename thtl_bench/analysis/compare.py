@@ -33,7 +33,7 @@ from thtl_bench import records
 from thtl_bench.analysis import aggregate as agg
 from thtl_bench.analysis import inference, rules
 from thtl_bench.analysis import replicates as reps_mod
-from thtl_bench.analysis.claims import BY_ID, ANY
+from thtl_bench.analysis.claims import ANY, BY_ID
 from thtl_bench.errors import UserError
 from thtl_bench.io import git
 
