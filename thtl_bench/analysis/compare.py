@@ -219,7 +219,8 @@ def diff(sa: dict, sb: dict, cfg: dict, recs_a: list[dict] | None = None, recs_b
     pa, pb = sa["provenance"], sb["provenance"]
     notes = []
     if pa["records_digest"] == pb["records_digest"]:
-        notes.append("A and B hold the same records (same case ids).")
+        notes.append("A and B hold records of the same cases under the same settings (same case ids); "
+                     "their measured values may still differ (another run or machine).")
     for key in ("data_kinds", "profiles", "devices", "machines", "data_fingerprints"):
         if pa.get(key) != pb.get(key):
             notes.append(f"{key} differ: A {pa.get(key)} vs B {pb.get(key)}")

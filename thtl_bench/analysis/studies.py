@@ -25,10 +25,13 @@ GAIN = ("thtl_last", "onestep_last", "accuracy")  # the THTL gain the size axes 
 def _gain(index: dict, model: str, domain: str, tf: float, inf: float, params: dict) -> dict | None:
     a = index.get((model, GAIN[0], domain, tf, inf), {})
     b = index.get((model, GAIN[1], None, tf, 1.0), {})
-    pairs = replicates.paired_replicates(a, b, GAIN[2]) if a and b else []
-    if not pairs:
+    try:
+        pairs = replicates.paired_replicates(a, b, GAIN[2]) if a and b else []
+        if not pairs:
+            return None
+        ev = inference.paired(pairs, n_boot=int(params["bootstrap"]), seed=int(params["bootstrap_seed"]))
+    except ValueError:  # arms of a replicate on different test samples, or every replicate undefined
         return None
-    ev = inference.paired(pairs, n_boot=int(params["bootstrap"]), seed=int(params["bootstrap_seed"]))
     iv = ev.interval(float(params["confidence"])) if ev.decidable else None
     return {"gain": ev.estimate, "lo": None if iv is None else iv[0], "hi": None if iv is None else iv[1],
             "n": ev.n[0], "p_improve": ev.improve}

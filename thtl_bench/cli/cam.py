@@ -23,7 +23,7 @@ def _cmd(args: argparse.Namespace) -> int:
 def add_cli(subparsers: Any) -> None:
     p = subparsers.add_parser(
         "cam", help="LayerCAM figures per arm and layer group, with vessel-mass shares",
-        description="Render LayerCAM maps of cam.model/cam.seed for every arm in cam.arms on chosen "
+        description="Render LayerCAM maps of cam.model / cam.replicate for every arm in cam.arms on chosen "
                     "larynx test images; writes figures to cam.out_dir and <report.dir>/cam.json.")
     add_common(p)
     p.add_argument("--checkpoints", default=None, metavar="DIR",
