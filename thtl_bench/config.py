@@ -101,6 +101,7 @@ RANGES: dict[str, str] = {
     "stats.equivalence_margin_pp": "(0, inf)",
     "stats.alpha": "(0, 1)",
     "cam.images_per_class": "[1, inf)",
+    "transferability.max_images": "[2, inf)",  # the scores need two images of each class at least
     "report.speed_change": "(0, inf)",
     "report.projection.fundus_images": "[1, inf)",
     "report.projection.larynx_images": "[1, inf)",

@@ -10,10 +10,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-from thtl_bench.cli import cam, data, engine, perf, report, weights
+from thtl_bench.cli import cam, data, engine, perf, report, studies, weights
 
 # Command groups in the order they appear in --help.
-GROUPS = (data, weights, engine, report, cam, perf)
+GROUPS = (data, weights, engine, studies, report, cam, perf)
 
 
 def build_parser() -> argparse.ArgumentParser:

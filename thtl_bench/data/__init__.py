@@ -7,7 +7,8 @@ What the rest of the suite uses:
     read_source(cfg, domain) -> Listing          samples + every problem found (data check)
     listing_or_raise(cfg, domain) -> Listing     the same, refusing a folder with errors
 Modules: sources (layout readers), phantoms (synthetic data), splits, cache (decode + tensor
-cache), check (data check, DVC verification), tortuosity (vessel indices), errors.
+cache), check (data check, DVC verification), tortuosity (vessel indices), references (reference
+points, `thtl-bench references`), errors.
 """
 
 from thtl_bench.data.cache import DomainTensors, listing_or_raise, load_domain, load_images, with_split

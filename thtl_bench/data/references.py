@@ -9,6 +9,22 @@
 
 Each accuracy (and, for more than two classes, quadratic weighted kappa) carries a bootstrap
 interval that resamples test *groups* (patients), as the study's images are not independent.
+
+`for_config(cfg)` is `thtl-bench references`: the three points for every domain of the profile
+(the target and grid.domains) and every split seed of grid.replicates, at data.image_size, with
+the stats: bootstrap settings; the CLI writes it to <report.dir>/references.json (SCHEMA):
+
+    schema    "thtl-bench/references/v1"
+    settings  {n_boot, bootstrap_seed, confidence, image_size, bins}
+    data      {domain: {kind, fingerprint, n_images, classes, ceiling_columns | None, generator}}
+    entries   [{domain, split_seed, classes, n_train, n_test, test_groups, confidence, n_boot,
+                majority_class, majority, shortcut, ceiling | None, ceiling_columns | None, note}]
+              majority / shortcut / ceiling: {accuracy, accuracy_ci, qwk*, qwk_ci*} (qwk: > 2
+              classes); ceiling None (with a note) where the domain has no phantom_indices.csv,
+              i.e. real data.
+
+No dates, timings or paths: the report embeds it, and the same data and settings give the same
+file.
 """
 
 from __future__ import annotations
@@ -143,3 +159,42 @@ def load_indices(root: str | Path, ids: list[str], columns: list[str] | None = N
     if bad:
         raise ReferencePointError(f"{path} has no column {bad[0]!r}")
     return np.array([[float(rows[i][c]) for c in columns] for i in ids]), list(columns)
+
+
+SCHEMA = "thtl-bench/references/v1"
+BINS = 16  # colour-histogram bins of the shortcut probe (`colour_features`)
+NO_TRUTH = ("no phantom_indices.csv: the ceiling needs the generator's per-image truth, which only "
+            "phantom data has (real data: no ceiling)")
+
+
+def for_config(cfg: dict, domains: list[str] | None = None, split_seeds: list[int] | None = None) -> dict:
+    """The references.json document (module docstring) for the profile's domains and split
+    seeds (or the ones given). The images are decoded once per domain (the tensor cache);
+    each split seed is its splits/<domain>/k<seed>.csv."""
+    from thtl_bench.data import splits
+    from thtl_bench.data.cache import load_images, with_split
+    from thtl_bench.data.check import profile_domains
+
+    st = cfg["stats"]
+    n_boot, seed, confidence = int(st["bootstrap"]), int(st["bootstrap_seed"]), float(st["confidence"])
+    doms = list(domains) if domains is not None else profile_domains(cfg)
+    seeds = [int(k) for k in (split_seeds if split_seeds is not None else splits.split_seeds(cfg))]
+    doc: dict = {"schema": SCHEMA, "entries": [], "data": {},
+                 "settings": {"n_boot": n_boot, "bootstrap_seed": seed, "confidence": confidence,
+                              "image_size": int(cfg["data"]["image_size"]), "bins": BINS}}
+    for d in doms:
+        base = load_images(cfg, d)
+        indices, columns, note = None, None, None
+        if (Path(base.root) / "phantom_indices.csv").is_file():
+            indices, columns = load_indices(base.root, base.ids)
+        else:
+            note = NO_TRUTH
+        doc["data"][d] = {"kind": base.kind, "fingerprint": base.fingerprint, "n_images": len(base.ids),
+                          "classes": list(base.classes), "ceiling_columns": columns, "generator": base.generator}
+        images = np.asarray(base.images)  # one read of the memory map for every split seed
+        for k in seeds:
+            dt = with_split(cfg, base, k)
+            r = references(images, dt.labels, dt.groups, dt.split, dt.classes, indices, seed=seed, n_boot=n_boot,
+                           confidence=confidence, bins=BINS)
+            doc["entries"].append({"domain": d, "split_seed": k, **r, "ceiling_columns": columns, "note": note})
+    return doc

@@ -12,8 +12,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from thtl_bench.engine import case as engine_case  # build_model: the engine's one model seam
 from thtl_bench.engine import checkpoint, inputs
-from thtl_bench.engine.case import build_model  # the engine's one model seam
 from thtl_bench.engine.identity import case_id
 from thtl_bench.errors import UserError
 from thtl_bench.records import Case
@@ -36,9 +36,10 @@ def run_command(cfg: dict, case: Case) -> str:
     return " ".join(parts + ["--ensure-checkpoint"])
 
 
-def missing_error(cfg: dict, cases: list[Case], ckdir: Path) -> UserError:
+def missing_error(cfg: dict, cases: list[Case], ckdir: Path, needs: str = "LayerCAM") -> UserError:
+    """One error naming every missing best.pt and the command that creates it; `needs` says who asks."""
     lines = [f"{checkpoint_path(ckdir, c)} (create it with `{run_command(cfg, c)}`)" for c in cases]
-    return UserError("LayerCAM needs the best checkpoint of each case; missing:\n  " + "\n  ".join(lines))
+    return UserError(f"{needs} needs the best checkpoint of each case; missing:\n  " + "\n  ".join(lines))
 
 
 def load_case_model(cfg: dict, case: Case, *, checkpoints_dir: str | os.PathLike | None = None,
@@ -61,6 +62,6 @@ def load_case_model(cfg: dict, case: Case, *, checkpoints_dir: str | os.PathLike
         raise UserError(f"{path} was trained under other parameters (case_id {blob.get('case_id')}, current "
                         f"{want}); run `{run_command(cfg, case)}` to train this case")
     classes = blob.get("classes") or cfg["data"][inputs.trains_on(case)]["classes"]
-    net = build_model(case.model, len(classes), "random", cfg)
+    net = engine_case.build_model(case.model, len(classes), "random", cfg)
     net.load_strict(blob["model"], what=str(path))  # any missing/unexpected/mis-shaped key fails
     return net.to(device).eval()
