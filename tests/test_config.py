@@ -81,7 +81,7 @@ def test_exponent_without_a_dot_or_sign_is_a_float():
 def test_a_string_for_an_integer_is_refused_naming_the_override_and_the_type():
     msg = str(refused("train.max_epochs=abc"))
     assert "-S train.max_epochs=abc" in msg and "train.max_epochs" in msg
-    assert "expected an integer >= 1" in msg and "-S train.max_epochs=30" in msg
+    assert "expected an integer >= 1" in msg and "-S train.max_epochs=20" in msg
 
 
 def test_a_scalar_for_a_list_is_refused_with_the_list_spelled_out():
@@ -113,7 +113,7 @@ def test_out_of_range_values_are_refused(override, expected):
     ("train.max_epochs=true", "expected an integer"),
     ("train.max_epochs=2.5", "expected an integer"),
     ("train.lr_head=yes", "expected a number"),
-    ("grid.records_dir=2024", "expected a string"),
+    ("report.dir=2024", "expected a string"),
     ("grid.replicates=[[0, a]]", "expected an integer"),
     ("train.augment=5", "expected a section"),
     ("bench.session_case=[a, b]", "expected [a string, a string, an integer]"),
@@ -127,8 +127,8 @@ def test_wrong_types_are_refused(override, expected):
 
 
 def test_a_number_where_a_string_is_wanted_is_told_to_quote_it():
-    assert "-S 'grid.records_dir=\"2024\"'" in str(refused("grid.records_dir=2024"))
-    assert load('grid.records_dir="2024"')["grid"]["records_dir"] == "2024"
+    assert "-S 'report.dir=\"2024\"'" in str(refused("report.dir=2024"))
+    assert load('report.dir="2024"')["report"]["dir"] == "2024"
 
 
 def test_null_only_where_documented():
@@ -137,7 +137,10 @@ def test_null_only_where_documented():
         node = load(f"{key}=null")
         for part in key.split("."):
             node = node[part]
-        assert node is None or key.endswith(".root")  # a null root is filled with <data.root>/<domain>
+        # a null path is filled: roots with <data.root>/<domain>, the profile's folders with <kind>/<profile>
+        derived = {"split.dir": "splits/smoke", "grid.records_dir": "records/smoke",
+                   "grid.checkpoints_dir": "checkpoints/smoke", "cam.out_dir": "report/figures"}
+        assert node is None or key.endswith(".root") or node == derived[key], key
     assert "is null" in str(refused("train.max_epochs=null"))
 
 
@@ -149,7 +152,7 @@ def test_a_bad_value_in_the_file_names_the_file_and_line(tmp_path):
 
 def test_a_ranged_key_whose_base_value_is_not_a_number_is_refused(tmp_path):
     # the base defines the types, so only the range can tell that the base value itself is wrong
-    p = edited(tmp_path, "  max_epochs: 30 ", "  max_epochs: six ")
+    p = edited(tmp_path, "  max_epochs: 20 ", "  max_epochs: six ")
     assert "train.max_epochs is 'six'; expected a number >= 1" in str(refused(path=p))
 
 
@@ -260,8 +263,8 @@ def test_precision_choices_agree_with_the_engine():
 
 
 def test_a_duplicated_key_names_both_lines(tmp_path):
-    p = edited(tmp_path, "  patience: 5 ", "  patience: 5\n  max_epochs: 9 ")
-    first, second = line_of(p, "max_epochs: 30"), line_of(p, "max_epochs: 9")
+    p = edited(tmp_path, "  patience: 4 ", "  patience: 4\n  max_epochs: 9 ")
+    first, second = line_of(p, "max_epochs: 20"), line_of(p, "max_epochs: 9")
     msg = str(refused(path=p))
     assert f"{p}:{second}: train.max_epochs is given twice (lines {first} and {second})" in msg
 
@@ -290,7 +293,7 @@ def test_an_override_value_that_is_not_yaml_is_reported():
 
 
 def test_new_keys_are_validated_from_their_base_value_without_code(tmp_path):
-    p = edited(tmp_path, "  patience: 5 ", "  new_count: 1\n  new_share: 0.5\n  patience: 5 ")
+    p = edited(tmp_path, "  patience: 4 ", "  new_count: 1\n  new_share: 0.5\n  patience: 4 ")
     p.write_text(p.read_text().replace("\nprofiles:\n", "\nsurvey:\n  fundus: {kind: photo, classes: [a, b]}\n"
                                        "  larynx:\n    kind: nbi\n    weight: 1.0\n\nprofiles:\n"))
     cfg = config.load(p, "smoke", ["train.new_count=2", "survey.larynx.weight=2"])

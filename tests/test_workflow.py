@@ -17,7 +17,6 @@ from thtl_bench.cli import main
 from thtl_bench.data.check import verify
 from thtl_bench.data.errors import DataError
 from thtl_bench.engine import case as case_mod
-from thtl_bench.engine import load as load_mod
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["synth.image_size=16", "data.image_size=16", "synth.fundus.per_grade=[4,4,4,4,4]",
@@ -36,7 +35,6 @@ def checkout(tmp_path, monkeypatch):
     shutil.copy(ROOT / "params.yaml", tmp_path / "params.yaml")
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(case_mod, "build_model", tiny)
-    monkeypatch.setattr(load_mod, "build_model", tiny)
     return tmp_path
 
 

@@ -29,7 +29,7 @@ from typing import Any
 
 import yaml
 
-from thtl_bench import domains
+from thtl_bench import arms, domains
 from thtl_bench.errors import UserError
 
 DEFAULT_PARAMS = "params.yaml"
@@ -79,6 +79,7 @@ RANGES: dict[str, str] = {
     "train.swft_lr_decay": "(0, 1]",
     "train.head_init_std": "(0, inf)",
     "train.fit.min_train_accuracy": "[0, 1]",
+    "train.fit.min_gain": "[0, 1]",
     "train.fit.plateau_rel": "(0, inf)",
     "train.augment.rotate_deg": "[0, 180]",
     "train.augment.brightness": "[0, 1]",
@@ -559,6 +560,11 @@ def _relations(cfg: dict, profiles: dict) -> list[tuple[tuple, str, str]]:
             if label not in classes:
                 out.append((("data", name, "folder_map", folder), f"maps to {_show(label)}, not one of data.{name}.classes",
                             f"map it to one of {classes}"))
+    for i, pair in enumerate((cfg.get("grid") or {}).get("exclude") or []):
+        if not (isinstance(pair, list) and len(pair) == 2 and all(isinstance(x, str) for x in pair)
+                and pair[1] in arms.NAMES):
+            out.append((("grid", "exclude", i), f"is {_show(pair)}; expected [model, arm] with an arm of "
+                        f"{list(arms.NAMES)}", "write e.g. [resnet18, scratch]"))
     proj = (cfg.get("report") or {}).get("projection")
     if isinstance(proj, dict) and isinstance(proj.get("profile"), str) and proj["profile"] not in profiles:
         out.append((("report", "projection", "profile"), f"is {proj['profile']!r}, not a profile",

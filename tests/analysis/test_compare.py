@@ -142,7 +142,7 @@ def test_identical_sides_have_no_flags(tmp_path):
     d, _ = compare.run(str(DATA / "records"), str(DATA / "records"), _cfg(tmp_path))
     assert not d["regressions"] and d["flagged"] == 0 and not any(r["changed"] for r in d["claims"])
     assert all(r["delta_pp"] in (0, None) for r in d["metrics"])
-    assert "same records" in d["notes"][0]
+    assert "same cases under the same settings" in d["notes"][0]
 
 
 def test_slowdown_on_another_machine_is_noted_not_a_regression(sides, tmp_path):

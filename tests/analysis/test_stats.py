@@ -232,9 +232,10 @@ def test_summarise_cells_and_not_run():
     assert acc["values"] == list(_acc(recs, "onestep_last")) and acc["n"] == 2
     assert acc["mean"] == pytest.approx(np.mean(acc["values"]))
     # ratio metrics: the two-level hull, never narrower than the t-interval over the replicates
+    # (both within [0, 1]: a proportion's interval is clipped to its range)
     t = intervals.t_interval(acc["values"])
     assert acc["interval"].startswith("two-level bootstrap")
-    assert acc["ci_low"] <= t["ci_low"] < acc["mean"] < t["ci_high"] <= acc["ci_high"]
+    assert 0.0 <= acc["ci_low"] <= max(0.0, t["ci_low"]) < acc["mean"] < min(1.0, t["ci_high"]) <= acc["ci_high"] <= 1.0
     auc = cell["metrics"]["auc"]  # not a ratio of sums: t over replicates only
     assert auc["interval"] == "t over replicates" and auc["ci_low"] == pytest.approx(
         intervals.t_interval(auc["values"])["ci_low"])

@@ -440,6 +440,7 @@ def test_real_registry_model(cfg, monkeypatch):
 
     monkeypatch.setattr(case_mod, "build_model", lambda n, k, i, c: models.build(n, k, init=i, cfg=c))
     cfg["train"]["max_epochs"] = 1
+    cfg["grid"]["exclude"] = []  # the smoke profile leaves resnet18 scratch out for its budget
     rec = run_case(cfg, C("resnet18", "scratch", 0))
     net = models.build("resnet18", 2, init="random", cfg=cfg)
     assert rec["status"] == "ok" and rec["trainable"]["groups"] == [g for g, _ in net.groups]
@@ -543,3 +544,16 @@ def test_a_reused_record_takes_no_lock(cfg, monkeypatch):
     run_case(cfg, C("tiny", "onestep_last", 0))
     monkeypatch.setattr(case_mod, "case_lock", lambda *a, **k: pytest.fail("locked a finished case"))
     assert run_case(cfg, C("tiny", "onestep_last", 0))["status"] == "ok"
+
+
+def test_grid_exclude_records_not_run_with_the_reason(cfg):
+    """A profile's [model, arm] exclusion is recorded (not silently absent), its THTL children
+    go with their step 1, and the others train."""
+    cfg["grid"]["exclude"] = [["tinynet", "thtl_step1"], ["tinynet", "scratch"]]
+    for arm in ("scratch", "thtl_step1", "thtl_last"):
+        rec = run_case(cfg, C("tinynet", arm))
+        assert rec["status"] == "not_run" and "grid.exclude" in rec["reason"], arm
+        assert not (Path(cfg["grid"]["checkpoints_dir"]) / rec["slug"] / "best.pt").exists()
+    assert run_case(cfg, C("tinynet", "onestep_last"))["status"] == "ok"
+    cfg["grid"]["exclude"] = []
+    assert run_case(cfg, C("tinynet", "scratch"))["status"] == "ok"  # a not_run record is retried

@@ -118,13 +118,19 @@ def test_the_training_fit_is_recorded_and_judged(cfg):
     rec = run_case(cfg, C("onestep_all"))
     fit = rec["fit"]
     assert fit["train_accuracy"] == pytest.approx(rec["metrics"]["train"]["accuracy"])
-    assert fit["ok"] == (fit["train_accuracy"] >= cfg["train"]["fit"]["min_train_accuracy"] or fit["plateau"])
-    f = loop.training_fit(0.5, [1.0, 0.99, 0.985], {"fit": {"min_train_accuracy": 0.95, "plateau_rel": 0.02},
-                                                     "patience": 3})
-    assert f["plateau"] and f["ok"]
-    f = loop.training_fit(0.5, [1.0, 0.8, 0.6], {"fit": {"min_train_accuracy": 0.95, "plateau_rel": 0.02},
-                                                  "patience": 3})
-    assert not f["plateau"] and not f["ok"]  # still learning when the budget ended: under-trained
+    f_cfg = cfg["train"]["fit"]
+    assert fit["learned"] == (fit["train_accuracy"] >= fit["majority"] + f_cfg["min_gain"])
+    assert fit["ok"] == (fit["train_accuracy"] >= f_cfg["min_train_accuracy"]
+                         or (fit["learned"] and (fit["converged"] or fit["plateau"])))
+    t = {"fit": {"min_train_accuracy": 0.95, "min_gain": 0.1, "plateau_rel": 0.02}, "patience": 3}
+    fit = loop.training_fit
+    assert fit(0.97, [1.0, 0.8, 0.6], t, converged=False, majority=0.7)["ok"]  # accurate at the cap
+    assert fit(0.85, [1.0, 0.8, 0.6], t, converged=True, majority=0.7)["ok"]  # learned, then stopped by the rule
+    f = fit(0.85, [1.0, 0.8, 0.6], t, converged=False, majority=0.7)
+    assert not f["plateau"] and not f["ok"]  # still learning when the epoch cap ended it: under-trained
+    assert fit(0.85, [1.0, 0.99, 0.985], t, converged=False, majority=0.7)["ok"]  # learned, on a plateau
+    f = fit(0.71, [0.7, 0.69, 0.7], t, converged=True, majority=0.7)
+    assert f["converged"] and not f["learned"] and not f["ok"]  # stopped, but at the majority class
 
 
 def test_lr_factor_warms_up_then_follows_the_schedule():

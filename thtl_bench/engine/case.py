@@ -47,6 +47,18 @@ def _reusable(cfg: dict, case: Case, cid: str, ensure_checkpoint: bool) -> dict 
     return None
 
 
+def excluded(cfg: dict, case: Case) -> str | None:
+    """Why the profile leaves this case out (`grid.exclude`: [model, arm] pairs; a THTL arm goes
+    with its step 1), else None."""
+    pairs = {(str(m), str(a)) for m, a in (cfg.get("grid") or {}).get("exclude") or []}
+    parent = arms.get(case.arm).parent
+    hit = [a for a in (case.arm, parent) if a and (case.model, a) in pairs]
+    if not hit:
+        return None
+    return (f"excluded by profile {cfg.get('profile')!r} (grid.exclude: {case.model} {hit[0]}), to keep the "
+            "profile within its time budget; run it with `-S 'grid.exclude=[]'`")
+
+
 def run_case(cfg: dict, case: Case, *, progress=None, force: bool = False, ensure_checkpoint: bool = False) -> dict:
     """Run one case to its record (returned); a finished case with the same id is not re-run.
 
@@ -57,6 +69,9 @@ def run_case(cfg: dict, case: Case, *, progress=None, force: bool = False, ensur
     """
     conf = case_config(cfg, case)
     cid = config.digest(conf)
+    why = excluded(cfg, case)
+    if why:  # a profile's budget choice: recorded as not run, with the reason, never silently absent
+        return record.not_run(cfg, record.base(cfg, case, conf, cid), why)
     done = None if force else _reusable(cfg, case, cid, ensure_checkpoint)
     if done is not None:
         return done

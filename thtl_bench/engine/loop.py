@@ -124,16 +124,24 @@ def train_step(runner, opt, scaler, params: list, x: torch.Tensor, y: torch.Tens
     return loss.detach()
 
 
-def training_fit(train_accuracy: float, train_losses: list[float], t: dict) -> dict:
-    """Whether a stage reached the stated training fit (train.fit): its selected weights'
-    training accuracy, or a plateau of its last `patience` training losses (within plateau_rel
-    of their maximum). Neither: the stage is under-trained and its arm's claims are not decided."""
+def training_fit(train_accuracy: float, train_losses: list[float], t: dict, *, converged: bool,
+                 majority: float) -> dict:
+    """Whether a stage reached the stated training fit (train.fit) with its selected weights:
+    a training accuracy of at least `min_train_accuracy`, or it learned (training accuracy at
+    least `min_gain` above the training split's majority rate) and stopped by the convergence
+    criterion (`converged`: validation loss flat for `patience` epochs, not the epoch cap) or on
+    a plateau of its last `patience` training losses (within `plateau_rel`). Otherwise the stage
+    is under-trained and its arm's claims are not decided."""
     f, k = t["fit"], int(t["patience"])
     tail = [x for x in train_losses[-k:] if x is not None]
     plateau = len(tail) == k and (max(tail) - min(tail)) <= float(f["plateau_rel"]) * max(tail)
     accurate = train_accuracy >= float(f["min_train_accuracy"])
-    return {"train_accuracy": train_accuracy, "plateau": bool(plateau), "ok": bool(accurate or plateau),
-            "min_train_accuracy": float(f["min_train_accuracy"]), "plateau_rel": float(f["plateau_rel"])}
+    learned = train_accuracy >= majority + float(f["min_gain"])
+    return {"train_accuracy": train_accuracy, "majority": majority, "plateau": bool(plateau),
+            "converged": bool(converged), "learned": bool(learned),
+            "ok": bool(accurate or (learned and (converged or plateau))),
+            "min_train_accuracy": float(f["min_train_accuracy"]), "min_gain": float(f["min_gain"]),
+            "plateau_rel": float(f["plateau_rel"])}
 
 
 def _batches(perm: torch.Tensor, bs: int) -> list[torch.Tensor]:
@@ -284,7 +292,9 @@ def _fit(ctx: Ctx, model, plan: Plan, splits: dict, resume: dict | None) -> dict
     frozen_ok = all(torch.equal(frozen0[k], now[k]) for k in frozen0)
     evals = {s: predict(model, runner, feeder, s, ctx) for s in ("train", "val", "test")}
     n_params = sum(p.numel() for p in params)
-    train_acc = float((evals["train"][1].argmax(1) == feeder.labels["train"].cpu().numpy()).mean())
+    y_train = feeder.labels["train"].cpu().numpy()
+    train_acc = float((evals["train"][1].argmax(1) == y_train).mean())
+    majority = float(np.bincount(y_train).max() / max(len(y_train), 1))
     prefix_s_per_image = feeder.cache_s / feeder.cache_images if feeder.cache_images else 0.0
     return {
         "name": plan.name, "groups": list(plan.groups), "stages": list(plan.stages),
@@ -293,7 +303,8 @@ def _fit(ctx: Ctx, model, plan: Plan, splits: dict, resume: dict | None) -> dict
         "best_digest": checkpoint.state_digest(model.state_dict()),
         "feature_cache": feeder.cache, "augment": feeder.augment_train, "views": feeder.views,
         "trainable_params": n_params, "frozen_bn_unchanged": frozen_ok,
-        "fit": training_fit(train_acc, [h["train_loss"] for h in st["history"] if h["epoch"] > 0], t),
+        "fit": training_fit(train_acc, [h["train_loss"] for h in st["history"] if h["epoch"] > 0], t,
+                            converged=st["since_best"] >= int(t["patience"]), majority=majority),
         "evals": {s: (loss, probs) for s, (loss, probs, _) in evals.items()},
         # Whole-model inference time per test image: cached stages add the prefix time measured
         # while building the cache.
