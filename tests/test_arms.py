@@ -37,14 +37,20 @@ STAGES = ["stem", "layer1", "layer3", "layer4", "fc"]
 def test_every_stage_of_every_arm_gets_the_same_budget_rule():
     # Both sides of every claim train under one criterion: the same min/max epochs and patience
     # for head-only, all-layer and every SWFT step (issue: SWFT and all-layer arms had other caps).
-    budgets = {}
+    budgets, floors = {}, {}
     for name in ("onestep_last", "onestep_all", "scratch", "thtl_last", "thtl_all", "swft"):
         for plan in arms.plans(arms.get(name), GROUPS, STAGES, TRAIN):
             budgets[(name, plan.name)] = plan.max_epochs
+            floors[(name, plan.name)] = plan.min_epochs
         sub = arms.train_subset(TRAIN, arms.get(name))
         assert (sub["min_epochs"], sub["max_epochs"], sub["patience"], sub["warmup_epochs"]) == (3, 12, 4, 1)
     assert set(budgets.values()) == {12} and len(budgets) == 6 + 3
-    assert "at least 3 and at most 12 epochs" in arms.budget_text(TRAIN)
+    # every stage that starts a new head waits min_epochs; SWFT's later steps continue from
+    # trained weights and wait `patience` epochs without improvement, like every stage
+    assert {k: v for k, v in floors.items() if v != 3} == {("swft", "step2"): 4, ("swft", "step3"): 4,
+                                                            ("swft", "step4"): 4}
+    text = arms.budget_text(TRAIN)
+    assert "at most 12 epochs" in text and "not before epoch 3" in text and "at least 4" in text
 
 
 def test_swft_steps_scale_every_lr_down_so_unfreezing_refines():

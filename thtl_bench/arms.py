@@ -6,9 +6,10 @@ engine asks only this module; the report reads the same fields. The canonical or
 the row order of every table.
 
 The budget rule (BUDGET_RULE, in words in REPORT.md): every stage of every arm, each SWFT step
-included, trains under the same convergence criterion: at least `train.min_epochs`, at most
-`train.max_epochs` epochs, stopping once the validation loss has not improved for
-`train.patience` epochs; its learning rates warm up linearly over `train.warmup_epochs`, then
+included, trains under the same convergence criterion: at most `train.max_epochs` epochs,
+stopping once the validation loss has not improved for `train.patience` epochs, and not before
+`train.min_epochs` in a stage that starts a new head (SWFT steps after the first continue from
+trained weights: at least `train.patience`); its learning rates warm up linearly over `train.warmup_epochs`, then
 follow `train.schedule` over the rest of the budget. So the two sides of every claim get the
 same criterion, whatever their cost per epoch. SWFT step k trains every group at its base lr x
 `train.swft_lr_decay`^(k-1): step 1 is THTL last-layer's recipe, and each later step, which
@@ -85,10 +86,12 @@ def children(name: str) -> list[str]:
 
 # ----------------------------------------------------------------------------- budgets
 
-BUDGET_RULE = ("every stage of every arm, each SWFT step included: at least {min_epochs} and at most "
-               "{max_epochs} epochs, stopping once the validation loss has not improved for {patience} "
-               "epochs; learning rates warm up linearly over {warmup_epochs} epoch(s), then follow a "
-               "{schedule} schedule; SWFT step k trains every group at its base lr x {swft_lr_decay}^(k-1)")
+BUDGET_RULE = ("every stage of every arm, each SWFT step included: at most {max_epochs} epochs, stopping "
+               "once the validation loss has not improved for {patience} epochs, and not before epoch "
+               "{min_epochs} in a stage that starts a new head (every arm's first stage; later SWFT steps "
+               "continue from trained weights: at least {patience}); learning rates warm up linearly over "
+               "{warmup_epochs} epoch(s), then follow a {schedule} schedule; SWFT step k trains every "
+               "group at its base lr x {swft_lr_decay}^(k-1)")
 
 
 def budget_text(t: dict) -> str:
@@ -132,6 +135,7 @@ class Plan:
     cache: bool  # use the frozen-feature cache when the frozen prefix is non-empty
     lrs: dict[str, float]  # group -> lr; "other": stages outside every group
     views: int = 1  # cached train views (1 = plain)
+    min_epochs: int = 1  # early stopping cannot fire before this epoch
 
 
 def augment_enabled(aug: dict | None) -> bool:
@@ -152,13 +156,13 @@ def plans(arm: Arm, groups: list[tuple[str, list[str]]], stages: list[str], t: d
 
     aug = augment_enabled(t.get("augment"))
     cache = bool(t.get("feature_cache"))
-    epochs = int(t["max_epochs"])
+    epochs, fresh, onward = int(t["max_epochs"]), int(t["min_epochs"]), int(t["patience"])
     if arm.trainable == "head":
         views = int(t.get("head_only_views", 1))
         head, head_stages = groups[0]
-        return [Plan("main", [head], list(head_stages), epochs, aug and views > 1, cache, lrs(1.0), views)]
+        return [Plan("main", [head], list(head_stages), epochs, aug and views > 1, cache, lrs(1.0), views, fresh)]
     if arm.trainable == "all":
-        return [Plan("main", [g for g, _ in groups], list(stages), epochs, aug, cache, lrs(1.0))]
+        return [Plan("main", [g for g, _ in groups], list(stages), epochs, aug, cache, lrs(1.0), 1, fresh)]
     out = []
     decay = float(t["swft_lr_decay"])
     for k in range(1, len(groups) + 1):
@@ -169,6 +173,8 @@ def plans(arm: Arm, groups: list[tuple[str, list[str]]], stages: list[str], t: d
         # batch); the last step has no frozen prefix and augments like the all-layer arms.
         # Step 1 trains the head alone with THTL last-layer's recipe, so C2/C3 measure what the
         # later steps add.
+        # Step 1 starts a new head (the floor of every fresh start); later steps continue from
+        # trained weights and stop by the same convergence rule after `patience` epochs at least.
         out.append(Plan(f"step{k}", [g for g, _ in chosen], st, epochs, aug and (last or not cache), cache,
-                        lrs(decay ** (k - 1))))
+                        lrs(decay ** (k - 1)), 1, fresh if k == 1 else onward))
     return out

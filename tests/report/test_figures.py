@@ -139,6 +139,13 @@ def test_arms_dot_rows_and_layout():
     assert to_hex(ax.get_yticklabels()[3].get_color()) == style.arm_colour("swft").lower()
     for a in fig.axes[:2]:
         assert any(list(line.get_xdata()) == [50.0, 50.0] for line in a.get_lines())
+    # with the majority-class rate, the accuracy panel is read against it, recall still against 50 %
+    fig = figures.build_arms_dot(cells, majority=0.71)
+    acc, rec = fig.axes[:2]
+    assert any(list(line.get_xdata()) == [71.0, 71.0] for line in acc.get_lines())
+    assert not any(list(line.get_xdata()) == [50.0, 50.0] for line in acc.get_lines())
+    assert any(list(line.get_xdata()) == [50.0, 50.0] for line in rec.get_lines())
+    assert "majority class (71 %)" in _texts(fig)
 
 
 def test_arms_dot_several_domains_one_panel_column_each():

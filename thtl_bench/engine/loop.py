@@ -238,7 +238,7 @@ def _fit(ctx: Ctx, model, plan: Plan, splits: dict, resume: dict | None) -> dict
         st["history"].append({"epoch": 0, "stage": plan.name, "train_loss": None, "val_loss": loss0,
                               "val_acc": float((probs0.argmax(1) == feeder.labels["val"].cpu().numpy()).mean()),
                               "lr": 0.0, "seconds": 0.0, "feature_cache": feeder.cache})
-    warmup, schedule, min_epochs = int(t["warmup_epochs"]), str(t["schedule"]), int(t["min_epochs"])
+    warmup, schedule, min_epochs = int(t["warmup_epochs"]), str(t["schedule"]), int(plan.min_epochs)
     while st["epoch"] < plan.max_epochs and (st["epoch"] < min_epochs or st["since_best"] < int(t["patience"])):
         epoch = st["epoch"] + 1
         factor = lr_factor(epoch, plan.max_epochs, warmup, schedule)

@@ -89,9 +89,12 @@ def arms_dot_rows(cells: Sequence[dict], *, arm_order: Sequence[str] | None = No
 
 def build_arms_dot(cells: Sequence[dict], *, arm_order: Sequence[str] | None = None,
                    model_order: Sequence[str] | None = None, domain_order: Sequence[str] | None = None,
-                   title: str | None = None, interval: str = "interval over replicates"):
+                   title: str | None = None, interval: str = "interval over replicates",
+                   majority: float | None = None):
     """Dot plot of test metrics per model x arm: rows = arms (canonical order) grouped by model,
-    one panel per (domain, metric) side by side, x in % with the 50 % chance line.
+    one panel per (domain, metric) side by side, x in % with the 50 % chance line; with
+    `majority` (a fraction: the test split's majority-class rate) the accuracy panels draw that
+    line instead, what always predicting the commoner class scores.
 
     `cells`: [{model, arm, domain (default "larynx"), metric ("accuracy" | "recall" | another
     key of METRIC_LABELS), mean, lo, hi (fractions in [0, 1]; lo/hi None = no interval), n,
@@ -118,7 +121,9 @@ def build_arms_dot(cells: Sequence[dict], *, arm_order: Sequence[str] | None = N
                 if j % 2:
                     rows = [ypos[x] for x in layout if x[0] == m]
                     ax.axhspan(min(rows) - 0.5, max(rows) + 0.5, color="#F2F2F2", zorder=0, lw=0)
-            ax.axvline(50.0, **style.CHANCE_STYLE, zorder=1)
+            at_majority = majority is not None and metric == "accuracy"
+            ax.axvline(100.0 * majority if at_majority else 50.0,
+                       **(style.MAJORITY_STYLE if at_majority else style.CHANCE_STYLE), zorder=1)
             for c in (c for c in ordered if (c.get("domain", "larynx"), c["metric"]) == (dom, metric)):
                 y, colour = ypos[(c["model"], c["arm"])], style.arm_colour(c["arm"])
                 hollow = bool(c.get("undertrained", False))
@@ -150,6 +155,8 @@ def build_arms_dot(cells: Sequence[dict], *, arm_order: Sequence[str] | None = N
         handles = [Line2D([], [], marker="o", color=style.NEUTRAL, ms=6, label=f"mean, bar = {interval}"),
                    Line2D([], [], marker="o", color=style.NEUTRAL, ms=3, ls="none", alpha=0.7, label="one replicate"),
                    Line2D([], [], **style.CHANCE_STYLE, label="50 % (chance)")]
+        if majority is not None:
+            handles.append(Line2D([], [], **style.MAJORITY_STYLE, label=f"majority class ({100 * majority:.0f} %)"))
         if any(c.get("undertrained") for c in ordered):
             handles.insert(2, Line2D([], [], marker="o", ms=6, ls="none", color=style.NEUTRAL, mfc="white",
                                      label="hollow: undertrained"))

@@ -77,6 +77,14 @@ def target_cells(summary: dict) -> list[dict]:
     return out
 
 
+def majority_rate(summary: dict) -> float | None:
+    """The target test split's majority-class rate (references.json), mean over split seeds."""
+    ref = summary.get("references") or {}
+    rates = [e["majority"]["accuracy"] for e in ref.get("entries") or []
+             if e.get("domain") == domain_registry.TARGET and e.get("majority")]
+    return sum(rates) / len(rates) if rates else None
+
+
 def claim_rows(summary: dict) -> list[dict]:
     """claims_forest input from the claims' rows (deciding interval = the adjusted one)."""
     out = []
@@ -137,7 +145,8 @@ def write(summary: dict, rdir: Path, classes: list[str] | None = None) -> Plots:
     cells = target_cells(summary)
     if cells:
         p.arms_dot = figures.arms_dot_figure(cells, fdir / "arms_dot.png", **order, **arm_order,
-                                             interval="replicate-level interval (replicates, patients)")
+                                             interval="replicate-level interval (replicates, patients)",
+                                             majority=majority_rate(summary))
         rows["arms_dot"] = [{**r, "series": f"{r['model']} · {r['metric']} · {r['domain']}"}
                             for r in figures.arms_dot_rows(cells, **order, **arm_order)]
     claims = claim_rows(summary)

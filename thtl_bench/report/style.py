@@ -75,6 +75,7 @@ VERDICT_COLOURS = {
 }
 NEUTRAL = "#4D4D4D"  # reference lines (chance, zero), test curves
 CHANCE_STYLE = {"color": NEUTRAL, "linestyle": ":", "linewidth": 1.0}
+MAJORITY_STYLE = {"color": NEUTRAL, "linestyle": "--", "linewidth": 1.0}
 ZERO_STYLE = {"color": NEUTRAL, "linestyle": "-", "linewidth": 0.8}
 
 
