@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from fixtures import tiny as tiny_data
 from torch import nn
 
 from thtl_bench import arms, config, records
@@ -24,8 +25,6 @@ from thtl_bench.models.staged import StagedModel
 from thtl_bench.models.weights import WeightsUnavailable
 from thtl_bench.records import Case
 
-ROOT = Path(__file__).resolve().parents[2]
-
 
 def C(model: str, arm: str, seed: int = 0, **kw) -> Case:
     """The case of `arm` at replicate (seed, seed) through the fundus phantoms where it has a domain."""
@@ -35,20 +34,9 @@ def C(model: str, arm: str, seed: int = 0, **kw) -> Case:
 
 @pytest.fixture(scope="module")
 def data_cfg(tmp_path_factory):
-    from thtl_bench.data import phantoms
-
-    tmp = tmp_path_factory.mktemp("phantoms")
-    cfg = config.load(ROOT / "params.yaml", "smoke", [
-        "synth.image_size=32", "data.image_size=32", "synth.fundus.per_grade=[6,6,6,6,6]",
-        "synth.larynx.patients={benign: 7, malignant: 7}", "synth.larynx.images_per_patient=[2,3]",
-        "train.batch_size=8", "train.max_epochs=2", "train.min_epochs=1", "train.warmup_epochs=1", "train.patience=2",
-        "train.num_threads=0", "train.device=cpu", "grid.replicates=[[0, 0], [1, 1]]"])
-    cfg["data"].update(root=str(tmp / "data"), cache_dir=str(tmp / "cache"))
-    cfg["split"]["dir"] = str(tmp / "splits")
-    cfg["data"]["fundus"]["root"] = str(tmp / "data" / "fundus")
-    cfg["data"]["larynx"]["root"] = str(tmp / "data" / "larynx")
-    phantoms.synth(tmp / "data", cfg["synth"])
-    return cfg
+    return tiny_data.phantom_cfg(tmp_path_factory.mktemp("phantoms"), [
+        "synth.larynx.patients={benign: 7, malignant: 7}", "train.max_epochs=2", "train.min_epochs=1",
+        "train.patience=2", "train.num_threads=0", "grid.replicates=[[0, 0], [1, 1]]"])
 
 
 @pytest.fixture

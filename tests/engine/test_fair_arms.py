@@ -11,31 +11,19 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from fixtures import tiny as tiny_data
 
-from thtl_bench import arms, catalog, config, models
+from thtl_bench import arms, catalog, models
 from thtl_bench.engine import case as case_mod
 from thtl_bench.engine import loop, run_case
 from thtl_bench.records import Case
 
-ROOT = Path(__file__).resolve().parents[2]
-
 
 @pytest.fixture(scope="module")
 def data_cfg(tmp_path_factory):
-    from thtl_bench.data import phantoms
-
-    tmp = tmp_path_factory.mktemp("fair")
-    cfg = config.load(ROOT / "params.yaml", "smoke", [
-        "synth.image_size=32", "data.image_size=32", "synth.fundus.per_grade=[6,6,6,6,6]",
-        "synth.larynx.patients={benign: 8, malignant: 8}", "synth.larynx.images_per_patient=[2,3]",
-        "train.batch_size=8", "train.max_epochs=4", "train.min_epochs=3", "train.warmup_epochs=1",
-        "train.patience=1", "train.device=cpu", "grid.exclude=[]"])
-    cfg["data"].update(root=str(tmp / "data"), cache_dir=str(tmp / "cache"))
-    cfg["split"]["dir"] = str(tmp / "splits")
-    for d in ("fundus", "larynx"):
-        cfg["data"][d]["root"] = str(tmp / "data" / d)
-    phantoms.synth(tmp / "data", cfg["synth"])
-    return cfg
+    return tiny_data.phantom_cfg(tmp_path_factory.mktemp("fair"), [
+        "synth.larynx.patients={benign: 8, malignant: 8}", "train.max_epochs=4", "train.min_epochs=3",
+        "train.patience=1", "grid.exclude=[]"])
 
 
 @pytest.fixture

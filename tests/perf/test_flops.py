@@ -54,10 +54,10 @@ def test_torch_counts_depthwise_backward_as_dense_hence_three_times_forward():
 # ----------------------------------------------------------------------------- projection
 
 def _rec(model: str, arm: str, seed: int, wall: float, *, size: int = 64, n: int = 100,
-         epochs: int = 10, device: str = "cpu", cache: bool = False) -> dict:
+         epochs: int = 10, device: str = "cpu", cache: bool = False, domain: str = "larynx") -> dict:
     return {"status": "ok", "case": {"model": model, "arm": arm, "seed": seed},
             "timing": {"wall_s": wall, "feature_cache": cache},
-            "data": {"n": {"train": n}, "image_size": size, "domain": "larynx"},
+            "data": {"n": {"train": n}, "image_size": size, "domain": domain},
             "config": {"train": {"max_epochs": epochs}},
             "history": [{"seconds": wall / epochs} for _ in range(epochs)],
             "env": {"device": device}}
@@ -102,6 +102,15 @@ def test_projection_measured_cells_are_sums_and_missing_ones_estimated():
     assert p["unmeasured_models"] == ["vgg16"] and not p["unpriced"]
     assert p["total_hours"] == pytest.approx(sum(by[m]["hours"] for m in ("resnet18", "resnet50", "vgg16")))
     assert p["estimated_hours"] == pytest.approx(r50["estimated_hours"] + by["vgg16"]["hours"])
+
+
+def test_projection_prices_only_the_papers_domains():
+    # a step-1 case on a control domain (domains profile) is no cell of the paper's study: left out,
+    # not a KeyError, and the paper's cells are priced as without it
+    recs = [_rec("resnet18", "scratch", 0, 100.0), _rec("resnet18", "onestep_last", 0, 10.0)]
+    angio = _rec("resnet18", "scratch", 1, 5000.0, domain="angio")
+    p, q = (projection.projection(r, flops.artifact(CFG, recs)) for r in (recs, recs + [angio]))
+    assert q["total_hours"] == pytest.approx(p["total_hours"])
 
 
 def test_projection_scales_by_counted_flops_and_prefers_gpu_records():

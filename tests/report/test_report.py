@@ -112,13 +112,14 @@ def test_report_writes_every_section_figures_first(tmp_path):
     assert "**synthetic vascular phantoms**" in text and "FIXTURE RECORDS" in text
     assert text.index("## Figures") < 120 * 200  # the first screen is the headline and the verdicts
     glance = text[text.index("## Verdicts at a glance"):text.index("## Figures")]
-    assert "| C1      | resnet18" in glance and "**inconclusive**" in glance and "not run" in glance  # resnet50
+    assert "| C1      | resnet18" in glance and "**inconclusive**" in glance
+    assert "C1, C2, C3, C4, C5 on resnet50" in glance  # primary members without records, in one line
     assert agg.load_summary(tmp_path / "report" / "summary.json")["plan_hash"] in glance
     assert "**Absent**" in text and "cam.json" in text  # no cam.json written
     assert "An extrapolation" in text and "CPU-hours" in text
     assert "vit_b_16 | onestep_last" in text  # a not-run case with its reason
     assert "data.dvc not found" in text
-    assert "at least 5 and at most 30 epochs" in text  # the budget rule with the records' numbers
+    assert "at most 30 epochs" in text and "not before epoch 5" in text  # the budget rule with the records' numbers
     assert "<details>" in text
     rdir = tmp_path / "report"
     for f in ("summary.json", "metrics.json", "headline.json", "figures/claims_forest.png", "figures/arms_dot.png",

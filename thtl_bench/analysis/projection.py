@@ -61,6 +61,8 @@ def _case_projection(rec: dict, p: dict, counts: dict) -> dict | None:
     epoch_s = sum(float(h.get("seconds") or 0) for h in rec.get("history") or [])
     epoch_s = min(epoch_s, float(wall))
     domain = data.get("domain", "larynx")
+    if f"{domain}_images" not in p:  # step 1 on a control domain (angio, ...): not a cell of the paper's study
+        return None
     r_n = float(p[f"{domain}_images"]) / n
     r_px, how = _size_ratio(counts, model, int(size), int(p["image_size"]))
     r_e = float(p[key]) / float(budget) if budget else 1.0

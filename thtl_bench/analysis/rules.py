@@ -35,7 +35,7 @@ from thtl_bench.analysis.inference import Evidence
 REPRODUCED, CONTRADICTED, INCONCLUSIVE = "reproduced", "contradicted", "inconclusive"
 UNDERPOWERED, UNDERTRAINED = "underpowered", "not decided: under-trained"
 DECISIVE = (REPRODUCED, CONTRADICTED)
-RULES_VERSION = 2  # bump with any change of the rules below (the plan hash changes anyway)
+RULES_VERSION = 3  # bump with any change of the rules below (the plan hash changes anyway); 3: no evidence before under-trained
 
 
 @dataclass(frozen=True)
@@ -93,10 +93,10 @@ def decision_p(h: Hypothesis, margin: float) -> float:
 
 def _blocker(h: Hypothesis, min_replicates: int) -> tuple[str, str] | None:
     """(verdict, note) when h cannot be decided from its evidence, else None."""
+    if h.evidence is None:  # nothing to decide on: a missing arm is not an under-trained one
+        return INCONCLUSIVE, h.note or "no evidence"
     if h.undertrained:
         return UNDERTRAINED, f"arm(s) {', '.join(h.undertrained)} did not reach their training fit"
-    if h.evidence is None:
-        return INCONCLUSIVE, h.note or "no evidence"
     if not h.evidence.decidable or min(h.evidence.n) < min_replicates:
         return INCONCLUSIVE, (f"{min(h.evidence.n)} replicate(s); at least {max(2, min_replicates)} are "
                               "needed: one replicate holds the trained models fixed")

@@ -17,8 +17,14 @@ import yaml
 from PIL import Image
 
 from thtl_bench.data import splits as splits_mod
-from thtl_bench.data.cache import (DEFAULT_RESIZE, content_hashes, content_problems, fingerprint, open_checked,
-                                   resize_mode)
+from thtl_bench.data.cache import (
+    DEFAULT_RESIZE,
+    content_hashes,
+    content_problems,
+    fingerprint,
+    open_checked,
+    resize_mode,
+)
 from thtl_bench.data.errors import DataError, Problem, errors_only
 from thtl_bench.data.sources import MASKS_DIR, Listing, read_source
 from thtl_bench.io import file_digest

@@ -160,7 +160,7 @@ def build_arms_dot(cells: Sequence[dict], *, arm_order: Sequence[str] | None = N
         if any(c.get("undertrained") for c in ordered):
             handles.insert(2, Line2D([], [], marker="o", ms=6, ls="none", color=style.NEUTRAL, mfc="white",
                                      label="hollow: undertrained"))
-        fig.legend(handles=handles, loc="outside lower center", ncols=len(handles))
+        fig.legend(handles=handles, loc="outside lower center", ncols=min(len(handles), 3))
         if title:
             fig.suptitle(title)
     return fig

@@ -152,13 +152,17 @@ def verdicts(summary: dict) -> list[str]:
     rows = []
     ids = [c.id for c in claims_mod.CLAIMS]
     models = list(summary["models"]) + [m for m in sp["primary_models"] if m not in summary["models"]]
-    shown = [r for r in summary["claims"] if r.get("family") == "primary" or r.get("n_pairs", 0)]
+    shown = [r for r in summary["claims"] if r.get("n_pairs", 0)]
     for r in sorted(shown, key=lambda r: (ids.index(r["claim"]), r["id"], models.index(r["model"])
                                           if r["model"] in models else len(models))):
         paper = _pp(r["paper_value_pp"]) if r.get("paper_value_pp") is not None else (r.get("paper_says") or "-")
-        est = f"{_pp(r.get('diff_pp'))} {_iv(r.get('adj_ci_pp'))}" if r.get("diff_pp") is not None else "not run"
         rows.append([r["id"], r["model"], f"{r['arm_a']} - {r['arm_b']} ({r['metric']})", r.get("n_pairs", 0),
-                     est, paper, f"**{r['verdict']}**", r.get("family", "")])
+                     f"{_pp(r.get('diff_pp'))} {_iv(r.get('adj_ci_pp'))}", paper, f"**{r['verdict']}**",
+                     r.get("family", "")])
+    unmeasured: dict[str, list[str]] = {}
+    for r in summary["claims"]:
+        if not r.get("n_pairs", 0):
+            unmeasured.setdefault(r["model"], []).append(r["id"] + ("" if r.get("family") == "primary" else "*"))
     fam = claims_mod.family(sp)
     alpha = 1.0 - float(sp["confidence"])
     out = ["## Verdicts at a glance", "",
@@ -170,6 +174,11 @@ def verdicts(summary: dict) -> list[str]:
            "(two-level: replicates, then patients).", ""]
     out.append(_table(rows, ["claim", "model", "A - B (metric)", "replicates", "estimate pp [deciding interval]",
                              "paper", "verdict", "family"]) if rows else "No claim could be evaluated.")
+    if unmeasured:
+        out += ["", "Not evaluated, no paired records on this profile (each *inconclusive*; primary members still "
+                    "count in Holm's m, * = exploratory): "
+                + "; ".join(f"{', '.join(dict.fromkeys(v))} on {m}" for m, v in unmeasured.items())
+                + " (see Cases not run)."]
     out += [""] + power(summary) + [""] + fit_note(summary)
     return out
 
@@ -364,7 +373,7 @@ def transfer(summary: dict) -> list[str]:
                   "Does the score predict the gain? Kendall's tau across (model, domain) pairs (distances with the "
                   "sign turned, so + means 'predicts') with a bootstrap interval over domains (x100):", "",
                   _table(taus, ["score", "tau", "interval (x100)", "pairs"]) if taus else "Too few pairs for tau."] + \
-        ([f"", f"{t['note']}"] if t.get("note") else [])
+        (["", f"{t['note']}"] if t.get("note") else [])
 
 
 def training_fit(summary: dict) -> list[str]:
