@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 from scipy import stats as sps
-from support.records import not_run, pair
+from support.records import not_run, pair, record
 
 from thtl_bench.analysis import claims, intervals, rules
 from thtl_bench.analysis import summary as summ
@@ -175,6 +175,22 @@ def test_claim_under_trained_arm_is_not_decided():
     assert row["adj_ci_pp"] is not None  # still reported
 
 
+def test_claim_on_the_child_of_an_under_trained_step_1_is_not_decided():
+    # THTL via a domain step 1 never learned: the child trained fine, but transfers nothing of
+    # that domain, so the claim rests on an under-trained stage (the parent's)
+    recs = pair(3, 0.5, 0.95, n=80)
+    step1 = record(Case("resnet18", "thtl_step1", 1, 1, "fundus"), [True] * 10, fit_ok=False)
+    child = next(r for r in recs if (r["case"]["arm"], r["case"]["seed"]) == ("thtl_last", 1))
+    child["parent"] = {"slug": step1["slug"], "case_id": step1["case_id"]}
+    row = _claim(claims.evaluate(recs + [step1], CFG))
+    assert row["verdict"] == rules.UNDERTRAINED and "thtl_last's step 1" in row["note"]
+    assert child["fit"]["ok"] is True  # the record itself is not changed
+    cell = next(c for c in summ.summarise(recs + [step1], CFG)["cells"] if c["arm"] == "thtl_last")
+    assert cell["fit"]["undertrained"] == [child["slug"] + " (step 1)"]
+    step1["fit"]["ok"] = True  # a learned step 1: the claim is decided again
+    assert _claim(claims.evaluate(recs + [step1], CFG))["verdict"] == "reproduced"
+
+
 def test_claim_missing_arm_and_model_without_paper_number():
     recs = [x for x in pair(3, 0.6, 0.8) if x["case"]["arm"] == "thtl_last"]
     row = _claim(claims.evaluate(recs, CFG))
@@ -247,3 +263,19 @@ def test_summarise_flags_under_trained_replicates():
     cells = {c["arm"]: c for c in summ.summarise(recs, CFG)["cells"]}
     assert cells["thtl_last"]["fit"]["undertrained"] == [recs[2]["slug"]]
     assert cells["thtl_last"]["fit"]["ok"] == [True, False] and cells["onestep_last"]["fit"]["undertrained"] == []
+
+
+def test_every_intermediate_domain_is_summarised_with_qwk():
+    # the step-1 tasks are grades: QWK beside accuracy for each intermediate domain, not just fundus
+    recs = []
+    for dom in ("fundus", "angio"):
+        for r in pair(2, 0.5, 0.9, n=40, domain=dom):
+            if r["case"]["arm"] == "thtl_last":
+                r["case"]["arm"] = "thtl_step1"
+                r["data"]["domain"] = dom
+                r["metrics"]["test"]["qwk"] = 0.5
+                recs.append(r)
+    cells = {c["domain"]: c for c in summ.summarise(recs, CFG)["cells"]}
+    assert set(cells) == {"fundus", "angio"}
+    assert all(c["metrics"]["qwk"]["mean"] == pytest.approx(0.5) for c in cells.values())
+    assert "recall" not in cells["angio"]["metrics"]

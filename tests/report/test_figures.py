@@ -75,7 +75,7 @@ CASES = {  # name: (build, figure, rows, data, row columns)
     "swft_steps": (figures.build_swft_steps, figures.swft_steps_figure, figures.swft_steps_rows, _swft,
                    {"model", "replicate", "split", "step", "group", "accuracy_pct", "selected"}),
     "size_axis": (figures.build_size_axis, figures.size_axis_figure, figures.size_axis_rows, _size_points,
-                  {"model", "domain", "axis", "fraction", "gain_pp", "lo_pp", "hi_pp"}),
+                  {"model", "domain", "axis", "fraction", "gain_pp", "lo_pp", "hi_pp", "undertrained"}),
 }
 
 
@@ -151,8 +151,11 @@ def test_arms_dot_rows_and_layout():
 def test_arms_dot_several_domains_one_panel_column_each():
     fig = figures.build_arms_dot(_cells(domains=("fundus", "angiography")), domain_order=["fundus"])
     titles = [a.get_title() for a in fig.axes]
-    assert titles == ["fundus\ntest accuracy", "fundus\nmalignant recall", "angiography\ntest accuracy",
-                      "angiography\nmalignant recall"]
+    assert titles == ["fundus: test accuracy", "fundus: malignant recall", "angiography: test accuracy",
+                      "angiography: malignant recall"]
+    fig.canvas.draw()
+    ys = [round(a.get_position().y0, 3) for a in fig.axes]  # one row of panels per domain, metrics side by side
+    assert ys[0] == ys[1] and ys[2] == ys[3] and ys[0] > ys[2]
 
 
 def test_arms_dot_edge_cases(tmp_path):
@@ -296,7 +299,20 @@ def test_size_axis_log_x_panels_and_labels():
     assert colours == [style.model_colour("resnet18"), style.model_colour("resnet50")]
     rows = figures.size_axis_rows(_size_points())
     assert rows[0] == {"model": "resnet18", "domain": "fundus", "axis": "target", "fraction": 0.02, "gain_pp": -4.0,
-                       "lo_pp": -7.0, "hi_pp": -1.0}
+                       "lo_pp": -7.0, "hi_pp": -1.0, "undertrained": False}
+
+
+def test_size_axis_one_model_colours_domains_and_marks_under_trained_points():
+    pts = [p for p in _size_points() if p["model"] == "resnet18"]
+    pts += [{**p, "domain": "angio", "gain": p["gain"] + 3, "undertrained": p["fraction"] == 0.02} for p in pts]
+    fig = figures.build_size_axis(pts)
+    legend = fig.legends[0]
+    texts = [t.get_text() for t in legend.get_texts()]
+    assert texts[:2] == ["resnet18 · angio", "resnet18 · fundus"] and "under-" in texts[-1]
+    colours = [to_hex(line.get_color()) for line in legend.get_lines()[:2]]
+    assert colours[0] != colours[1]  # one model: the domains carry the colour
+    hollow = [ln for ax in fig.axes for ln in ax.get_lines() if ln.get_markerfacecolor() == "white"]
+    assert len(hollow) == sum(bool(p.get("undertrained")) for p in pts) == 2  # one per axis
 
 
 def test_size_axis_edge_cases(tmp_path):

@@ -246,3 +246,19 @@ def test_assumptions_read_per_arm_lrs_and_the_common_budget_from_records(sample_
     rows = {r[0]: r[2] for r in sections.per_arm_rows(summ)}
     assert rows[next(k for k in rows if k.startswith("Epoch budget"))].startswith("**differs between arms**")
     assert sections._budget_rule(summ["train_by_arm"]) is None  # no single rule to state
+
+
+def test_glance_names_each_arms_domain_and_claims_outside_the_grid(tmp_path, sample_records):
+    # a domains-profile grid: no SWFT, THTL through two domains; C6 compares thtl_last across them
+    recs = [r for r in copy.deepcopy(sample_records) if r["case"]["arm"] not in ("swft", "thtl_all")]
+    summary = agg.aggregate(recs, _cfg(tmp_path, bootstrap=50), samples.GOLDEN_ORDER)
+    c1 = next(r for r in summary["claims"] if r["id"] == "C1" and r.get("n_pairs"))
+    summary["claims"].append({**c1, "id": "C6a", "claim": "C6a", "arm_b": "thtl_last", "domain": None,
+                              "domain_a": "fundus_tortuous", "domain_b": "fundus"})
+    text = "\n".join(sections.verdicts(summary))
+    assert "thtl_last[fundus_tortuous] - thtl_last[fundus] (accuracy)" in text
+    outside = next(line for line in text.splitlines() if line.startswith("Not part of this profile"))
+    assert "C2" in outside and "C4" in outside and "C1" not in outside  # arms swft / thtl_all not in the grid
+    # the budget rule without its SWFT clause when no SWFT record states the decay
+    rule = sections._budget_rule(summary["train_by_arm"])
+    assert rule and "at most 30 epochs" in rule and "SWFT step k" not in rule and "n/a" not in rule

@@ -67,8 +67,7 @@ CLAIMS: tuple[Claim, ...] = (
     Claim("C5", "one-step (ImageNet, all layers) vs scratch: a small, non-significant accuracy difference",
           Side("onestep_all"), Side("scratch"), "accuracy", "equivalence",
           paper_says={"resnet18": "yes", "resnet50": "yes"}),
-    Claim("C6a", "mechanism: THTL last-layer accuracy via tortuous-vessel fundus minus via radial fundus "
-                 "(C1's drop is smaller with the tortuous domain)",
+    Claim("C6a", "mechanism: THTL last-layer accuracy via tortuous-vessel fundus minus via radial fundus",
           Side("thtl_last", "fundus_tortuous"), Side("thtl_last", "fundus"), "accuracy", "directional", +1,
           paper_says={"resnet18": "implied", "resnet50": "implied"}),
     Claim("C6b", "mechanism: THTL last-layer malignant recall via tortuous-vessel fundus minus via radial fundus",
@@ -139,7 +138,7 @@ def evaluate(records: Sequence[dict], cfg: dict, order: dict | None = None) -> l
                     missing = [f"{s.arm}" + (f"[{d if s.domain == ANY else s.domain}]" if s.domain else "")
                                for s, cell in ((claim.a, a), (claim.b, b)) if not cell]
                     note = f"no ok records for {', '.join(missing)}" if missing else "no replicate has both arms"
-                under = tuple(sorted({r.split("__")[1] for r in reps_mod.undertrained(a) + reps_mod.undertrained(b)}))
+                under = tuple(sorted(set(reps_mod.undertrained_arms(a) + reps_mod.undertrained_arms(b))))
                 hyps.append(rules.Hypothesis(hid, model, claim.kind, claim.direction, ev, note, under))
                 extra.append(info)
     rows = rules.decide(hyps, family=family(params), alpha=1.0 - float(params["confidence"]),
@@ -199,17 +198,31 @@ def _ci(ci: Sequence[float] | None) -> str:
     return "n/a" if ci is None else f"[{ci[0]:+.1f}, {ci[1]:+.1f}]"
 
 
+def in_grid(r: dict, arms: Sequence[str]) -> bool:
+    """Whether a claim row belongs to a grid of `arms`: both its arms trained there, or it is a
+    primary-family member (those keep their row, and their place in Holm's m, whatever ran)."""
+    return r.get("family") == "primary" or {r["arm_a"], r["arm_b"]} <= set(arms)
+
+
+def contrast(r: dict) -> str:
+    """"A - B (metric)" of a claim row; an arm's domain in brackets where it is not the row's own
+    (C6: thtl_last[fundus_tortuous] - thtl_last[fundus])."""
+    def arm(side: str) -> str:
+        d = r.get(f"domain_{side}")
+        return r.get(f"arm_{side}", "?") + (f"[{d}]" if d and d != r.get("domain") else "")
+
+    return f"{arm('a')} - {arm('b')} ({r.get('metric', '?')})"
+
+
 def table_rows(results: Sequence[dict]) -> tuple[list[str], list[list[str]]]:
     headers = ["claim", "model", "domain", "A - B (metric)", "replicates", "diff pp", "95 % CI pp",
                "deciding CI pp (level)", "P(A>B)", "paper", "verdict", "family", "note"]
     rows = []
     for r in results:
         paper = _pp(r["paper_value_pp"]) if r.get("paper_value_pp") is not None else (r.get("paper_says") or "-")
-        arm_a = r.get("arm_a", "?") + (f"[{r['domain_a']}]" if r.get("domain_a") and r.get("domain_a") != r.get("domain") else "")
-        arm_b = r.get("arm_b", "?") + (f"[{r['domain_b']}]" if r.get("domain_b") and r.get("domain_b") != r.get("domain") else "")
         level = r.get("level")
         rows.append([
-            r.get("claim", r["id"]), r["model"], r.get("domain") or "-", f"{arm_a} - {arm_b} ({r.get('metric', '?')})",
+            r.get("claim", r["id"]), r["model"], r.get("domain") or "-", contrast(r),
             str(r.get("n_pairs", 0)), _pp(r.get("diff_pp")), _ci(r.get("ci_pp")),
             _ci(r.get("adj_ci_pp")) + ("" if level is None else f" ({level:.3g})"),
             "n/a" if r.get("p_improve") is None else f"{r['p_improve']:.2f}", paper, r["verdict"],

@@ -24,9 +24,10 @@ def cell_key(rec: dict) -> CellKey:
 
 
 def index(records: Iterable[dict]) -> dict[CellKey, dict[tuple[int, int], dict]]:
-    """{cell: {(seed, split): record}} of the ok records."""
+    """{cell: {(seed, split): record}} of the ok records (THTL children of an under-trained step 1
+    marked so: inherit_fit)."""
     out: dict[CellKey, dict[tuple[int, int], dict]] = {}
-    for r in records:
+    for r in inherit_fit(list(records)):
         if r["status"] == "ok":
             out.setdefault(cell_key(r), {})[Case.of(r).replicate] = r
     return out
@@ -66,9 +67,32 @@ def paired_replicates(a: dict[tuple[int, int], dict], b: dict[tuple[int, int], d
     return out
 
 
+def inherit_fit(records: Sequence[dict]) -> list[dict]:
+    """`records` with a THTL child marked under-trained where its step-1 parent is: a child of an
+    intermediate domain that step 1 never learned transfers nothing of it, so a claim on the child
+    would rest on an under-trained stage. The child's own fit stays in `fit` (`own_ok`)."""
+    by_slug = {r.get("slug"): r for r in records if r.get("status") == "ok"}
+    out = []
+    for r in records:
+        parent = by_slug.get((r.get("parent") or {}).get("slug"))
+        fit = r.get("fit") or {}
+        if parent is not None and (parent.get("fit") or {}).get("ok") is False and fit.get("ok") is not False:
+            r = {**r, "fit": {**fit, "ok": False, "own_ok": fit.get("ok"), "parent_undertrained": parent["slug"]}}
+        out.append(r)
+    return out
+
+
 def undertrained(by_rep: dict[tuple[int, int], dict]) -> list[str]:
-    """Slugs of the cell's replicates whose record says they did not reach their training fit."""
-    return [r["slug"] for _, r in sorted(by_rep.items()) if (r.get("fit") or {}).get("ok") is False]
+    """Slugs of the cell's replicates that did not reach their training fit (or whose step 1 did
+    not: inherit_fit), the latter marked "(step 1)"."""
+    return [r["slug"] + (" (step 1)" if (r.get("fit") or {}).get("parent_undertrained") else "")
+            for _, r in sorted(by_rep.items()) if (r.get("fit") or {}).get("ok") is False]
+
+
+def undertrained_arms(by_rep: dict[tuple[int, int], dict]) -> list[str]:
+    """The arm of each under-trained replicate, "<arm>'s step 1" where only its parent is."""
+    return [Case.of(r).arm + ("'s step 1" if (r.get("fit") or {}).get("parent_undertrained") else "")
+            for _, r in sorted(by_rep.items()) if (r.get("fit") or {}).get("ok") is False]
 
 
 def values(by_rep: dict[tuple[int, int], dict], metric: str) -> list[float | None]:

@@ -18,6 +18,7 @@ import numpy as np
 from thtl_bench import transferability
 from thtl_bench.analysis import claims as claims_mod
 from thtl_bench.analysis import inference, replicates, simulate
+from thtl_bench.analysis import summary as summary_mod
 
 GAIN = ("thtl_last", "onestep_last", "accuracy")  # the THTL gain the size axes and scores are about
 
@@ -33,8 +34,9 @@ def _gain(index: dict, model: str, domain: str, tf: float, inf: float, params: d
     except ValueError:  # arms of a replicate on different test samples, or every replicate undefined
         return None
     iv = ev.interval(float(params["confidence"])) if ev.decidable else None
+    under = len(replicates.undertrained(a)) + len(replicates.undertrained(b))  # replicates of either arm
     return {"gain": ev.estimate, "lo": None if iv is None else iv[0], "hi": None if iv is None else iv[1],
-            "n": ev.n[0], "p_improve": ev.improve}
+            "n": ev.n[0], "p_improve": ev.improve, "undertrained": under}
 
 
 def sizes(records: Sequence[dict], params: dict) -> list[dict]:
@@ -110,7 +112,10 @@ def transfer(records: Sequence[dict], scores: dict | None, params: dict) -> dict
         return None
     index = replicates.index(records)
     rows = []
-    for key in sorted({(e["model"], e["domain"]) for e in scores["entries"]}):
+    pairs = {(e["model"], e["domain"]) for e in scores["entries"]}
+    models = summary_mod.canonical_order("models", sorted(m for m, _ in pairs))
+    doms = summary_mod.canonical_order("domains", sorted(d for _, d in pairs))
+    for key in sorted(pairs, key=lambda k: (models.index(k[0]), doms.index(k[1]))):  # the tables' order
         es = [e for e in scores["entries"] if (e["model"], e["domain"]) == key]
         g = _gain(index, key[0], key[1], 1.0, 1.0, params)
         names = sorted({n for e in es for n in (e.get("scores") or {})} | {n for e in es for n in (e.get("distances") or {})})

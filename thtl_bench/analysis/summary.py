@@ -20,10 +20,11 @@ from thtl_bench.analysis.intervals import _none_if_nan, t_interval
 from thtl_bench.config import canonical_json, digest
 from thtl_bench.records import Case
 
-# Test metrics summarised per domain (names of thtl_bench.metrics).
-DOMAIN_METRICS = {
-    "larynx": ("accuracy", "recall", "specificity", "precision", "f1", "auc"),
-    "fundus": ("accuracy", "qwk"),
+# Test metrics summarised per domain role (names of thtl_bench.metrics): the target is binary; every
+# intermediate task is a grade (DR 0-4, stenosis none/moderate/severe), hence QWK beside accuracy.
+ROLE_METRICS = {
+    "target": ("accuracy", "recall", "specificity", "precision", "f1", "auc"),
+    "intermediate": ("accuracy", "qwk"),
 }
 TIMING_KEYS = ("train_images_per_s", "inference_images_per_s", "wall_s", "epoch_s")
 # env keys that are execution knobs (not library versions): listed apart in provenance.
@@ -113,7 +114,8 @@ def _cell(key: tuple, by_rep: dict, conf: float, n_boot: int, seed: int) -> dict
     recs = [by_rep[k] for k in sorted(by_rep)]
     trains_on = recs[0].get("data", {}).get("domain", "larynx")
     metrics = {}
-    for name in DOMAIN_METRICS.get(trains_on, ("accuracy",)):
+    role = domain_registry.DOMAINS[trains_on].role if trains_on in domain_registry.DOMAINS else None
+    for name in ROLE_METRICS.get(role, ("accuracy",)):
         values = [r["metrics"]["test"].get(name) for r in recs]
         entry = t_interval(values, conf)
         entry["values"] = [_none_if_nan(v) for v in values]

@@ -113,9 +113,17 @@ def build_arms_dot(cells: Sequence[dict], *, arm_order: Sequence[str] | None = N
     ypos = {item: i for i, item in enumerate(layout)}
     several_domains = len({d for d, _ in panels}) > 1
 
+    # one row of panels per domain (metrics side by side), so that titles keep their width
+    doms = list(dict.fromkeys(d for d, _ in panels))
+    mets = list(dict.fromkeys(m for _, m in panels))
     with style.styled():
-        fig = style.new_figure(0.9 + 0.2 * len(layout))
-        axes = fig.subplots(1, len(panels), sharey=True, squeeze=False)[0]
+        fig = style.new_figure((0.55 + 0.2 * len(layout)) * len(doms) + 0.4)
+        grid = fig.subplots(len(doms), len(mets), sharey=True, sharex=True, squeeze=False)
+        at = {(d, m): grid[i][j] for i, d in enumerate(doms) for j, m in enumerate(mets)}
+        for key, ax in at.items():
+            if key not in panels:
+                ax.set_visible(False)
+        axes = [at[p] for p in panels]
         for ax, (dom, metric) in zip(axes, panels, strict=True):
             for j, m in enumerate(models):  # shade every other model block
                 if j % 2:
@@ -137,21 +145,23 @@ def build_arms_dot(cells: Sequence[dict], *, arm_order: Sequence[str] | None = N
                 ax.plot([100 * c["mean"]], [y], marker="o", ms=6.5, color=colour, zorder=4, mew=1.3,
                         mfc="white" if hollow else colour, linestyle="none")
             ax.set_xlim(-3, 103)
-            ax.set_xticks([0, 50, 100] if len(panels) > 2 else [0, 25, 50, 75, 100])
+            ax.set_xticks([0, 25, 50, 75, 100])
             _pct_axis(ax)
             ax.grid(axis="y", visible=False)
             label = METRIC_LABELS.get(metric, metric)
-            # several domains: the domain on its own line, the metric without its gloss
-            ax.set_title(f"{dom}\n{label.split(' (')[0]}" if several_domains else label)
-        axes[0].set_yticks(range(len(layout)))
-        axes[0].set_yticklabels([m if a is None else a for m, a in layout])
-        for tick, (_, a) in zip(axes[0].get_yticklabels(), layout, strict=True):
-            if a is None:
-                tick.set_fontweight("bold")
-            else:
-                tick.set_color(style.arm_colour(a))
-        axes[0].set_ylim(len(layout) - 0.5, -0.5)
-        axes[0].tick_params(axis="y", length=0)
+            # several domains: "domain: metric" (without the metric's gloss) on every panel
+            ax.set_title(f"{dom}: {label.split(' (')[0]}" if several_domains else label)
+        for row in grid:
+            first = row[0]
+            first.set_yticks(range(len(layout)))
+            first.set_yticklabels([m if a is None else a for m, a in layout])
+            for tick, (_, a) in zip(first.get_yticklabels(), layout, strict=True):
+                if a is None:
+                    tick.set_fontweight("bold")
+                else:
+                    tick.set_color(style.arm_colour(a))
+            first.set_ylim(len(layout) - 0.5, -0.5)
+            first.tick_params(axis="y", length=0)
         handles = [Line2D([], [], marker="o", color=style.NEUTRAL, ms=6, label=f"mean, bar = {interval}"),
                    Line2D([], [], marker="o", color=style.NEUTRAL, ms=3, ls="none", alpha=0.7, label="one replicate"),
                    Line2D([], [], **style.CHANCE_STYLE, label="50 % (chance)")]
@@ -512,20 +522,23 @@ def _size_points(points: Sequence[dict], model_order) -> list[dict]:
 
 
 def size_axis_rows(points: Sequence[dict], *, model_order: Sequence[str] | None = None) -> list[dict]:
-    """One row per point. Columns: model, domain, axis, fraction, gain_pp, lo_pp, hi_pp."""
+    """One row per point. Columns: model, domain, axis, fraction, gain_pp, lo_pp, hi_pp, undertrained."""
     return [{"model": p["model"], "domain": p["domain"], "axis": p["axis"], "fraction": float(p["fraction"]),
-             "gain_pp": p["gain"], "lo_pp": p.get("lo"), "hi_pp": p.get("hi")}
+             "gain_pp": p["gain"], "lo_pp": p.get("lo"), "hi_pp": p.get("hi"),
+             "undertrained": bool(p.get("undertrained", False))}
             for p in _size_points(points, model_order)]
 
 
 def build_size_axis(points: Sequence[dict], *, model_order: Sequence[str] | None = None,
-                    gain: str = "THTL gain (pp)", title: str | None = None, dodge: float = 0.006):
+                    gain: str = "THTL gain (pp)", title: str | None = None, dodge: float = 0.02):
     """THTL gain against the training fraction (log x), one panel per axis present (target,
-    intermediate), one line per (model, domain): colour = model, line style and marker = domain;
-    error bars = interval; zero line.
+    intermediate), one line per (model, domain): colour = model (= domain when there is one
+    model), line style and marker = domain; error bars = interval; hollow = a point with an
+    under-trained replicate; zero line.
 
     `points`: [{model, domain, axis: "target" | "intermediate", fraction in (0, 1], gain (pp),
-    lo, hi (pp; None = no interval)}]. `gain` is the y label (say what minus what); `dodge`: the
+    lo, hi (pp; None = no interval), undertrained (optional)}]. `gain` is the y label (say what
+    minus what); `dodge`: the
     sideways shift between lines, in decades of the log axis (the rows keep the true fractions).
     """
     from matplotlib.ticker import NullFormatter
@@ -535,6 +548,7 @@ def build_size_axis(points: Sequence[dict], *, model_order: Sequence[str] | None
     pts = _size_points(points, model_order)
     axes_present = [a for a in SIZE_AXES if any(p["axis"] == a for p in pts)]
     domains = sorted({str(p["domain"]) for p in pts})
+    models = list(dict.fromkeys(p["model"] for p in pts))
     styles = [("-", "o"), ("--", "s"), ("-.", "^"), (":", "D")]
     with style.styled():
         fig = style.new_figure(3.6)
@@ -550,10 +564,14 @@ def build_size_axis(points: Sequence[dict], *, model_order: Sequence[str] | None
                 fx = np.array([float(p["fraction"]) for p in sel]) * shift
                 g = np.array([float(p["gain"]) for p in sel])
                 ls, mk = styles[domains.index(d) % len(styles)]
-                ax.plot(fx, g, color=style.model_colour(m), ls=ls, marker=mk, ms=4.5, label=f"{m} · {d}")
+                colour = style.model_colour(m) if len(models) > 1 else style.MODEL_PALETTE[domains.index(d)
+                                                                                         % len(style.MODEL_PALETTE)]
+                ax.plot(fx, g, color=colour, ls=ls, marker=mk, ms=4.5, label=f"{m} · {d}")
                 for p, x in zip(sel, fx, strict=True):
                     if p.get("lo") is not None and p.get("hi") is not None:
-                        ax.vlines(x, p["lo"], p["hi"], color=style.model_colour(m), lw=1.0, alpha=0.8)
+                        ax.vlines(x, p["lo"], p["hi"], color=colour, lw=1.0, alpha=0.8)
+                    if p.get("undertrained"):
+                        ax.plot([x], [p["gain"]], marker=mk, ms=4.5, color=colour, mfc="white", ls="none", zorder=4)
             ax.set_xscale("log")
             ticks = sorted({float(p["fraction"]) for p in mine})
             labels = [f"{100 * t:g} %" for t in ticks]
@@ -571,6 +589,11 @@ def build_size_axis(points: Sequence[dict], *, model_order: Sequence[str] | None
                 if lab not in labels:
                     handles.append(h)
                     labels.append(lab)
+        if any(p.get("undertrained") for p in pts):
+            from matplotlib.lines import Line2D
+
+            handles.append(Line2D([], [], marker="o", ms=4.5, ls="none", color=style.NEUTRAL, mfc="white"))
+            labels.append("hollow: an under-\ntrained replicate")
         fig.legend(handles, labels, loc="outside right upper")
         if title:
             fig.suptitle(title)

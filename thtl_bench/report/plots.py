@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from thtl_bench import domains as domain_registry
+from thtl_bench.analysis import claims as claims_mod
 from thtl_bench.io import atomic_write_text
 from thtl_bench.report import figures
 
@@ -31,7 +32,8 @@ CSV = {
                   "predicted", "true"),
     "swft_steps": (["series", "model", "domain", "replicate", "split", "step", "group", "accuracy_pct", "selected"],
                    "step", "accuracy_pct"),
-    "size_axis": (["series", "model", "domain", "axis", "fraction", "gain_pp", "lo_pp", "hi_pp"], "fraction", "gain_pp"),
+    "size_axis": (["series", "model", "domain", "axis", "fraction", "gain_pp", "lo_pp", "hi_pp", "undertrained"],
+                  "fraction", "gain_pp"),
 }
 TARGET_METRICS = ("accuracy", "recall")
 
@@ -56,6 +58,11 @@ def _full(c: dict) -> bool:
     return c["target_fraction"] == 1.0 and c["intermediate_fraction"] == 1.0
 
 
+def _panel(doms: list[str], d: str | None) -> str:
+    """The arms_dot panel name of intermediate domain `d` (one panel, "larynx", when there is one)."""
+    return "larynx" if len(doms) <= 1 else f"larynx via {d}"
+
+
 def target_cells(summary: dict) -> list[dict]:
     """arms_dot input: the target (larynx) cells at full data sizes, one entry per metric. With
     several intermediate domains each domain is a panel and the target-only arms (scratch,
@@ -71,7 +78,8 @@ def target_cells(summary: dict) -> list[dict]:
                 if not m:
                     continue
                 out.append({"model": c["model"], "arm": c["arm"],
-                            "domain": "larynx" if len(doms) <= 1 else f"larynx via {d}", "metric": name, "mean": m["mean"], "lo": m.get("ci_low"), "hi": m.get("ci_high"),
+                            "domain": _panel(doms, d), "metric": name, "mean": m["mean"],
+                            "lo": m.get("ci_low"), "hi": m.get("ci_high"),
                             "n": m["n"], "values": m.get("values") or [],
                             "undertrained": bool(c["fit"]["undertrained"])})
     return out
@@ -86,9 +94,10 @@ def majority_rate(summary: dict) -> float | None:
 
 
 def claim_rows(summary: dict) -> list[dict]:
-    """claims_forest input from the claims' rows (deciding interval = the adjusted one)."""
+    """claims_forest input from the claims' rows (deciding interval = the adjusted one); claims on
+    arms the profile does not train are left out (REPORT.md names them)."""
     out = []
-    for r in summary["claims"]:
+    for r in (r for r in summary["claims"] if claims_mod.in_grid(r, summary["arms"])):
         out.append({"id": r["id"], "model": r["model"], "text": r.get("text", ""), "diff": r.get("diff_pp"),
                     "ci": r.get("ci_pp"), "adj_ci": r.get("adj_ci_pp"), "paper": r.get("paper_value_pp"),
                     "verdict": str(r["verdict"]).split(":")[0], "kind": r["kind"], "margin": r.get("margin_pp")})
@@ -119,7 +128,8 @@ def swft_inputs(summary: dict) -> list[dict]:
 
 def size_points(summary: dict) -> list[dict]:
     return [{"model": p["model"], "domain": p["domain"], "axis": p["axis"], "fraction": p["fraction"],
-             "gain": p["gain"], "lo": p.get("lo"), "hi": p.get("hi")} for p in summary.get("sizes") or []]
+             "gain": p["gain"], "lo": p.get("lo"), "hi": p.get("hi"), "undertrained": bool(p.get("undertrained"))}
+            for p in summary.get("sizes") or []]
 
 
 # ----------------------------------------------------------------------------- files
@@ -144,7 +154,8 @@ def write(summary: dict, rdir: Path, classes: list[str] | None = None) -> Plots:
 
     cells = target_cells(summary)
     if cells:
-        p.arms_dot = figures.arms_dot_figure(cells, fdir / "arms_dot.png", **order, **arm_order,
+        panels = [_panel(summary["domains"], d) for d in summary["domains"]] or ["larynx"]  # registry order
+        p.arms_dot = figures.arms_dot_figure(cells, fdir / "arms_dot.png", **order, **arm_order, domain_order=panels,
                                              interval="replicate-level interval (replicates, patients)",
                                              majority=majority_rate(summary))
         rows["arms_dot"] = [{**r, "series": f"{r['model']} · {r['metric']} · {r['domain']}"}

@@ -156,12 +156,17 @@ def verdicts(summary: dict) -> list[str]:
     for r in sorted(shown, key=lambda r: (ids.index(r["claim"]), r["id"], models.index(r["model"])
                                           if r["model"] in models else len(models))):
         paper = _pp(r["paper_value_pp"]) if r.get("paper_value_pp") is not None else (r.get("paper_says") or "-")
-        rows.append([r["id"], r["model"], f"{r['arm_a']} - {r['arm_b']} ({r['metric']})", r.get("n_pairs", 0),
+        rows.append([r["id"], r["model"], claims_mod.contrast(r), r.get("n_pairs", 0),
                      f"{_pp(r.get('diff_pp'))} {_iv(r.get('adj_ci_pp'))}", paper, f"**{r['verdict']}**",
                      r.get("family", "")])
     unmeasured: dict[str, list[str]] = {}
+    outside: list[str] = []  # claims on arms this profile's grid does not train (domains: no SWFT)
     for r in summary["claims"]:
-        if not r.get("n_pairs", 0):
+        if r.get("n_pairs", 0):
+            continue
+        if not claims_mod.in_grid(r, summary["arms"]):
+            outside.append(r["claim"])
+        else:
             unmeasured.setdefault(r["model"], []).append(r["id"] + ("" if r.get("family") == "primary" else "*"))
     fam = claims_mod.family(sp)
     alpha = 1.0 - float(sp["confidence"])
@@ -179,6 +184,9 @@ def verdicts(summary: dict) -> list[str]:
                     "count in Holm's m, * = exploratory): "
                 + "; ".join(f"{', '.join(dict.fromkeys(v))} on {m}" for m, v in unmeasured.items())
                 + " (see Cases not run)."]
+    if outside:
+        out += ["", f"Not part of this profile: {', '.join(dict.fromkeys(outside))} (an arm they compare is not in "
+                    f"its grid: {', '.join(summary['arms'])})."]
     out += [""] + power(summary) + [""] + fit_note(summary)
     return out
 
@@ -204,7 +212,11 @@ def fit_note(summary: dict) -> list[str]:
     if not under:
         return ["**Training fit:** every trained arm of every replicate reached its fit (training accuracy or "
                 "a loss plateau; table below), so no verdict rests on an under-trained arm."]
-    names = sorted({f"{c['model']}/{_arm_label(c, True)}" for c, _ in under})
+    sizes: dict[str, list[str]] = {}  # model/arm -> the data sizes (target / intermediate %) it failed at
+    for c, _ in under:
+        sizes.setdefault(f"{c['model']}/{_arm_label(c, True)}", []).append(_sizes(c))
+    one_size = {_sizes(c) for c in summary["cells"]} == {"100 / 100"}  # no size axis: sizes say nothing
+    names = [k if one_size else f"{k} at {', '.join(dict.fromkeys(v))} %" for k, v in sorted(sizes.items())]
     return [f"**Training fit: {len(under)} replicate(s) under-trained** ({', '.join(names)}): claims on these "
             "cells are *not decided* (table below)."]
 
@@ -406,8 +418,11 @@ def _budget_rule(by_arm: dict) -> str | None:
             return None
         vals[k] = seen.pop()
     decay = {_val(x) for a in by_arm.values() for x in a.get("train.swft_lr_decay", [])}
-    vals["swft_lr_decay"] = decay.pop() if len(decay) == 1 else "n/a"
-    return arms_registry.budget_text(vals)
+    if len(decay) == 1:
+        return arms_registry.budget_text({**vals, "swft_lr_decay": decay.pop()})
+    # no SWFT records (or several decays): the rule without its SWFT learning-rate clause
+    text = arms_registry.budget_text({**vals, "swft_lr_decay": "?"})
+    return text[:text.index("; SWFT step k")] if "; SWFT step k" in text else text
 
 
 def not_run(summary: dict) -> list[str]:
