@@ -52,7 +52,8 @@ def test_case(benchmark, cfg, progress, case):
     # The timed inference needs the case's weights: on a fresh clone the records come from git but
     # the checkpoints do not, so such a case is re-run (deterministically) rather than skipped.
     rec = run_case(cfg, case, progress=progress, ensure_checkpoint=True)
-    key = "study_cases_reused" if reused else "study_cases_trained"
+    # a case recorded as not run (no weights, excluded) is neither trained nor reused
+    key = "study_cases_reused" if reused else "study_cases_trained" if rec["status"] == "ok" else "study_cases_not_run"
     progress.state[key] = progress.state.get(key, 0) + 1
     progress.state["done"] = cases.index(case) + 1
     # ETA: time per unit of work trained so far; a reused case costs ~0 s and leaves the total.

@@ -316,7 +316,7 @@ def build_figure(title: str, rows: list[dict], groups: list[str]):
                 f"pred {row['pred']}" + ("" if row.get("prob") is None else f" ({row['prob']:.2f})"))
             ax.set_title(f"true {row.get('true', '?')}\n{pred}", fontsize=7)
             ax.set_ylabel(row["label"], fontsize=8, fontweight="bold", color=style.arm_colour(row["label"].split(" [")[0]))
-            mark = style.arm_colour(row["same_as"]) if row.get("same_as") else style.NEUTRAL
+            mark = style.arm_colour(row["same_as"].split(" [")[0]) if row.get("same_as") else style.NEUTRAL
             if row.get("note"):
                 ax.set_xlabel(row["note"], fontsize=6.5, fontweight="bold")
             for c, group in enumerate(groups, start=1):

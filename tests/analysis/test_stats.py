@@ -191,6 +191,27 @@ def test_claim_on_the_child_of_an_under_trained_step_1_is_not_decided():
     assert _claim(claims.evaluate(recs + [step1], CFG))["verdict"] == "reproduced"
 
 
+def test_an_under_trained_replicate_outside_the_pairs_does_not_block_the_claim():
+    recs = pair(3, 0.5, 0.95, n=80)
+    extra = record(Case("resnet18", "thtl_last", 7, 7, "fundus"), [True] * 80, fit_ok=False)  # no onestep pair
+    assert _claim(claims.evaluate(recs + [extra], CFG))["verdict"] == "reproduced"
+
+
+def test_inherit_fit_links_by_case_id_and_survives_odd_records():
+    from thtl_bench.analysis import replicates as reps
+
+    step1 = record(Case("resnet18", "thtl_step1", 0, 0, "fundus"), [True] * 10, fit_ok=False)
+    child = record(Case("resnet18", "thtl_last", 0, 0, "fundus"), [True] * 10)
+    child["parent"] = {"slug": step1["slug"], "case_id": "an-older-step-1"}  # same slug, other settings
+    bare = {"status": "ok", "fit": {"ok": False}}  # no slug, no case_id, no parent
+    odd = {**record(Case("resnet18", "thtl_all", 0, 0, "fundus"), [True] * 10), "parent": "not-a-dict"}
+    out = reps.inherit_fit([step1, child, bare, odd])
+    assert [r.get("fit", {}).get("ok") for r in out] == [False, True, False, True]  # the stale link is no link
+    child["parent"]["case_id"] = step1["case_id"]
+    assert reps.inherit_fit([step1, child])[1]["fit"] == {**child["fit"], "ok": False, "own_ok": True,
+                                                            "parent_undertrained": step1["slug"]}
+
+
 def test_claim_missing_arm_and_model_without_paper_number():
     recs = [x for x in pair(3, 0.6, 0.8) if x["case"]["arm"] == "thtl_last"]
     row = _claim(claims.evaluate(recs, CFG))

@@ -110,7 +110,9 @@ def test_projection_prices_only_the_papers_domains():
     recs = [_rec("resnet18", "scratch", 0, 100.0), _rec("resnet18", "onestep_last", 0, 10.0)]
     angio = _rec("resnet18", "scratch", 1, 5000.0, domain="angio")
     p, q = (projection.projection(r, flops.artifact(CFG, recs)) for r in (recs, recs + [angio]))
-    assert q["total_hours"] == pytest.approx(p["total_hours"])
+    assert p["total_hours"] > 0 and q["total_hours"] == pytest.approx(p["total_hours"])
+    cell = next(e for e in q["per_model"] if e["model"] == "resnet18")["arm_case_hours"]["scratch"]
+    assert cell * 3600 == pytest.approx(100.0)  # the larynx record alone, not averaged with the angio one
 
 
 def test_projection_scales_by_counted_flops_and_prefers_gpu_records():

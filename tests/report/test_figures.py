@@ -134,7 +134,7 @@ def test_arms_dot_rows_and_layout():
     assert [t.get_text() for t in ax.get_yticklabels()] == ["resnet18", "scratch", "thtl_last", "swft",
                                                             "resnet50", "scratch", "thtl_last", "swft"]
     assert [a.get_title() for a in fig.axes[:2]] == ["test accuracy", "malignant recall (sensitivity)"]
-    assert "hollow: undertrained" in _texts(fig)
+    assert "hollow: under-trained (mean: any replicate)" in _texts(fig)
     # the arm's colour on its tick label, and a chance line at 50 % in each panel
     assert to_hex(ax.get_yticklabels()[3].get_color()) == style.arm_colour("swft").lower()
     for a in fig.axes[:2]:
@@ -146,6 +146,17 @@ def test_arms_dot_rows_and_layout():
     assert not any(list(line.get_xdata()) == [50.0, 50.0] for line in acc.get_lines())
     assert any(list(line.get_xdata()) == [50.0, 50.0] for line in rec.get_lines())
     assert "majority class (71 %)" in _texts(fig)
+
+
+def test_arms_dot_hollows_only_the_under_trained_replicates():
+    cells = _cells(models=("resnet18",), arms=("swft",))
+    for c in cells:
+        c.update(undertrained=True, undertrained_replicates=[False, True, False])
+    rows = figures.arms_dot_rows(cells)
+    assert [r["undertrained"] for r in rows if r["metric"] == "accuracy"] == [False, True, False]
+    fig = figures.build_arms_dot(cells)
+    dots = next(c for c in fig.axes[0].collections if type(c).__name__ == "PathCollection")  # replicate dots
+    assert [round(float(fc[3]), 3) for fc in dots.get_facecolors()] == [0.7, 0.0, 0.7]  # hollow = no face
 
 
 def test_arms_dot_several_domains_one_panel_column_each():
@@ -166,7 +177,7 @@ def test_arms_dot_edge_cases(tmp_path):
     assert rows == [{"model": "resnet18", "arm": "swft", "domain": "larynx", "metric": "accuracy", "replicate": 0,
                      "value_pct": 70.0, "mean_pct": 70.0, "lo_pct": None, "hi_pct": None, "n": 1,
                      "undertrained": False}]
-    assert "hollow: undertrained" not in _texts(figures.build_arms_dot(one))
+    assert "hollow: under-trained (mean: any replicate)" not in _texts(figures.build_arms_dot(one))
     empty = [{**one[0], "values": []}]
     assert figures.arms_dot_rows(empty)[0]["replicate"] is None
     figures.build_arms_dot(empty)

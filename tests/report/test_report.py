@@ -257,8 +257,15 @@ def test_glance_names_each_arms_domain_and_claims_outside_the_grid(tmp_path, sam
                               "domain_a": "fundus_tortuous", "domain_b": "fundus"})
     text = "\n".join(sections.verdicts(summary))
     assert "thtl_last[fundus_tortuous] - thtl_last[fundus] (accuracy)" in text
-    outside = next(line for line in text.splitlines() if line.startswith("Not part of this profile"))
-    assert "C2" in outside and "C4" in outside and "C1" not in outside  # arms swft / thtl_all not in the grid
+    outside = next(line for line in text.splitlines() if line.startswith("- an arm not in this profile's grid"))
+    assert "C2*" in outside and "C4*" in outside and "C1" not in outside  # arms swft / thtl_all not in the grid
+    # a claim is listed once, under one reason: primary members of a model the grid has are "arm" rows too
+    listed = [line for line in text.splitlines() if line.startswith("- ")]
+    ids = [f"{i} on {m}" for line in listed for part in line.split(": ", 1)[1].split("; ")
+           for m in [part.rsplit(" on ", 1)[-1].split(" ")[0]] for i in part.rsplit(" on ", 1)[0].split(", ")]
+    assert len(ids) == len(set(ids)), ids
     # the budget rule without its SWFT clause when no SWFT record states the decay
     rule = sections._budget_rule(summary["train_by_arm"])
     assert rule and "at most 30 epochs" in rule and "SWFT step k" not in rule and "n/a" not in rule
+    from thtl_bench import arms
+    assert "; SWFT step k" in arms.BUDGET_RULE  # where _budget_rule cuts: a reworded rule must move the cut

@@ -97,3 +97,10 @@ def test_report_speed_section_includes_the_benchmark_targets(tmp_path, monkeypat
     bench = text.index("### Benchmark targets")
     assert speed < bench < assumptions
     assert "**not met**" in text[bench:assumptions]
+
+
+def test_session_line_counts_trained_and_not_run_cases_apart(tmp_path):
+    _write(tmp_path, session={**SESSION, "study_cases_trained": 18, "study_cases_reused": 0,
+                              "study_cases_not_run": 24})
+    text = "\n".join(_perf(tmp_path))
+    assert "(18 trained, 24 recorded as not run)" in text and "42" not in text.split("A fresh run")[1][:120]

@@ -71,13 +71,16 @@ def inherit_fit(records: Sequence[dict]) -> list[dict]:
     """`records` with a THTL child marked under-trained where its step-1 parent is: a child of an
     intermediate domain that step 1 never learned transfers nothing of it, so a claim on the child
     would rest on an under-trained stage. The child's own fit stays in `fit` (`own_ok`)."""
-    by_slug = {r.get("slug"): r for r in records if r.get("status") == "ok"}
+    by_id = {r["case_id"]: r for r in records if r.get("status") == "ok" and r.get("case_id")}
     out = []
     for r in records:
-        parent = by_slug.get((r.get("parent") or {}).get("slug"))
+        link = r.get("parent") if isinstance(r.get("parent"), dict) else {}
+        # by case_id, not slug: a re-run step 1 (other settings, same slug) is not this child's parent
+        parent = by_id.get(link.get("case_id")) if link.get("case_id") else None
         fit = r.get("fit") or {}
         if parent is not None and (parent.get("fit") or {}).get("ok") is False and fit.get("ok") is not False:
-            r = {**r, "fit": {**fit, "ok": False, "own_ok": fit.get("ok"), "parent_undertrained": parent["slug"]}}
+            r = {**r, "fit": {**fit, "ok": False, "own_ok": fit.get("ok"),
+                              "parent_undertrained": parent.get("slug") or parent["case_id"]}}
         out.append(r)
     return out
 

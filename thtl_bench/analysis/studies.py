@@ -34,7 +34,8 @@ def _gain(index: dict, model: str, domain: str, tf: float, inf: float, params: d
     except ValueError:  # arms of a replicate on different test samples, or every replicate undefined
         return None
     iv = ev.interval(float(params["confidence"])) if ev.decidable else None
-    under = len(replicates.undertrained(a)) + len(replicates.undertrained(b))  # replicates of either arm
+    both = set(a) & set(b)  # the paired replicates the gain is estimated on, of either arm
+    under = len(replicates.undertrained({k: a[k] for k in both})) + len(replicates.undertrained({k: b[k] for k in both}))
     return {"gain": ev.estimate, "lo": None if iv is None else iv[0], "hi": None if iv is None else iv[1],
             "n": ev.n[0], "p_improve": ev.improve, "undertrained": under}
 
@@ -66,8 +67,12 @@ def design_of(records: Sequence[dict]) -> simulate.Design | None:
               and (r.get("predictions") or {}).get("test", {}).get("groups")]
     if not target:
         return None
-    seeds = {r["case"]["seed"] for r in target}
-    splits = {r["case"]["split"] for r in target}
+    # Design crosses seeds x splits: the seeds it needs are those trained on each split (the
+    # diagonal replicates 0/0, 1/1, 2/2 are 1 seed on each of 3 splits, not 3 x 3 = 9 runs)
+    by_split: dict[int, set] = {}
+    for r in target:
+        by_split.setdefault(r["case"]["split"], set()).add(r["case"]["seed"])
+    seeds_per_split = min(len(v) for v in by_split.values())
     per, pos = [], []
     for r in target:
         t = r["predictions"]["test"]
@@ -77,7 +82,7 @@ def design_of(records: Sequence[dict]) -> simulate.Design | None:
         s = replicates.samples(r)
         pos.append(np.mean([labels[groups == g][0] == s["positive"] for g in np.unique(groups)]))
     patients = int(np.median([p[0] for p in per]))
-    return simulate.Design(seeds=len(seeds), splits=len(splits), patients=patients,
+    return simulate.Design(seeds=seeds_per_split, splits=len(by_split), patients=patients,
                            images=(min(p[1] for p in per), max(p[2] for p in per)),
                            positive_fraction=float(np.mean(pos)))
 

@@ -67,7 +67,7 @@ def finish(cfg: dict, *, wall_s: float, cases: int, failed: int, errors: list[st
         "cases": cases, "failed": failed, "exitstatus": int(exitstatus), "device": device,
         "cpu_count": os.cpu_count(), "created": now,
         "targets": {"wall_s": budget.get("session_wall_s"), "peak_rss_gib": budget.get("session_peak_gib")},
-        **{k: counts.get(k, 0) for k in ("study_cases_trained", "study_cases_reused")},
+        **{k: counts.get(k, 0) for k in ("study_cases_trained", "study_cases_reused", "study_cases_not_run")},
     }
     last = atomic_write_json(rdir / LAST_RUN_FILE, {**doc, "status": status, "partial": partial,
                                                     "errors": errors[:20]})

@@ -74,17 +74,27 @@ def arms_dot_rows(cells: Sequence[dict], *, arm_order: Sequence[str] | None = No
                   model_order: Sequence[str] | None = None) -> list[dict]:
     """One row per (model, arm, domain, metric, replicate); a cell without values gives one row
     with replicate None. Columns: model, arm, domain, metric, replicate, value_pct, mean_pct,
-    lo_pct, hi_pct, n, undertrained."""
+    lo_pct, hi_pct, n, undertrained (of that replicate; of the cell in a row without values)."""
     ordered, *_ = _dot_cells(cells, arm_order, model_order, None)
     rows = []
     for c in ordered:
         base = {"model": c["model"], "arm": c["arm"], "domain": c.get("domain", "larynx"), "metric": c["metric"]}
         stats = {"mean_pct": _pct(c["mean"]), "lo_pct": _pct(c.get("lo")), "hi_pct": _pct(c.get("hi")),
-                 "n": c.get("n"), "undertrained": bool(c.get("undertrained", False))}
+                 "n": c.get("n")}
         values = list(c.get("values") or [])
+        flags = _replicate_flags(c, len(values))
         for i, v in (enumerate(values) if values else [(None, None)]):
-            rows.append({**base, "replicate": i, "value_pct": _pct(v), **stats})
+            under = flags[i] if i is not None else bool(c.get("undertrained", False))
+            rows.append({**base, "replicate": i, "value_pct": _pct(v), **stats, "undertrained": under})
     return rows
+
+
+def _replicate_flags(c: dict, n: int) -> list[bool]:
+    """Per replicate: under-trained? (`undertrained_replicates` when given, else the cell's flag)."""
+    per = c.get("undertrained_replicates")
+    if per is not None and len(per) == n:
+        return [bool(x) for x in per]
+    return [bool(c.get("undertrained", False))] * n
 
 
 def build_arms_dot(cells: Sequence[dict], *, arm_order: Sequence[str] | None = None,
@@ -101,6 +111,7 @@ def build_arms_dot(cells: Sequence[dict], *, arm_order: Sequence[str] | None = N
     values: [fraction per replicate], undertrained: bool (optional; drawn hollow)}].
     `interval` names what lo/hi are, for the legend.
     """
+    from matplotlib.colors import to_rgba
     from matplotlib.lines import Line2D
 
     if not cells:
@@ -134,12 +145,16 @@ def build_arms_dot(cells: Sequence[dict], *, arm_order: Sequence[str] | None = N
                        **(style.MAJORITY_STYLE if at_majority else style.CHANCE_STYLE), zorder=1)
             for c in (c for c in ordered if (c.get("domain", "larynx"), c["metric"]) == (dom, metric)):
                 y, colour = ypos[(c["model"], c["arm"])], style.arm_colour(c["arm"])
-                hollow = bool(c.get("undertrained", False))
-                values = np.array([100.0 * v for v in (c.get("values") or []) if v is not None])
-                if len(values):
+                hollow = bool(c.get("undertrained", False))  # the mean: at least one replicate under-trained
+                raw = list(c.get("values") or [])
+                keep = [(100.0 * v, f) for v, f in zip(raw, _replicate_flags(c, len(raw)), strict=True) if v is not None]
+                if keep:
+                    values = np.array([v for v, _ in keep])
                     key = f"{c['model']}|{c['arm']}|{dom}|{metric}"
+                    # RGBA per dot: a global alpha would turn "none" faces into black ones
+                    face = [(0.0, 0.0, 0.0, 0.0) if f else to_rgba(colour, 0.7) for _, f in keep]
                     ax.scatter(values, y + _jitter(key, len(values), 0.22), s=9, zorder=2, linewidths=0.6,
-                               facecolors="none" if hollow else colour, edgecolors=colour, alpha=0.7)
+                               facecolors=face, edgecolors=to_rgba(colour, 0.7))
                 if c.get("lo") is not None and c.get("hi") is not None:
                     ax.hlines(y, 100 * c["lo"], 100 * c["hi"], color=colour, lw=1.6, zorder=3)
                 ax.plot([100 * c["mean"]], [y], marker="o", ms=6.5, color=colour, zorder=4, mew=1.3,
@@ -169,7 +184,7 @@ def build_arms_dot(cells: Sequence[dict], *, arm_order: Sequence[str] | None = N
             handles.append(Line2D([], [], **style.MAJORITY_STYLE, label=f"majority class ({100 * majority:.0f} %)"))
         if any(c.get("undertrained") for c in ordered):
             handles.insert(2, Line2D([], [], marker="o", ms=6, ls="none", color=style.NEUTRAL, mfc="white",
-                                     label="hollow: undertrained"))
+                                     label="hollow: under-trained (mean: any replicate)"))
         fig.legend(handles=handles, loc="outside lower center", ncols=min(len(handles), 3))
         if title:
             fig.suptitle(title)

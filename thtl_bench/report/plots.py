@@ -63,12 +63,18 @@ def _panel(doms: list[str], d: str | None) -> str:
     return "larynx" if len(doms) <= 1 else f"larynx via {d}"
 
 
+def _target_domains(summary: dict) -> list[str]:
+    """The intermediate domains (registry order) some full-size target cell went through."""
+    cells = [c for c in summary["cells"] if c["trains_on"] == domain_registry.TARGET and _full(c)]
+    return [d for d in summary["domains"] if any(c["domain"] == d for c in cells)]
+
+
 def target_cells(summary: dict) -> list[dict]:
     """arms_dot input: the target (larynx) cells at full data sizes, one entry per metric. With
     several intermediate domains each domain is a panel and the target-only arms (scratch,
     one-step) appear in every panel, the reference each THTL arm is read against."""
     cells = [c for c in summary["cells"] if c["trains_on"] == domain_registry.TARGET and _full(c)]
-    doms = [d for d in summary["domains"] if any(c["domain"] == d for c in cells)]
+    doms = _target_domains(summary)
     out = []
     for c in cells:
         panels = [c["domain"]] if c["domain"] is not None else (doms or [None])
@@ -81,7 +87,8 @@ def target_cells(summary: dict) -> list[dict]:
                             "domain": _panel(doms, d), "metric": name, "mean": m["mean"],
                             "lo": m.get("ci_low"), "hi": m.get("ci_high"),
                             "n": m["n"], "values": m.get("values") or [],
-                            "undertrained": bool(c["fit"]["undertrained"])})
+                            "undertrained": bool(c["fit"]["undertrained"]),
+                            "undertrained_replicates": [ok is False for ok in c["fit"]["ok"]]})
     return out
 
 
@@ -154,7 +161,8 @@ def write(summary: dict, rdir: Path, classes: list[str] | None = None) -> Plots:
 
     cells = target_cells(summary)
     if cells:
-        panels = [_panel(summary["domains"], d) for d in summary["domains"]] or ["larynx"]  # registry order
+        doms = _target_domains(summary)
+        panels = [_panel(doms, d) for d in doms] or ["larynx"]  # registry order, the names target_cells gives
         p.arms_dot = figures.arms_dot_figure(cells, fdir / "arms_dot.png", **order, **arm_order, domain_order=panels,
                                              interval="replicate-level interval (replicates, patients)",
                                              majority=majority_rate(summary))

@@ -159,15 +159,15 @@ def verdicts(summary: dict) -> list[str]:
         rows.append([r["id"], r["model"], claims_mod.contrast(r), r.get("n_pairs", 0),
                      f"{_pp(r.get('diff_pp'))} {_iv(r.get('adj_ci_pp'))}", paper, f"**{r['verdict']}**",
                      r.get("family", "")])
-    unmeasured: dict[str, list[str]] = {}
-    outside: list[str] = []  # claims on arms this profile's grid does not train (domains: no SWFT)
+    # Rows without paired records, by why: the model has no records here (not in this grid), an
+    # arm is not in this grid, or the grid has both but no replicate ran for both (Cases not run).
+    why: dict[str, dict[str, list[str]]] = {"model": {}, "arm": {}, "run": {}}
     for r in summary["claims"]:
         if r.get("n_pairs", 0):
             continue
-        if not claims_mod.in_grid(r, summary["arms"]):
-            outside.append(r["claim"])
-        else:
-            unmeasured.setdefault(r["model"], []).append(r["id"] + ("" if r.get("family") == "primary" else "*"))
+        kind = ("model" if r["model"] not in summary["models"]
+                else "arm" if not {r["arm_a"], r["arm_b"]} <= set(summary["arms"]) else "run")
+        why[kind].setdefault(r["model"], []).append(r["id"] + ("" if r.get("family") == "primary" else "*"))
     fam = claims_mod.family(sp)
     alpha = 1.0 - float(sp["confidence"])
     out = ["## Verdicts at a glance", "",
@@ -179,16 +179,22 @@ def verdicts(summary: dict) -> list[str]:
            "(two-level: replicates, then patients).", ""]
     out.append(_table(rows, ["claim", "model", "A - B (metric)", "replicates", "estimate pp [deciding interval]",
                              "paper", "verdict", "family"]) if rows else "No claim could be evaluated.")
-    if unmeasured:
-        out += ["", "Not evaluated, no paired records on this profile (each *inconclusive*; primary members still "
-                    "count in Holm's m, * = exploratory): "
-                + "; ".join(f"{', '.join(dict.fromkeys(v))} on {m}" for m, v in unmeasured.items())
-                + " (see Cases not run)."]
-    if outside:
-        out += ["", f"Not part of this profile: {', '.join(dict.fromkeys(outside))} (an arm they compare is not in "
-                    f"its grid: {', '.join(summary['arms'])})."]
+    if any(why.values()):
+        out += ["", "Not evaluated (each *inconclusive*; * = exploratory; primary members still count in Holm's m):"]
+        if why["run"]:
+            out.append(f"- no paired records: {_listing(why['run'])} (see Cases not run);")
+        if why["arm"]:
+            out.append(f"- an arm not in this profile's grid (it trains only {', '.join(summary['arms'])}): "
+                       f"{_listing(why['arm'])};")
+        if why["model"]:
+            out.append(f"- a model not in this profile's grid (it trains only {', '.join(summary['models'])}): "
+                       f"{_listing(why['model'])}.")
     out += [""] + power(summary) + [""] + fit_note(summary)
     return out
+
+
+def _listing(by_model: dict[str, list[str]]) -> str:
+    return "; ".join(f"{', '.join(dict.fromkeys(v))} on {m}" for m, v in by_model.items())
 
 
 def power(summary: dict) -> list[str]:
@@ -196,29 +202,41 @@ def power(summary: dict) -> list[str]:
     if not p:
         return ["**Power:** not computed (no target records with patient groups, or no `stats.power`)."]
     d, pw, fd = p["design"], p["power"], p["false_decisions"]
-    return [f"**Power at this design:** with {d['seeds']} training seed(s) x {d['splits']} patient split(s), "
-            f"{d['patients']} test patients ({d['images'][0]}-{d['images'][1]} images each), the rule reproduces a "
-            f"C1-sized effect ({p['effect_pp']:+g} pp at {100 * p['base_accuracy']:g} % one-step accuracy) in "
+    return [f"**Power at this design:** with {d['seeds'] * d['splits']} replicate(s) ({d['seeds']} training "
+            f"seed(s) on each of {d['splits']} patient split(s)), "
+            f"{d['patients']} test patients ({d['images'][0]}-{d['images'][1]} images each), the rule reproduces an "
+            f"accuracy effect of {p['effect_pp']:+g} pp at {100 * p['base_accuracy']:g} % base accuracy (C1's size) in "
             f"**{100 * pw['rate']:.0f} %** [{100 * pw['ci95'][0]:.0f}, {100 * pw['ci95'][1]:.0f}] of {p['n_sim']} "
-            f"simulated runs at level {p['level']:.3g} (the strictest Holm level, m = {p['family_size']}); with no "
+            f"simulated runs at level {p['level']:.3g} (the strictest Holm level of the primary family, m = "
+            f"{p['family_size']}; a recall claim has less power: fewer positive patients); with no "
             f"effect it decides wrongly in {100 * fd['rate']:.1f} % [{100 * fd['ci95'][0]:.1f}, "
             f"{100 * fd['ci95'][1]:.1f}]. "
             + ("An inconclusive verdict is what this design gives most of the time even when the paper is right: "
                "run more replicates (`grid.replicates`) or the paper profile." if pw["rate"] < 0.8 else "")]
 
 
+FIT_RULE = ("A replicate fits when its selected weights reach `train.fit.min_train_accuracy` on the training "
+            "split, or when it has learned (training accuracy `train.fit.min_gain` above the majority rate) and "
+            "stopped by the budget rule or on a loss plateau (`train.fit.plateau_rel`); otherwise it is "
+            "under-trained, and so is a THTL child of an under-trained step 1 (marked \"(step 1)\"). Claims on "
+            "under-trained replicates are not decided.")
+
+
 def fit_note(summary: dict) -> list[str]:
     under = [(c, rep) for c in summary["cells"] for rep in c["fit"]["undertrained"]]
     if not under:
-        return ["**Training fit:** every trained arm of every replicate reached its fit (training accuracy or "
-                "a loss plateau; table below), so no verdict rests on an under-trained arm."]
+        return ["**Training fit:** every trained arm of every replicate reached its fit (rule under Training "
+                "budget and fit), so no verdict rests on an under-trained arm."]
     sizes: dict[str, list[str]] = {}  # model/arm -> the data sizes (target / intermediate %) it failed at
     for c, _ in under:
         sizes.setdefault(f"{c['model']}/{_arm_label(c, True)}", []).append(_sizes(c))
     one_size = {_sizes(c) for c in summary["cells"]} == {"100 / 100"}  # no size axis: sizes say nothing
     names = [k if one_size else f"{k} at {', '.join(dict.fromkeys(v))} %" for k, v in sorted(sizes.items())]
-    return [f"**Training fit: {len(under)} replicate(s) under-trained** ({', '.join(names)}): claims on these "
-            "cells are *not decided* (table below)."]
+    inherited = sum(rep.endswith(" (step 1)") for _, rep in under)
+    count = (f"{len(under)} replicate(s) under-trained" if not inherited else
+             f"{len(under) - inherited} replicate(s) under-trained, {inherited} more through an under-trained step 1")
+    return [f"**Training fit: {count}** ({', '.join(names)}): claims on these cells are *not decided* (table "
+            "below)."]
 
 
 # ----------------------------------------------------------------------------- figures
@@ -232,7 +250,7 @@ def figures(summary: dict, plots: Any, g: dict, base: Path) -> list[str]:
     if plots.arms_dot:
         out += ["### Test accuracy and malignant recall per arm", "", _img("models x arms", plots.arms_dot, base), "",
                 "Dots = replicates; bar = the cell's replicate-level interval (replicates, then patients); "
-                "hollow = an under-trained replicate.", ""]
+                "hollow dot = an under-trained replicate, hollow mean = at least one in the cell.", ""]
     for model, png in plots.confusion:
         out += [f"### Confusion matrices: {model}", "", _img(f"confusion {model}", png, base), ""]
     for model, dom, png in plots.swft:
@@ -399,9 +417,7 @@ def training_fit(summary: dict) -> list[str]:
                      ", ".join(c["fit"]["undertrained"]) or "none"])
     text = _budget_rule(summary.get("train_by_arm") or {})
     out = ["## Training budget and fit", "",
-           f"**The budget rule** (from the records' config): {text or 'not in the records'}. A replicate is "
-           "under-trained when its selected weights reach neither the training accuracy nor the loss plateau of "
-           "`train.fit`; claims on it are not decided.", ""]
+           f"**The budget rule** (from the records' config): {text or 'not in the records'}. {FIT_RULE}", ""]
     return out + _details(f"Training fit per cell ({len(rows)} cells): train accuracy range, epochs per stage "
                           "and replicate, under-trained replicates",
                           [_table(rows, ["model", "arm", "sizes %", "replicates", "train acc %",
@@ -557,7 +573,10 @@ def perf(g: dict) -> list[str]:
             out += ["", f"This session reused {sess['study_cases_reused']} finished study case(s) and trained "
                         f"{sess.get('study_cases_trained', 0)}: its wall time is not that of a fresh run."]
         elif sess.get("study_cases_trained") is not None:
-            out += ["", f"A fresh run: all {sess['study_cases_trained']} study cases were trained in this session."]
+            nr = sess.get("study_cases_not_run")
+            out += ["", f"A fresh run: every study case that can run here was trained in this session "
+                        f"({sess['study_cases_trained']} trained"
+                        + (f", {nr} recorded as not run" if nr else "") + ")."]
         out.append("")
     if perf_:
         rows, extra = [], []
