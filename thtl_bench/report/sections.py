@@ -211,7 +211,10 @@ def power(summary: dict) -> list[str]:
             f"{p['family_size']}; a recall claim has less power: fewer positive patients); with no "
             f"effect it decides wrongly in {100 * fd['rate']:.1f} % [{100 * fd['ci95'][0]:.1f}, "
             f"{100 * fd['ci95'][1]:.1f}]. "
-            + ("An inconclusive verdict is what this design gives most of the time even when the paper is right: "
+            + ("This design cannot reproduce such an effect: its verdicts are inconclusive whatever the truth, so "
+               "they test the pipeline, not the paper; run more replicates (`grid.replicates`) or the paper profile."
+               if pw["ci95"][1] < 0.05 else
+               "An inconclusive verdict is what this design gives most of the time even when the paper is right: "
                "run more replicates (`grid.replicates`) or the paper profile." if pw["rate"] < 0.8 else "")]
 
 
