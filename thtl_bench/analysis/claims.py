@@ -138,9 +138,8 @@ def evaluate(records: Sequence[dict], cfg: dict, order: dict | None = None) -> l
                     missing = [f"{s.arm}" + (f"[{d if s.domain == ANY else s.domain}]" if s.domain else "")
                                for s, cell in ((claim.a, a), (claim.b, b)) if not cell]
                     note = f"no ok records for {', '.join(missing)}" if missing else "no replicate has both arms"
-                both = set(a) & set(b)  # only the replicates the estimate pairs can block it
-                under = tuple(sorted(set(reps_mod.undertrained_arms({k: a[k] for k in both})
-                                         + reps_mod.undertrained_arms({k: b[k] for k in both}))))
+                sa, sb = reps_mod.shared(a, b)  # only the replicates the estimate pairs can block it
+                under = tuple(sorted(set(reps_mod.undertrained_arms(sa) + reps_mod.undertrained_arms(sb))))
                 hyps.append(rules.Hypothesis(hid, model, claim.kind, claim.direction, ev, note, under))
                 extra.append(info)
     rows = rules.decide(hyps, family=family(params), alpha=1.0 - float(params["confidence"]),

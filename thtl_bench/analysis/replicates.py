@@ -85,17 +85,27 @@ def inherit_fit(records: Sequence[dict]) -> list[dict]:
     return out
 
 
+def _failed(by_rep: dict[tuple[int, int], dict]) -> list[tuple[dict, bool]]:
+    """(record, only its step 1 failed) of each under-trained replicate, in replicate order."""
+    return [(r, bool(r["fit"].get("parent_undertrained"))) for _, r in sorted(by_rep.items())
+            if (r.get("fit") or {}).get("ok") is False]
+
+
 def undertrained(by_rep: dict[tuple[int, int], dict]) -> list[str]:
     """Slugs of the cell's replicates that did not reach their training fit (or whose step 1 did
     not: inherit_fit), the latter marked "(step 1)"."""
-    return [r["slug"] + (" (step 1)" if (r.get("fit") or {}).get("parent_undertrained") else "")
-            for _, r in sorted(by_rep.items()) if (r.get("fit") or {}).get("ok") is False]
+    return [r["slug"] + (" (step 1)" if via else "") for r, via in _failed(by_rep)]
 
 
 def undertrained_arms(by_rep: dict[tuple[int, int], dict]) -> list[str]:
     """The arm of each under-trained replicate, "<arm>'s step 1" where only its parent is."""
-    return [Case.of(r).arm + ("'s step 1" if (r.get("fit") or {}).get("parent_undertrained") else "")
-            for _, r in sorted(by_rep.items()) if (r.get("fit") or {}).get("ok") is False]
+    return [Case.of(r).arm + ("'s step 1" if via else "") for r, via in _failed(by_rep)]
+
+
+def shared(a: dict[tuple[int, int], dict], b: dict[tuple[int, int], dict]) -> tuple[dict, dict]:
+    """Cells `a` and `b` cut to the replicates both have (the ones a paired estimate uses)."""
+    both = set(a) & set(b)
+    return {k: v for k, v in a.items() if k in both}, {k: v for k, v in b.items() if k in both}
 
 
 def values(by_rep: dict[tuple[int, int], dict], metric: str) -> list[float | None]:

@@ -34,8 +34,8 @@ def _gain(index: dict, model: str, domain: str, tf: float, inf: float, params: d
     except ValueError:  # arms of a replicate on different test samples, or every replicate undefined
         return None
     iv = ev.interval(float(params["confidence"])) if ev.decidable else None
-    both = set(a) & set(b)  # the paired replicates the gain is estimated on, of either arm
-    under = len(replicates.undertrained({k: a[k] for k in both})) + len(replicates.undertrained({k: b[k] for k in both}))
+    sa, sb = replicates.shared(a, b)  # the paired replicates the gain is estimated on, of either arm
+    under = len(replicates.undertrained(sa)) + len(replicates.undertrained(sb))
     return {"gain": ev.estimate, "lo": None if iv is None else iv[0], "hi": None if iv is None else iv[1],
             "n": ev.n[0], "p_improve": ev.improve, "undertrained": under}
 

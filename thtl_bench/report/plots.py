@@ -63,9 +63,14 @@ def _panel(doms: list[str], d: str | None) -> str:
     return "larynx" if len(doms) <= 1 else f"larynx via {d}"
 
 
+def _target_cells(summary: dict) -> list[dict]:
+    """The summary's cells trained on the target at full data sizes (what the figures compare)."""
+    return [c for c in summary["cells"] if c["trains_on"] == domain_registry.TARGET and _full(c)]
+
+
 def _target_domains(summary: dict) -> list[str]:
     """The intermediate domains (registry order) some full-size target cell went through."""
-    cells = [c for c in summary["cells"] if c["trains_on"] == domain_registry.TARGET and _full(c)]
+    cells = _target_cells(summary)
     return [d for d in summary["domains"] if any(c["domain"] == d for c in cells)]
 
 
@@ -73,7 +78,7 @@ def target_cells(summary: dict) -> list[dict]:
     """arms_dot input: the target (larynx) cells at full data sizes, one entry per metric. With
     several intermediate domains each domain is a panel and the target-only arms (scratch,
     one-step) appear in every panel, the reference each THTL arm is read against."""
-    cells = [c for c in summary["cells"] if c["trains_on"] == domain_registry.TARGET and _full(c)]
+    cells = _target_cells(summary)
     doms = _target_domains(summary)
     out = []
     for c in cells:
@@ -115,8 +120,8 @@ def confusion_inputs(summary: dict, classes: list[str]) -> list[dict]:
     """confusion input per model: its target arms (at full sizes; a THTL arm per domain)."""
     by_model: dict[str, list[dict]] = {}
     several = len(summary["domains"]) > 1
-    for c in summary["cells"]:
-        if c["trains_on"] != domain_registry.TARGET or not _full(c) or not c.get("confusion_sum"):
+    for c in _target_cells(summary):
+        if not c.get("confusion_sum"):
             continue
         arm = c["arm"] if c["domain"] is None or not several else f"{c['arm']} via {c['domain']}"
         by_model.setdefault(c["model"], []).append({"arm": arm, "matrix": c["confusion_sum"], "n_replicates": c["n"]})
