@@ -269,3 +269,14 @@ def test_glance_names_each_arms_domain_and_claims_outside_the_grid(tmp_path, sam
     assert rule and "at most 30 epochs" in rule and "SWFT step k" not in rule and "n/a" not in rule
     from thtl_bench import arms
     assert "; SWFT step k" in arms.BUDGET_RULE  # where _budget_rule cuts: a reworded rule must move the cut
+
+
+def test_transfer_section_is_the_same_from_memory_and_from_summary_json():
+    # summary.json is written with sorted keys (dvc's report stage reads it); an in-memory summary
+    # keeps insertion order: the rendered tau table must not depend on which one it is
+    kendall = {"logme": {"tau": 0.33, "ci": [-1.0, 1.0], "n": 3}, "frechet": {"tau": -0.33, "ci": [-1.0, 1.0], "n": 3}}
+    rows = [{"model": "m", "domain": "fundus", "n_replicates": 3, "logme": -0.5, "frechet": 1000.0,
+             "gain": -12.0, "gain_lo": -30.0, "gain_hi": 8.0}]
+    a = sections.transfer({"transfer": {"rows": rows, "kendall": kendall}})
+    b = sections.transfer({"transfer": {"rows": rows, "kendall": dict(reversed(list(kendall.items())))}})
+    assert a == b

@@ -398,7 +398,7 @@ def transfer(summary: dict) -> list[str]:
              f"{_pp(r.get('gain'))} {_iv([r['gain_lo'], r['gain_hi']] if r.get('gain_lo') is not None else None)}"]
             for r in t["rows"]]
     taus = [[n, _num(k.get("tau"), 2), _iv([100 * x for x in k["ci"]]).replace("+", "") if k.get("ci") else "n/a",
-             k.get("n", "-")] for n, k in (t.get("kendall") or {}).items()]
+             k.get("n", "-")] for n, k in sorted((t.get("kendall") or {}).items())]  # not dict order: JSON sorts
     return out + ["Scores of each step-1 network on the target training split (higher = predicted to transfer "
                   "better) and distances between the domains' ImageNet features (lower = closer), beside the "
                   "measured THTL gain (thtl_last - onestep_last, pp [interval]).", "",
