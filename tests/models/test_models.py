@@ -23,6 +23,8 @@ EXPECTED_GROUPS = {
     "efficientnet_b0": ["head", "stage4", "stage3", "stage2", "stage1_stem"],
     "vit_b_16": ["head", "blocks4", "blocks3", "blocks2", "blocks1_embed"],
     "efficientnet_lite0": ["head", "stage4", "stage3", "stage2", "stage1_stem"],
+    "efficientnet_lite1": ["head", "stage4", "stage3", "stage2", "stage1_stem"],
+    "efficientnet_lite2": ["head", "stage4", "stage3", "stage2", "stage1_stem"],
 }
 
 
@@ -100,7 +102,8 @@ def test_default_model_stages_equal_library_forward(name):
 
 def test_canonical_order_and_swft_groups():
     assert models.MODELS == ["alexnet", "vgg16", "googlenet", "resnet18", "resnet50", "densenet121",
-                             "mobilenet_v2", "efficientnet_b0", "vit_b_16", "efficientnet_lite0"]
+                             "mobilenet_v2", "efficientnet_b0", "vit_b_16", "efficientnet_lite0",
+                             "efficientnet_lite1", "efficientnet_lite2"]
     m = models.build("resnet18", 2)
     assert models.swft_groups(m) == ["head", "layer4", "layer3", "layer2", "layer1_stem"]
     assert m.stages_of(["layer1_stem"]) == ["stem", "layer1"]

