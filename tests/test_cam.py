@@ -235,6 +235,23 @@ def test_vessel_mass_refuses_empty_or_invalid_maps(bad):
         vessel_mass(bad, np.ones((2, 2)))
 
 
+def test_segment_mass_splits_the_vessel_mass_by_category():
+    # labels on a 4x4 image: 1 straight, 2 tortuous, 3 dots; the map on a 2x2 grid (area-shrunk labels)
+    labels = np.array([[1, 1, 2, 2], [1, 1, 2, 0], [0, 0, 3, 0], [0, 0, 0, 0]], dtype=np.uint8)
+    cam_map = np.array([[1.0, 3.0], [0.0, 4.0]])
+    cov = cam.category_coverage(labels, SEGMENTS, (2, 2))
+    assert {c: float(v.sum()) for c, v in cov.items()} == {"straight": 1.0, "tortuous": 0.75, "dots": 0.25}
+    mass = cam.segment_mass(cam_map, cov)
+    # straight: the top-left cell (map 1); tortuous: 3/4 of the top-right (3); dots: 1/4 of the bottom-right (4)
+    assert mass == pytest.approx({"straight": 1 / 8, "tortuous": 2.25 / 8, "dots": 1 / 8})
+    assert sum(mass.values()) == pytest.approx(vessel_mass(cam_map, labels))
+    # a map on straight pixels only puts nothing on the others
+    only = cam.segment_mass(np.array([[1.0, 0.0], [0.0, 0.0]]), cov)
+    assert only == {"straight": 1.0, "tortuous": 0.0, "dots": 0.0}
+    with pytest.raises(ValueError):
+        cam.segment_mass(np.zeros((2, 2)), cov)
+
+
 # ----------------------------------------------------------------------------- image selection
 
 
@@ -345,8 +362,9 @@ def test_registry_model_explains_each_image_for_its_label(registry):
 
 ROOT = Path(__file__).resolve().parents[1]
 CAM_ARMS = ["onestep_last", "swft"]
-ENTRY_KEYS = {"model", "arm", "via", "domain", "image_id", "label", "figure", "vessel_mass", "vessel_fraction",
-              "pred", "prob"}
+ENTRY_KEYS = {"model", "arm", "via", "domain", "image_id", "group", "label", "figure", "vessel_mass",
+              "vessel_fraction", "segment_mass", "segment_fraction", "pred", "prob"}
+SEGMENTS = ["straight", "tortuous", "dots"]
 
 
 def _overrides(tmp: Path) -> list[str]:
@@ -438,8 +456,17 @@ def test_render_end_to_end_through_the_cli(case_set, monkeypatch, capsys):
     # one figure per image, shared by its arms
     assert len({e["figure"] for e in larynx}) == 2
     assert {e["image_id"] for e in larynx} == {e["image_id"] for e in larynx if e["arm"] == "swft"}
+    for e in larynx:  # the mediator: mass on straight / tortuous / dot pixels, per layer group
+        assert list(e["segment_mass"]) == groups and list(e["segment_fraction"]) == SEGMENTS
+        assert e["group"] == e["image_id"].split("/")[1]  # the patient
+        # the categories partition the vessel pixels: their masses add up to the vessel mass
+        for g in groups:
+            assert list(e["segment_mass"][g]) == SEGMENTS
+            assert sum(e["segment_mass"][g].values()) == pytest.approx(e["vessel_mass"][g], abs=1e-5)
+        assert sum(e["segment_fraction"].values()) == pytest.approx(e["vessel_fraction"], abs=1e-5)
     fundus = [e for e in entries if e["domain"] == "fundus"]
     assert fundus and {(e["arm"], e["via"]) for e in fundus} == {("thtl_step1", "fundus")}
+    assert all(e["segment_mass"] is None and e["segment_fraction"] is None for e in fundus)
     # figure names carry the replicate and the images' domain
     assert all(Path(e["figure"]).name.startswith(f"cam__resnet18__s0k0__{e['domain']}__") for e in entries)
     assert "report/cam.json" in capsys.readouterr().out
@@ -461,6 +488,16 @@ def test_render_shares_match_the_helper_on_the_same_image(case_set, monkeypatch)
     maps = layercam_maps(net, x, [int(dt.labels[i])], net.cam_layers)
     for g, share in e["vessel_mass"].items():
         assert share == pytest.approx(vessel_mass(maps[g][0], dt.masks[i]), abs=1e-5)
+    # the segment numbers: the same map against the generator's own labels of this image
+    from thtl_bench.data import segments
+
+    labels = segments.regenerate(dt.root, [e["image_id"]])[e["image_id"]]
+    cov = cam.category_coverage(labels, segments.CATEGORIES, maps["layer2"][0].shape)
+    for g in maps:
+        want = cam.segment_mass(maps[g][0], cov)
+        assert e["segment_mass"][g] == pytest.approx(want, abs=1e-5)
+    assert e["segment_fraction"] == pytest.approx({c: float(np.mean(labels == k))
+                                                  for k, c in enumerate(SEGMENTS, start=1)}, abs=1e-6)
     assert e["vessel_fraction"] == pytest.approx(float(np.mean(np.asarray(dt.masks[i]) > 0)), abs=1e-6)
     # pred/prob: the same net's softmax on the same input (the CAM passes leave it unchanged)
     with torch.no_grad():
@@ -500,6 +537,7 @@ def test_render_without_vessel_masks_reports_no_share(case_set, monkeypatch):
         assert e["domain"] == "larynx" and e["vessel_fraction"] is None and e["via"] == "fundus"
         assert list(e["vessel_mass"]) == ["layer1_stem", "layer2", "layer3", "layer4"]
         assert all(v is None for v in e["vessel_mass"].values())
+        assert e["segment_mass"] is None and e["segment_fraction"] is None  # no generator to ask
         assert Path(e["figure"]).is_file()
     assert json.loads((tmp / "report" / "cam.json").read_text()) == entries
 

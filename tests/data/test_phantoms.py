@@ -23,7 +23,8 @@ from thtl_bench.data.check import dvc_dir_hash
 from thtl_bench.data.phantoms import synth
 
 ROOT = Path(__file__).resolve().parents[2]
-ALL = ("fundus", "larynx", "fundus_tortuous", "angio")
+FACTORIAL = ("fundus_lesion", "fundus_lesion_tortuous", "fundus_vessel", "fundus_vessel_tortuous")
+ALL = ("fundus", "larynx", "fundus_tortuous", "angio", *FACTORIAL)
 # numpy's transcendental ufuncs (tools/ulp_synth.py's list, plus power and friends) and math's
 NUMPY_TRANSCENDENTAL = ("sin", "cos", "tan", "exp", "expm1", "log", "log1p", "hypot", "arctan", "arctan2", "arcsin",
                         "arccos", "tanh", "sinh", "cosh", "power", "float_power", "exp2", "log2", "log10", "cbrt")
@@ -33,7 +34,7 @@ MATH_TRANSCENDENTAL = ("sin", "cos", "tan", "exp", "expm1", "log", "log1p", "log
 
 def tiny(**over) -> dict:
     s = copy.deepcopy(BASE["synth"])
-    s.update(fundus_tortuous={"tortuosity_of": "malignant"}, angio={"per_class": [2, 1, 1]})
+    s.update(fundus_tortuous={"tortuosity_of": "malignant"}, angio={"per_class": [2, 1, 1]}, fundus_signs={"per_cell": 1})
     for k, v in over.items():
         s[k] = v
     return s
@@ -239,3 +240,85 @@ def test_angio_classes_are_stenosis_grades(tmp_path):
     assert max(pct["none"]) <= 20 and 50 <= min(pct["moderate"]) and max(pct["moderate"]) < 70 <= min(pct["severe"])
     for r in rows:
         assert r["id"].startswith(r["label"] + "/") and (tmp_path / "angio" / r["id"]).is_file()
+
+
+# ------------------------------------------------------------------ the mechanism factorial
+
+
+def test_factorial_domains_are_one_image_set_labelled_two_ways(tmp_path):
+    """Every (lesion level, vessel level) pair per_cell times; the lesion- and the vessel-graded
+    domain of a version hold the very same files and differ only in the label; the tortuous
+    twins keep ids, levels, lesion and sign counts and vessel area, and change the trees."""
+    st = synth(tmp_path, tiny(fundus_signs={"per_cell": 2}), FACTORIAL)
+    dig = {d: tree_digest(tmp_path / d) for d in FACTORIAL}
+    rows = {d: read_indices(tmp_path / d / "phantom_indices.csv") for d in FACTORIAL}
+    for radial in ("fundus_lesion", "fundus_lesion_tortuous"):
+        other = radial.replace("lesion", "vessel")
+        images = {k: v for k, v in dig[radial].items() if k.endswith(".png")}
+        assert images and images == {k: v for k, v in dig[other].items() if k.endswith(".png")}
+        assert dig[radial]["train.csv"] != dig[other]["train.csv"]
+    cells = [(int(r["lesion_level"]), int(r["vessel_level"])) for r in rows["fundus_lesion"]]
+    assert sorted(cells) == sorted((a, b) for a in range(5) for b in range(5) for _ in range(2))
+    for d, (rule, _) in phantoms.FACTORIAL.items():
+        assert [r["label"] for r in rows[d]] == [r[f"{rule}_level"] for r in rows[d]]
+        with open(tmp_path / d / "train.csv", newline="") as fh:
+            table = list(csv.DictReader(fh))
+        assert [t["diagnosis"] for t in table] == [r["label"] for r in rows[d]]
+        assert st[d]["params"]["label_rule"] == rule and st[d]["class_names"] == ["0", "1", "2", "3", "4"]
+        assert st[d]["ceiling_columns"] == list(phantoms.CEILING[d])
+    same = ("id", "lesion_level", "vessel_level", "n_ma", "n_haem", "n_exudate", "n_cotton_wool", "preretinal",
+            "beading_quadrants", "irma_quadrants", "n_irma", "n_nv")
+    for a, b in zip(rows["fundus_vessel"], rows["fundus_vessel_tortuous"], strict=True):
+        assert [a[c] for c in same] == [b[c] for c in same]
+        assert float(b["soam"]) > float(a["soam"])  # the twin's trees coil (more so on average: below)
+        assert abs(float(a["vessel_fraction"]) - float(b["vessel_fraction"])) < 0.15 * float(a["vessel_fraction"])
+
+
+    soam = {d: np.mean([float(r["soam"]) for r in rows[d]]) for d in ("fundus_vessel", "fundus_vessel_tortuous")}
+    assert soam["fundus_vessel_tortuous"] > 5 * soam["fundus_vessel"]
+
+
+def test_vessel_signs_follow_the_etdrs_order_and_lesions_carry_none():
+    for i in range(100):
+        for level in fundus_phantom.LEVELS:
+            v = fundus_phantom.vessel_plan(dm.draw(3, i, level), level)
+            beads, irma = len(v["bead_q"]), len(v["irma_q"])
+            assert (beads >= 2) == (level >= 1) and beads <= 4 and len(set(v["bead_q"])) == beads
+            assert (irma >= 1) == (level >= 2) and irma <= 2
+            assert (v["nve"], v["nvd"]) == (int(level >= 3), int(level >= 4))
+            lp = fundus_phantom.lesion_plan(dm.draw(4, i, level), level)
+            assert not {"bead_q", "irma_q", "nvd", "nve"} & set(lp)
+            haem = sum(lp["haem_q"])
+            assert (lp["ma"] > 0) == (level >= 1) and (haem + lp["exudate"] > 0) == (level >= 2) or level < 2
+            assert (min(lp["haem_q"]) >= 2) == (level >= 3) and lp["preretinal"] == int(level == 4)
+
+
+def test_vessel_signs_take_the_place_of_peripheral_veins_not_extra_area():
+    """The same eye at every vessel level: its vessel area stays the sign-free tree's (the vein
+    periphery drops out as the signs come in), its lesions stay, and the signs are visible."""
+    diff = {**BASE["synth"]["difficulty"], "noise": 0.0}
+    res = [fundus_phantom.image(11, 4, None, 64, diff, levels=(2, v), stream=phantoms.SIGNS_STREAM)
+           for v in fundus_phantom.LEVELS]
+    cover = [float(np.mean(r["mask"] > 0)) for r in res]
+    assert max(cover) - min(cover) < 0.01 * fundus_phantom.FIELD_SHARE
+    t = [r["truth"] for r in res]
+    assert t[0]["sign_fraction"] == 0 and t[0]["reach"] > 1.0  # the whole tree, out to the rim
+    assert t[4]["sign_fraction"] > t[2]["sign_fraction"] > 0 and t[4]["reach"] < t[2]["reach"] < t[0]["reach"]
+    assert all(x["area_excess"] == 0 for x in t)
+    assert len({(x["n_ma"], x["n_haem"], x["n_exudate"]) for x in t}) == 1
+    changed = np.abs(res[4]["rgb"].astype(int) - res[0]["rgb"].astype(int)).sum(-1) > 30
+    assert changed.sum() > 40
+
+
+def test_factorial_parameters_are_checked(tmp_path):
+    for bad in (0, 1.5, "2", True):
+        with pytest.raises(phantoms.SynthError, match="synth.fundus_signs.per_cell"):
+            synth(tmp_path, tiny(fundus_signs={"per_cell": bad}), ["fundus_vessel"])
+    s = tiny()
+    del s["fundus_signs"]
+    with pytest.raises(phantoms.SynthError, match="synth.fundus_signs is missing"):
+        synth(tmp_path, s, ["fundus_lesion"])
+    a, b = (phantoms.domain_params(tiny(), d) for d in ("fundus_lesion", "fundus_vessel"))
+    assert a != b and {**a, "label_rule": "vessel"} == b
+    assert "fundus_tortuous" in phantoms.domain_params(tiny(), "fundus_vessel_tortuous")
+

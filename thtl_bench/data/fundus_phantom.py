@@ -13,6 +13,15 @@ the macula, nasal vessels radial), Murray's-law bifurcations down to sub-pixel c
 draw lives in its own stream) with twisted trees of that tortuosity level instead, the total
 vessel area matched to the radial twin: the `fundus_tortuous` control domain.
 
+The factorial recipe (`image(..., levels=(L, V))`, the `fundus_signs` image set): every image
+carries a *lesion level* L and a *vessel-sign level* V drawn independently (a fully crossed
+design). L sets the coloured lesions only (microaneurysms, haemorrhages, exudates, cotton-wool
+spots, preretinal haemorrhage), V the vessel-geometry signs only (venous beading, IRMA, new
+vessels), so a grade read from L is readable from colour, one read from V only from vessel
+geometry. The signs add no vessel pixels: the vein tree loses the same area from the tips of
+its branches (capillary non-perfusion and vessel dropout, where IRMA and new vessels arise), so
+an image's vein area is its sign-free tree's whatever V (docs/phantoms.md, "fundus_signs").
+
 Sizes are in the 64-px reference frame (vessels.REF). The anatomy (disc size, disc-fovea
 distance, field of view) is to scale; calibres and lesions are enlarged about 3-4x so that
 the smallest lesion (a microaneurysm) is 2 px across at the default 64 px (docs/phantoms.md).
@@ -71,9 +80,21 @@ COLOURS = {  # RGB and opacity
     "exudate": ((235, 215, 90), 0.9), "cotton_wool": ((235, 225, 205), 0.7), "preretinal": ((90, 8, 8), 0.95),
 }
 QUADRANTS = ((1, -1), (1, 1), (-1, -1), (-1, 1))  # (x sign, y sign) about the field centre
+# The factorial recipe's vessel signs, drawn to the lesions' size rule (every sign >= 2 px across
+# at 64 px) so that a grade read from them is visible at the profile's image size; the `fundus`
+# recipe keeps LESIONS' finer vessels.
+SIGN_LOOK = {**LESIONS,
+             "bead_amp": (0.8, 1.0),     # dilations double the calibre (sausage-like beading)
+             "irma_radius": 0.8,         # IRMA and new vessels 1.6 px wide (a vein branch's calibre)
+             "irma_length": (5.0, 8.0),
+             "nv_radius": 0.8,
+             "nv_length": (3.5, 6.5),
+             "nvd_margin": (0.5, 0.9)}  # NVD centre from the disc centre (DD): on the disc margin
+LEVELS = (0, 1, 2, 3, 4)  # lesion and vessel-sign levels of the factorial recipe (ordinal)
+FIELD_SHARE = dm.PI * (FOV_R / V.REF) * (FOV_R / V.REF)  # the field of view's share of the image
 
 # stream purposes (draw keys)
-_TREE, _LOOK, _LESION, _FINISH = 1, 2, 3, 4
+_TREE, _LOOK, _LESION, _FINISH, _SIGNS = 1, 2, 3, 4, 5
 
 
 def grade_plan(d: dm.Draw, grade: str) -> dict:
@@ -103,6 +124,47 @@ def grade_plan(d: dm.Draw, grade: str) -> dict:
         p["nvd"] = int(d.random() < 0.5)
         p["nve"] = (0 if p["nvd"] else 1) + d.poisson(0.7)
         p["preretinal"] = int(d.random() < 0.3)
+    return p
+
+
+def lesion_plan(d: dm.Draw, level: int) -> dict:
+    """Coloured lesions of lesion level 0-4: the ICDR lesion criteria without their vessel signs
+    (0 none; 1 microaneurysms only; 2 moderate: + haemorrhages and/or hard exudates, cotton-wool
+    spots; 3 severe: haemorrhages in all four quadrants; 4: a severe background plus the PDR
+    haemorrhage, a preretinal bleed). The counts are grade_plan's."""
+    p = {"ma": 0, "haem_q": [0, 0, 0, 0], "exudate": 0, "cotton_wool": 0, "preretinal": 0}
+    if level == 1:
+        p["ma"] = 1 + d.poisson(2.5)
+    elif level == 2:
+        p["ma"] = 2 + d.poisson(3.0)
+        for _ in range(d.poisson(3.0)):
+            p["haem_q"][int(d.integers(0, 4))] += 1
+        p["exudate"] = d.poisson(4.0)
+        if sum(p["haem_q"]) + p["exudate"] == 0:
+            p["haem_q"][int(d.integers(0, 4))] = 1
+        p["cotton_wool"] = d.poisson(0.5)
+    elif level >= 3:
+        p["ma"] = 3 + d.poisson(4.0)
+        p["haem_q"] = [2 + d.poisson(1.5) for _ in range(4)]
+        p["exudate"] = d.poisson(5.0)
+        p["cotton_wool"] = d.poisson(1.5)
+        p["preretinal"] = int(level == 4)
+    return p
+
+
+def vessel_plan(d: dm.Draw, level: int) -> dict:
+    """Vessel-geometry signs of vessel-sign level 0-4, each level adding the next sign of the
+    ETDRS severity scale (ETDRS report 12; the 4-2-1 rule; DRS high-risk PDR): 0 none; 1 definite
+    venous beading in 2-4 quadrants; 2 + IRMA in 1-2 quadrants; 3 + new vessels elsewhere (one
+    NVE tuft on a main vein: PDR); 4 + new vessels at the disc (NVD, a tuft of >= 1/3 disc area:
+    high-risk PDR)."""
+    p = {"bead_q": [], "irma_q": [], "nvd": 0, "nve": 0}
+    if level >= 1:
+        p["bead_q"] = sorted(int(q) for q in d.permutation(4)[: int(d.integers(2, 5))])
+    if level >= 2:
+        p["irma_q"] = sorted(int(q) for q in d.permutation(4)[: int(d.integers(1, 3))])
+    p["nve"] = int(level >= 3)
+    p["nvd"] = int(level >= 4)
     return p
 
 
@@ -144,16 +206,16 @@ def _spots(d: dm.Draw, n: int, rng_r, quadrant=None, where=(0.15, 0.85)) -> list
     return out
 
 
-def _lesion_vessels(d: dm.Draw, plan: dict, tree: list[dict], disc, slots: V.Slots):
+def _lesion_vessels(d: dm.Draw, plan: dict, tree: list[dict], disc, slots: V.Slots, look: dict = LESIONS):
     """IRMA segments and neovascular tufts (fine tortuous vessels), and beading of the veins
-    of the chosen quadrants (in place)."""
+    of the chosen quadrants (in place). Returns (vessels, number of IRMA segments)."""
     for v in tree:
         if v["kind"] == "vein" and v["depth"] <= 1 and QUADRANTS.index(v["quadrant"]) in plan["bead_q"]:
             ves = v["vessel"]
             n = len(ves.pts)
             u = v["block"].struct  # the vessel's own numbers: twins bead alike
-            amp = LESIONS["bead_amp"][0] + u[22] * (LESIONS["bead_amp"][1] - LESIONS["bead_amp"][0])
-            per = (LESIONS["bead_period"][0] + u[23] * (LESIONS["bead_period"][1] - LESIONS["bead_period"][0])) * 2 * float(ves.r[0])
+            amp = look["bead_amp"][0] + u[22] * (look["bead_amp"][1] - look["bead_amp"][0])
+            per = (look["bead_period"][0] + u[23] * (look["bead_period"][1] - look["bead_period"][0])) * 2 * float(ves.r[0])
             s = np.multiply(np.arange(n, dtype=np.float64), V.STEP)
             t = np.divide(np.arange(n, dtype=np.float64), max(n - 1, 1))
             # over 20-90 % of the vessel's length, ramped in and out over 1/8 of it
@@ -166,25 +228,32 @@ def _lesion_vessels(d: dm.Draw, plan: dict, tree: list[dict], disc, slots: V.Slo
     for q in plan["irma_q"]:
         for _ in range(1 + int(d.integers(0, 2))):
             c = _spots(d, 1, (0, 0), q, (0.3, 0.75))[0].pts[0]
-            specs.append(("irma", c, d.uniform(0, dm.TWO_PI), d.uniform(*LESIONS["irma_length"]),
-                          LESIONS["irma_radius"], d.uniform(*LESIONS["irma_tau"]), 1.0))
-    centres = [np.add(disc, d.normal(0.0, 0.3 * DD, 2))] * plan["nvd"]
+            specs.append(("irma", c, d.uniform(0, dm.TWO_PI), d.uniform(*look["irma_length"]),
+                          look["irma_radius"], d.uniform(*look["irma_tau"]), 1.0))
+    if look.get("nvd_margin") is None:
+        centres = [np.add(disc, d.normal(0.0, 0.3 * DD, 2))] * plan["nvd"]
+    else:  # on the disc margin, from where it fans out (within 1 DD of the disc, as NVD is defined)
+        centres = []
+        for _ in range(plan["nvd"]):
+            s_, c_ = dm.sincos(d.uniform(0.0, dm.TWO_PI))
+            rr = d.uniform(*look["nvd_margin"]) * DD
+            centres.append(np.add(disc, [rr * float(c_), rr * float(s_)]))
     veins = [v for v in tree if v["kind"] == "vein" and v["depth"] == 0]
     for _ in range(plan["nve"]):
         v = veins[int(d.integers(0, len(veins)))]["vessel"]
         centres.append(np.add(v.pts[min(int(d.uniform(0.35, 0.8) * len(v.pts)), len(v.pts) - 1)], d.normal(0.0, 1.0, 2)))
     for c in centres:
-        n = int(d.integers(LESIONS["nv_loops"][0], LESIONS["nv_loops"][1] + 1))
+        n = int(d.integers(look["nv_loops"][0], look["nv_loops"][1] + 1))
         a0 = d.uniform(0, dm.TWO_PI)
         for j in range(n):
-            specs.append(("nv", c, a0 + dm.TWO_PI * j / n + d.normal(0, 0.3), d.uniform(*LESIONS["nv_length"]),
-                          LESIONS["nv_radius"], 0.95, LESIONS["nv_coil"]))
+            specs.append(("nv", c, a0 + dm.TWO_PI * j / n + d.normal(0, 0.3), d.uniform(*look["nv_length"]),
+                          look["nv_radius"], 0.95, look["nv_coil"]))
     if specs:
         res = V.paths([s[1] for s in specs], [s[2] for s in specs], [s[3] for s in specs], [s[5] for s in specs],
                       [0.0] * len(specs), [slots[i] for i in range(len(specs))], [s[6] for s in specs])
         for s, (pts, noise, _) in zip(specs, res, strict=True):
             extra.append(V.Vessel(pts, V.calibre(noise, s[4], 0.0, taper=0.0), s[5], measured=False))
-    return extra
+    return extra, sum(1 for sp in specs if sp[0] == "irma")
 
 
 def _preretinal(shape, u, d: dm.Draw, disc) -> np.ndarray:
@@ -199,19 +268,22 @@ def _preretinal(shape, u, d: dm.Draw, disc) -> np.ndarray:
     return np.multiply(inside, np.clip(np.add(np.multiply(np.subtract(yy, level), u), 0.5), 0, 1))
 
 
-def image(seed: int, index: int, grade: str, size: int, diff: dict, tau: float | None = None) -> dict:
-    """One fundus phantom: {'rgb', 'mask', 'truth'}; tau=None gives the radial tree."""
+def image(seed: int, index: int, grade: str | None, size: int, diff: dict, tau: float | None = None, *,
+          levels: tuple[int, int] | None = None, stream: int = 1) -> dict:
+    """One fundus phantom: {'rgb', 'mask', 'truth'}; tau=None gives the radial tree. `grade`
+    (ICDR 0-4) draws the `fundus` recipe; `levels=(L, V)` the factorial one (grade unused).
+    `stream` is the domain key of the draws (1: fundus; another key: other eyes)."""
     u = size / V.REF
     shape = (size, size)
-    look = dm.draw(seed, 1, index, _LOOK)
+    look = dm.draw(seed, stream, index, _LOOK)
     c = np.array([V.REF / 2, V.REF / 2])
     side = look.sign()  # right or left eye: disc nasal, fovea temporal
     disc = np.add(c, [side * ANATOMY["disc_offset"] * DD, look.normal(0.0, 0.03 * FOV_R)])
     fovea = np.add(c, [-side * ANATOMY["disc_offset"] * DD, look.normal(0.0, 0.03 * FOV_R)])
     rd = look.uniform(0.45, 0.55) * DD
     tree_tau = look.uniform(*ANATOMY["tau"])
-    trunks = _trunks(dm.draw(seed, 1, index, _TREE), disc, side)
-    slots = V.Slots(dm.draw(seed, 1, index, _TREE, 1))
+    trunks = _trunks(dm.draw(seed, stream, index, _TREE), disc, side)
+    slots = V.Slots(dm.draw(seed, stream, index, _TREE, 1))
 
     def fov(pts):
         return dm.hypot(np.subtract(pts[:, 0], c[0]), np.subtract(pts[:, 1], c[1])) < FOV_R
@@ -230,12 +302,22 @@ def image(seed: int, index: int, grade: str, size: int, diff: dict, tau: float |
                 best, err = t, abs(cov_t - target)
             lo, hi = (mid, hi) if cov_t < target else (lo, mid)
         tree = best
-    lesion_d = dm.draw(seed, 1, index, _LESION)
-    plan = grade_plan(lesion_d, grade)
-    extra = _lesion_vessels(lesion_d, plan, tree, disc, V.Slots(dm.draw(seed, 1, index, _LESION, 1)))
+    lesion_d = dm.draw(seed, stream, index, _LESION)
+    if levels is None:
+        plan = grade_plan(lesion_d, grade)
+        sign_d, sign_slots = lesion_d, V.Slots(dm.draw(seed, stream, index, _LESION, 1))
+    else:  # vessel signs from a stream of their own: lesions do not move with V, nor signs with L
+        sign_d, sign_slots = dm.draw(seed, stream, index, _SIGNS), V.Slots(dm.draw(seed, stream, index, _SIGNS, 1))
+        plan = {**lesion_plan(lesion_d, int(levels[0])), **vessel_plan(sign_d, int(levels[1]))}
+        clean = float(V.render(shape, [v["vessel"] for v in tree if v["kind"] == "vein"], u).mean())  # before beading
+    extra, n_irma = _lesion_vessels(sign_d, plan, tree, disc, sign_slots, LESIONS if levels is None else SIGN_LOOK)
     art = [v["vessel"] for v in tree if v["kind"] == "artery"]
     vein = [v["vessel"] for v in tree if v["kind"] == "vein"] + extra
-    cov_a, cov_v = V.render(shape, art, u), V.render(shape, vein, u)
+    cov_a = V.render(shape, art, u)
+    if levels is None:
+        cov_v = V.render(shape, vein, u)
+    else:
+        cov_v, fine = _drop_out(tree, extra, clean, disc, shape, u)
     # background: orange fundus, darker towards the rim and at the macula, bright disc
     g = np.divide(np.add(np.arange(size, dtype=np.float64), 0.5), u)
     yy, xx = g[:, None], g[None, :]
@@ -276,7 +358,32 @@ def image(seed: int, index: int, grade: str, size: int, diff: dict, tau: float |
              "n_exudate": plan["exudate"], "n_cotton_wool": plan["cotton_wool"],
              "beading_quadrants": len(plan["bead_q"]), "irma_quadrants": len(plan["irma_q"]),
              "n_nv": plan["nvd"] + plan["nve"], "nvd": plan["nvd"], "preretinal": plan["preretinal"]}
+    if levels is not None:
+        truth.update(lesion_level=int(levels[0]), vessel_level=int(levels[1]), n_irma=n_irma, **fine)
     return {"rgb": img, "mask": ((vcov >= 0.5).astype(np.uint8) * 255), "truth": truth}
+
+
+def _drop_out(tree: list[dict], extra: list[V.Vessel], clean: float, disc, shape, u: float) -> tuple[np.ndarray, dict]:
+    """Vein coverage with the signs (`extra`, beading already applied) and the vein tree out to
+    the distance from the disc where the sign-free tree's coverage `clean` is reached: the tree
+    is filled stamp by stamp outwards from the disc (the periphery drops out: non-perfused
+    retina, where IRMA and new vessels arise). Returns (coverage, facts: sign_fraction,
+    dropout_fraction, area_excess (of the field), reach: the distance kept, FOV radii)."""
+    veins = [v["vessel"] for v in tree if v["kind"] == "vein"]
+    cov = V.render(shape, extra, u)
+    signs = float(cov.mean())
+    x, y, r, _, _ = V.stamps(veins, u)
+    dist = dm.hypot(np.subtract(np.divide(x, u), disc[0]), np.subtract(np.divide(y, u), disc[1]))
+    order = np.argsort(dist, kind="stable")
+    rank = np.empty(len(order), np.int64)
+    rank[order] = np.arange(len(order))
+    flat, val, sid = V.contributions(shape, x, y, r)
+    m = V.fill_prefix(cov, flat, val, rank[sid], len(x), clean)
+    reach = float(dist[order[m - 1]]) / FOV_R if m else 0.0
+    return cov, {"sign_fraction": signs / FIELD_SHARE,
+                 "dropout_fraction": max(clean - float(cov.mean()) + signs, 0.0) / FIELD_SHARE,
+                 "area_excess": max(float(cov.mean()) - clean, 0.0) / FIELD_SHARE,
+                 "reach": reach}
 
 
 def _exudates(d: dm.Draw, n: int, fovea) -> list[V.Vessel]:

@@ -216,8 +216,10 @@ def _nn_cv(pts: np.ndarray) -> float:
     return float(np.sqrt(np.mean(np.multiply(c, c)))) / float(nn.mean())
 
 
-def image(seed: int, pid: int, k: int, pat: dict, size: int, diff: dict) -> dict:
-    """One image of a patient: {'rgb', 'mask', 'truth'}."""
+def image(seed: int, pid: int, k: int, pat: dict, size: int, diff: dict, *, geometry: bool = False) -> dict:
+    """One image of a patient: {'rgb', 'mask', 'truth'}; `geometry=True` adds 'vessels': the drawn
+    vessels by layer ({'superficial', 'deep', 'dots'}: lists of vessels.Vessel), from which
+    thtl_bench.data.segments labels each vessel pixel (the same bytes either way)."""
     u = size / V.REF
     shape = (size, size)
     d = dm.draw(seed, 3, pid, k)
@@ -228,7 +230,7 @@ def image(seed: int, pid: int, k: int, pat: dict, size: int, diff: dict) -> dict
     area = pat["ink"]
     deep_t = area * pat["deep_share"]
     sup_t = area - deep_t
-    cov_d, _, at = _fill_vessels(shape, u, d, slots, 0, pat, tau, theta, True, deep_t)
+    cov_d, deep, at = _fill_vessels(shape, u, d, slots, 0, pat, tau, theta, True, deep_t)
     dot_t = sup_t * pat["dot_share"]
     cov_s, sup, at = _fill_vessels(shape, u, d, slots, at, pat, tau, theta, False, sup_t - dot_t)
     dots_drawn: list[V.Vessel] = []
@@ -262,4 +264,7 @@ def image(seed: int, pid: int, k: int, pat: dict, size: int, diff: dict) -> dict
              "dot_size_cv": (float(np.sqrt(np.mean(np.multiply(radii - radii.mean(), radii - radii.mean())))) / float(radii.mean()))
              if len(radii) > 1 else 0.0,
              "dot_spacing_cv": _nn_cv(centres), "hollow_dots": sum(1 for v in dots_drawn if len(v.r) > 1)}
-    return {"rgb": img, "mask": ((vcov >= 0.5).astype(np.uint8) * 255), "truth": truth}
+    out = {"rgb": img, "mask": ((vcov >= 0.5).astype(np.uint8) * 255), "truth": truth}
+    if geometry:
+        out["vessels"] = {"superficial": sup, "deep": deep, "dots": dots_drawn}
+    return out

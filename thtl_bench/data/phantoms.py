@@ -8,7 +8,13 @@ Domains (`synth(out, scfg, domains)`; the default is fundus + larynx):
 - `fundus_tortuous`: the fundus images' twins (same eye, lesions, colours, noise and vessel
   area) with the vessel trees twisted to the malignant larynx's tortuosity: a control that
   changes one property (radial vs tortuous trees);
-- `angio`: coronary angiography, one folder per stenosis class (none, moderate, severe).
+- `angio`: coronary angiography, one folder per stenosis class (none, moderate, severe);
+- the 2 x 2 factorial of the mechanism (C6): one image set, `fundus_signs`, whose every image
+  carries a lesion level L and a vessel-sign level V drawn independently (fully crossed), in
+  two versions (radial trees; their tortuous twins, as `fundus_tortuous`), each labelled by
+  two rules: `fundus_lesion` (radial, label L), `fundus_vessel` (radial, label V),
+  `fundus_lesion_tortuous`, `fundus_vessel_tortuous`. The two domains of one version hold the
+  very same image files; only train.csv (and the label column of phantom_indices.csv) differs.
 
 Each domain folder also gets vessel masks under masks/, `phantom_indices.csv` (per-image
 generator truth: tortuosity indices, vessel fraction, lesion counts, ...; real data sets
@@ -47,6 +53,13 @@ TRUTH = {
               "lesion_length", "reference_diameter", "min_lumen", "n_vessels"),
 }
 TRUTH["fundus_tortuous"] = TRUTH["fundus"]
+# the factorial: domain -> (label rule, tortuous twin?)
+FACTORIAL = {"fundus_lesion": ("lesion", False), "fundus_lesion_tortuous": ("lesion", True),
+             "fundus_vessel": ("vessel", False), "fundus_vessel_tortuous": ("vessel", True)}
+SIGN_CLASSES = [str(k) for k in fundus_phantom.LEVELS]
+_SIGNS_TRUTH = ("lesion_level", "vessel_level", "n_irma", "sign_fraction", "dropout_fraction", "area_excess", "reach")
+for _d in FACTORIAL:
+    TRUTH[_d] = TRUTH["fundus"] + _SIGNS_TRUTH
 CEILING = {
     "fundus": ("n_ma", "n_haem", "haem_quadrants", "n_exudate", "n_cotton_wool", "beading_quadrants",
                "irma_quadrants", "n_nv", "preretinal"),
@@ -54,6 +67,11 @@ CEILING = {
     "angio": ("stenosis_pct", "min_lumen"),
 }
 CEILING["fundus_tortuous"] = CEILING["fundus"]
+# what a perfect reader of each label's signs would use: the lesion counts, or the generator's
+# own vessel-sign measurements
+for _d, (_rule, _) in FACTORIAL.items():
+    CEILING[_d] = (("n_ma", "n_haem", "haem_quadrants", "n_exudate", "n_cotton_wool", "preretinal")
+                   if _rule == "lesion" else ("beading_quadrants", "irma_quadrants", "n_irma", "n_nv"))
 
 
 class SynthError(UserError, ValueError):
@@ -64,7 +82,9 @@ class SynthError(UserError, ValueError):
 def domain_params(scfg: dict, domain: str) -> dict:
     """The synth parameters that determine a domain's bytes (hashed into its meta file)."""
     keys = {"fundus": ["fundus"], "larynx": ["larynx"], "fundus_tortuous": ["fundus", "fundus_tortuous"],
-            "angio": ["angio"]}[domain]
+            "angio": ["angio"],
+            **{d: ["fundus_signs", "fundus_tortuous"] if twin else ["fundus_signs"] for d, (_, twin) in FACTORIAL.items()}
+            }[domain]
     missing = [k for k in keys if k not in scfg]
     if missing:
         raise SynthError(f"synth.{missing[0]} is missing from the parameters: add it to params.yaml "
@@ -73,6 +93,8 @@ def domain_params(scfg: dict, domain: str) -> dict:
            "difficulty": {k: scfg["difficulty"][k] for k in sorted(scfg["difficulty"])}}
     for k in keys:
         out[k] = scfg[k]
+    if domain in FACTORIAL:
+        out["label_rule"] = FACTORIAL[domain][0]
     return out
 
 
@@ -93,29 +115,69 @@ def _fmt(x) -> str:
 
 
 # ---------------------------------------------------------------- domains
-def _fundus_items(scfg: dict, tortuous: bool):
+def _twin_taus(scfg: dict, key: int, n: int) -> list[float | None]:
+    """Tortuosity of each of n tortuous twins: the larynx class's patient-level law plus its
+    image-level jitter (synth.fundus_tortuous.tortuosity_of), one stream per image."""
+    src = scfg["fundus_tortuous"]["tortuosity_of"]
+    if src not in LARYNX_CLASSES:
+        raise SynthError(f"synth.fundus_tortuous.tortuosity_of={src!r}: use one of {LARYNX_CLASSES}")
+    lo, hi = larynx_phantom.tau_range(src, scfg["difficulty"]["tortuosity_overlap"])
+    out = []
+    for i in range(n):
+        td = dm.draw(int(scfg["seed"]), key, i)
+        out.append(min(max(td.uniform(lo, hi) + td.normal(0.0, larynx_phantom.MORPH["image_tau_sd"]), lo), hi))
+    return out
+
+
+def _fundus_items(scfg: dict, tortuous: bool, memo: dict):
     seed, size, diff = int(scfg["seed"]), int(scfg["image_size"]), scfg["difficulty"]
     per_grade = scfg["fundus"]["per_grade"]
     if len(per_grade) != len(FUNDUS_CLASSES):
         raise SynthError(f"synth.fundus.per_grade needs {len(FUNDUS_CLASSES)} counts (grades 0-4), got {per_grade}")
     grades = np.repeat(FUNDUS_CLASSES, per_grade)
     grades = grades[dm.draw(seed, 1, 0).permutation(len(grades))]  # ids do not reveal the grade
-    if tortuous:
-        src = scfg["fundus_tortuous"]["tortuosity_of"]
-        if src not in LARYNX_CLASSES:
-            raise SynthError(f"synth.fundus_tortuous.tortuosity_of={src!r}: use one of {LARYNX_CLASSES}")
-        lo, hi = larynx_phantom.tau_range(src, diff["tortuosity_overlap"])
-    for i, g in enumerate(grades):
-        tau = None
-        if tortuous:  # the larynx class's patient-level law plus its image-level jitter
-            td = dm.draw(seed, 5, i)
-            tau = min(max(td.uniform(lo, hi) + td.normal(0.0, larynx_phantom.MORPH["image_tau_sd"]), lo), hi)
+    taus = _twin_taus(scfg, 5, len(grades)) if tortuous else [None] * len(grades)
+    for i, (g, tau) in enumerate(zip(grades, taus, strict=True)):
         r = fundus_phantom.image(seed, i + 1, str(g), size, diff, tau=tau)
         name = f"ph{i:05d}"
         yield f"train_images/{name}.png", str(g), f"train_images/{name}.png", r
 
 
-def _larynx_items(scfg: dict):
+SIGNS_STREAM, SIGNS_TWIN_STREAM = 6, 7  # draw keys of the fundus_signs images and their twins' tortuosity
+
+
+def signs_cells(scfg: dict) -> list[tuple[int, int]]:
+    """(lesion level, vessel level) of each fundus_signs image in id order: every pair of levels
+    synth.fundus_signs.per_cell times (L and V independent and balanced), in a seeded order."""
+    per_cell = scfg["fundus_signs"]["per_cell"]
+    if not isinstance(per_cell, int) or isinstance(per_cell, bool) or per_cell < 1:
+        raise SynthError(f"synth.fundus_signs.per_cell={per_cell!r}: give a whole number >= 1 (images per "
+                         "pair of lesion and vessel-sign levels)")
+    cells = [(a, b) for a in fundus_phantom.LEVELS for b in fundus_phantom.LEVELS for _ in range(per_cell)]
+    return [cells[j] for j in dm.draw(int(scfg["seed"]), SIGNS_STREAM, 0).permutation(len(cells))]
+
+
+def _signs_set(scfg: dict, tortuous: bool, memo: dict) -> list:
+    """The fundus_signs images (radial or tortuous twins), made once per synth call: the lesion-
+    and the vessel-graded domain of one version write the same images."""
+    key = ("fundus_signs", tortuous)
+    if key not in memo:
+        seed, size, diff = int(scfg["seed"]), int(scfg["image_size"]), scfg["difficulty"]
+        cells = signs_cells(scfg)
+        taus = _twin_taus(scfg, SIGNS_TWIN_STREAM, len(cells)) if tortuous else [None] * len(cells)
+        memo[key] = [(f"train_images/ph{i:05d}.png", cell,
+                      fundus_phantom.image(seed, i + 1, None, size, diff, tau=tau, levels=cell, stream=SIGNS_STREAM))
+                     for i, (cell, tau) in enumerate(zip(cells, taus, strict=True))]
+    return memo[key]
+
+
+def _signs_items(scfg: dict, domain: str, memo: dict):
+    rule, tortuous = FACTORIAL[domain]
+    for rel, (lesion, vessel), r in _signs_set(scfg, tortuous, memo):
+        yield rel, str(lesion if rule == "lesion" else vessel), rel, r
+
+
+def _larynx_items(scfg: dict, memo: dict):
     seed, size, diff = int(scfg["seed"]), int(scfg["image_size"]), scfg["difficulty"]
     lcfg = scfg["larynx"]
     lo, hi = lcfg["images_per_patient"]
@@ -130,7 +192,7 @@ def _larynx_items(scfg: dict):
             yield rel, str(lab), f"Patient{pid:03d}", r
 
 
-def _angio_items(scfg: dict):
+def _angio_items(scfg: dict, memo: dict):
     seed, size, diff = int(scfg["seed"]), int(scfg["image_size"]), scfg["difficulty"]
     counts = scfg["angio"]["per_class"]
     if len(counts) != len(angio_phantom.CLASSES):
@@ -144,19 +206,20 @@ def _angio_items(scfg: dict):
         yield rel, str(lab), rel, r
 
 
-DOMAINS = {  # name: (classes, layout, items(scfg))
-    "fundus": (FUNDUS_CLASSES, "aptos", lambda s: _fundus_items(s, False)),
-    "fundus_tortuous": (FUNDUS_CLASSES, "aptos", lambda s: _fundus_items(s, True)),
+DOMAINS = {  # name: (classes, layout, items(scfg, memo))
+    "fundus": (FUNDUS_CLASSES, "aptos", lambda s, m: _fundus_items(s, False, m)),
+    "fundus_tortuous": (FUNDUS_CLASSES, "aptos", lambda s, m: _fundus_items(s, True, m)),
     "larynx": (LARYNX_CLASSES, "manifest", _larynx_items),
     "angio": (angio_phantom.CLASSES, "folders", _angio_items),
+    **{d: (SIGN_CLASSES, "aptos", lambda s, m, d=d: _signs_items(s, d, m)) for d in FACTORIAL},
 }
 
 
-def _write_domain(out: Path, domain: str, scfg: dict, profile: str | None) -> tuple[dict, list]:
+def _write_domain(out: Path, domain: str, scfg: dict, profile: str | None, memo: dict) -> tuple[dict, list]:
     classes, layout, items = DOMAINS[domain]
     params = domain_params(scfg, domain)
     rows, per = [], []
-    for rel, label, group, r in items(scfg):
+    for rel, label, group, r in items(scfg, memo):
         pngio.write(out / rel, r["rgb"])
         pngio.write(out / "masks" / rel, r["mask"])
         rows.append((rel, label, group, r["truth"]))
@@ -213,12 +276,12 @@ def synth(out: str | Path, scfg: dict, domains: list[str] | tuple[str, ...] = DE
     unknown = [d for d in domains if d not in DOMAINS]
     if unknown:
         raise SynthError(f"unknown phantom domain {unknown[0]!r}; known: {sorted(DOMAINS)}")
-    result = {}
+    result, memo = {}, {}
     for d in domains:
         tmp = out / f".{d}.tmp"
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
-        result[d], per = _write_domain(tmp, d, scfg, profile)
+        result[d], per = _write_domain(tmp, d, scfg, profile, memo)
         shutil.rmtree(out / d, ignore_errors=True)
         tmp.rename(out / d)
         if sheets is not None:
