@@ -84,11 +84,12 @@ def benchmark(session: nox.Session) -> None:
 
 @nox.session(venv_backend=BACKEND, venv_params=VENV_PARAMS)
 def report(session: nox.Session) -> None:
-    """Count FLOPs for the projection, aggregate the profile's records, render the LayerCAM
-    figures, write REPORT.md."""
+    """Count FLOPs for the projection, the reference points and transferability scores, the rule's
+    calibration at this design (reused from the benchmark session when the records are unchanged),
+    aggregate the profile's records, render the LayerCAM figures, write REPORT.md."""
     _prepare(session)
     profile, rest = _split_profile(session.posargs)
-    for command in ("flops", "references", "transfer", "aggregate", "cam", "report"):
+    for command in ("flops", "references", "transfer", "calibrate", "aggregate", "cam", "report"):
         session.run("thtl-bench", command, "--profile", profile, *rest)
 
 

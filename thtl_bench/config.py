@@ -124,6 +124,7 @@ RANGES: dict[str, str] = {
     "bench.gpu_timed_steps": "[1, inf)",
     "bench.gpu_warmup_steps": "[0, inf)",
     "bench.scaling_steps": "[1, inf)",
+    "bench.grid_workers": "[1, inf)",
 }
 SEED_RANGE = "[0, inf)"
 

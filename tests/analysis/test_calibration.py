@@ -89,7 +89,7 @@ def test_components_fit_recovers_the_moments():
     d = _design(30)
     tr = sim.truth(truth_c, d, "accuracy", 0.0)
     reps = sim.study(d, truth_c, tr, "accuracy", rng, keep_sums=True).replicates()
-    m = components.moments(reps, truth_c.base, truth_c.base)
+    m = components.moments(reps, [truth_c.base, truth_c.base])
     fitted, report = components.fit(m, _design(8), "accuracy", fit_splits=15, pools=3, maxiter=80)
     for key in ("within", "systematic"):
         t, f = report["match"][key]["target"], report["match"][key]["fitted"]
@@ -109,3 +109,12 @@ def test_calibration_verdict_is_two_sided():
     assert calibration.verdict(cal(0.01, 0.99, 0.9))["calibrated"] is False  # never errs: not calibrated
     assert calibration.verdict(cal(0.12, 0.88, 0.9))["calibrated"] is False
     assert calibration.verdict(cal(0.05, 0.95, 0.5))["powered"] is False
+
+
+def test_an_interaction_contrast_is_calibrated_too():
+    w = (1.0, -1.0, -1.0, 1.0)  # C6: (tortuous - radial | vessel) - (tortuous - radial | lesion)
+    c = sim.Components(0.3, 0.8, 2.0, 0.4, base=(0.9, 0.6))
+    r = sim.rates(_design(6), c, n_sim=300, seed=31, weights=w)
+    assert _contains(r["decisions"], 300, 0.05), r["decisions"]
+    alt = sim.rates(_design(6), c, effect_pp=15.0, direction=1, n_sim=100, seed=32, weights=w)
+    assert alt["effect_pp"] == pytest.approx(15.0) and alt["reproduced"]["rate"] > 0.3

@@ -192,3 +192,19 @@ def test_aligned_replicate_from_predictions():
     assert r.num.tolist() == [[1, 1], [2, 0]] and r.value() == pytest.approx(100 * (2 / 3 - 2 / 3))
     with pytest.raises(ValueError, match="differ"):
         inf.aligned_replicate((0, 0), "accuracy", [a, {**b, "labels": [1, 1, 0]}])
+
+
+def test_an_interaction_is_a_contrast_of_four_arms():
+    # (A - B) - (C - D) on one test set: value and contributions by the weights (+1, -1, -1, +1)
+    groups = ["a", "a", "b", "c"]
+    arms = np.array([[1, 1, 1, 0], [1, 0, 1, 0], [0, 1, 1, 1], [0, 0, 1, 1]], float)
+    r = inf.replicate((0, 0), groups, arms, np.ones(4), pool=20)
+    r4 = inf.Replicate(r.key, r.split, r.patients, r.num, r.den, r.pool, r.strata, (1.0, -1.0, -1.0, 1.0))
+    m = 100 * arms.sum(1) / 4
+    assert r4.value() == pytest.approx(m[0] - m[1] - m[2] + m[3])
+    ab = inf.replicate((0, 0), groups, arms[:2], np.ones(4)).contributions()
+    cd = inf.replicate((0, 0), groups, arms[2:], np.ones(4)).contributions()
+    assert r4.contributions() == pytest.approx(ab - cd)
+    assert not r4.identical()
+    with pytest.raises(ValueError, match="contrasts"):
+        inf.paired([r4, inf.replicate((1, 1), ["d", "e"], [[1, 0], [0, 0]], [1, 1], pool=20)])

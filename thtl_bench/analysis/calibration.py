@@ -82,12 +82,15 @@ def design_of(reps: Sequence, records: Sequence[dict]) -> sim.Design:
 
 
 def paper_effect(claim: claims_mod.Claim, model: str) -> tuple[float | None, str]:
-    """The abstract's figure for the model, else its ResNet18 figure (labelled), else None."""
+    """The abstract's figure for the model, else its ResNet18 figure (labelled), else the effect
+    registered with the claim (`design_effect_pp`), else None."""
     base = claims_mod.base_model(model)
     if base in claim.paper:
         return float(claim.paper[base]), f"the paper's {base} figure"
     if "resnet18" in claim.paper:
         return float(claim.paper["resnet18"]), "the paper's ResNet18 figure"
+    if claim.design_effect_pp is not None:
+        return float(claim.design_effect_pp), "the effect registered with the claim (no published figure)"
     return None, "no published effect size"
 
 
@@ -106,26 +109,28 @@ def inputs(records: Sequence[dict], cfg: dict) -> list[dict]:
             d = dom if side.domain == claims_mod.ANY else side.domain
             return index.get((model, side.arm, d, 1.0, 1.0), {})
 
-        a, b = cell(claim.a), cell(claim.b)
+        cells = [cell(x) for x in claim.sides]
         try:
-            reps = reps_mod.paired_replicates(a, b, claim.metric) if a and b else []
+            reps = reps_mod.contrast_replicates(cells, claim.metric, claim.weights) if all(cells) else []
         except ValueError:
             reps = []
         if len({r.split for r in reps}) < 2 or reps[0].pool is None:
             continue
         effect, source = paper_effect(claim, model)
-        both = [a[k] for k in sorted(set(a) & set(b))]
-        base_b = float(np.mean([r["metrics"]["test"][claim.metric] for r in b.values()]))
+        kept = reps_mod.shared_all(cells)
+        base_b = float(np.mean([r["metrics"]["test"][claim.metric] for r in kept[-1].values()]))
         out.append({"id": cid, "model": model, "domain": dom, "metric": claim.metric, "direction": claim.direction,
-                    "replicates": reps, "rates_a": _rates(a), "rates_b": _rates(b), "base_b": base_b,
-                    "design": design_of(reps, both), "paper_effect_pp": effect, "effect_source": source})
+                    "weights": claim.weights or (1.0, -1.0), "replicates": reps,
+                    "rates": [_rates(c) for c in kept], "base_b": base_b,
+                    "design": design_of(reps, [kept[0][k] for k in sorted(kept[0])]),
+                    "paper_effect_pp": effect, "effect_source": source})
     return out
 
 
 def _cell(task: tuple) -> dict:
-    design, comp, metric, effect, direction, level, n_sim, seed = task
+    design, comp, metric, effect, direction, level, n_sim, seed, weights = task
     return sim.rates(design, comp, metric=metric, effect_pp=effect, direction=direction, level=level,
-                     n_sim=n_sim, seed=seed)
+                     n_sim=n_sim, seed=seed, weights=weights)
 
 
 def _scaled(c: sim.Components, k: float) -> sim.Components:
@@ -141,7 +146,7 @@ def key(items: list[dict], st: dict) -> str:
                "claims": [{"id": i["id"], "model": i["model"], "metric": i["metric"],
                            "values": [round(r.value(), 9) for r in i["replicates"]],
                            "contrib": [round(float(x), 6) for r in i["replicates"] for x in r.contributions()],
-                           "rates": [i["rates_a"], i["rates_b"]], "design": i["design"].as_dict()} for i in items]}
+                           "rates": i["rates"], "design": i["design"].as_dict()} for i in items]}
     return digest(payload, 16)
 
 
@@ -156,11 +161,11 @@ def run(records: Sequence[dict], cfg: dict, *, workers: int | None = None, previ
     m = max(1, len(claims_mod.family(st)))
     out_claims, tasks, where = [], [], []
     for n, it in enumerate(items):
-        mom = components.moments(it["replicates"], it["rates_a"], it["rates_b"])
+        mom = components.moments(it["replicates"], it["rates"])
         est, match = components.fit(mom, it["design"], it["metric"], seed=s["seed"] + n)
         pess = _scaled(est, s["pessimistic_scale"])
-        entry = {k2: it[k2] for k2 in ("id", "model", "domain", "metric", "direction", "paper_effect_pp",
-                                       "effect_source", "rates_a", "rates_b")}
+        entry = {k2: it[k2] for k2 in ("id", "model", "domain", "metric", "direction", "weights", "paper_effect_pp",
+                                       "effect_source", "rates")}
         entry.update(design=it["design"].as_dict(), moments=mom.as_dict(), fit=match,
                      components={"estimated": est.as_dict(), "pessimistic": pess.as_dict()},
                      calibration=[], power=[])
@@ -178,13 +183,13 @@ def run(records: Sequence[dict], cfg: dict, *, workers: int | None = None, previ
             for units in [it["design"].splits] + s["replicates"]:
                 d = it["design"].with_splits(units)
                 tasks.append((d, comp, it["metric"], 0.0, it["direction"], s["level"], s["n_sim"],
-                              s["seed"] + 1000 * n + units))
+                              s["seed"] + 1000 * n + units, it["weights"]))
                 where.append((len(out_claims), "calibration", label, units))
             if effect is not None:
                 alt = sim.Components(comp.patient, comp.patient_arm, comp.image_arm, comp.train, comp.run_patient,
-                                     0.0, it["rates_b"], label)
+                                     0.0, it["rates"][-1], label)
                 tasks.append((it["design"], alt, it["metric"], effect, it["direction"], s["level"] / m, s["n_sim"],
-                              s["seed"] + 1000 * n + 999))
+                              s["seed"] + 1000 * n + 999, it["weights"]))
                 where.append((len(out_claims), "power", label, it["design"].splits))
         out_claims.append(entry)
     workers = workers or min(2, os.cpu_count() or 1)

@@ -259,7 +259,7 @@ def _claims(sa: dict, sb: dict, ia: dict | None, ib: dict | None, moved_cells: s
                "changed": (a or {}).get("verdict") != (b or {}).get("verdict"), "why": "", "cells": []}
         if a and b:
             claim = BY_ID.get(a.get("claim"))
-            sides = [] if claim is None else [claim.a, claim.b]
+            sides = [] if claim is None else list(claim.sides)
             keys = [(k[1], s.arm, a.get("domain") if s.domain == ANY else s.domain, 1.0, 1.0) for s in sides]
             row["cells"] = [_label(x) for x in keys if _label(x) in moved_cells]
             if row["changed"]:

@@ -23,6 +23,7 @@ records show the same moments in expectation (common random numbers, Nelder-Mead
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -48,13 +49,13 @@ class Moments:
     train: float  # pp^2 per replicate
     identical: float
     icc: float | None
-    rates_a: tuple[float, float]  # arm A: specificity, malignant recall
-    rates_b: tuple[float, float]
+    rates: tuple[tuple[float, float], ...]  # per arm of the contrast: specificity, malignant recall
+    weights: tuple[float, ...] = (1.0, -1.0)
 
     @property
     def null_base(self) -> tuple[float, float]:
-        """The rates of both arms under the null: the mean of the two arms'."""
-        return ((self.rates_a[0] + self.rates_b[0]) / 2, (self.rates_a[1] + self.rates_b[1]) / 2)
+        """The rates of every arm under the null: the mean of the arms'."""
+        return (float(np.mean([r[0] for r in self.rates])), float(np.mean([r[1] for r in self.rates])))
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -78,9 +79,10 @@ def _icc(num: np.ndarray, den: np.ndarray) -> float | None:
     return (msb - msw) / (msb + (n0 - 1) * msw)
 
 
-def moments(reps: list[inference.Replicate], rates_a: tuple[float, float], rates_b: tuple[float, float],
+def moments(reps: list[inference.Replicate], rates: Sequence[tuple[float, float]],
             pool: int | None = None) -> Moments:
-    """The claim's moments from its two-arm replicates (see the module docstring)."""
+    """The claim's moments from its replicates (two arms, or a contrast of more; see the module
+    docstring); `rates`: each arm's (specificity, malignant recall)."""
     reps = [r for r in reps if math.isfinite(r.value())]
     if len(reps) < 2:
         raise ValueError("components need at least two replicates with a defined difference")
@@ -105,10 +107,10 @@ def moments(reps: list[inference.Replicate], rates_a: tuple[float, float], rates
     train = max(0.0, seeds * (unit_var - patient_part))
     ident = float(np.mean([np.array_equal(r.num[0], r.num[1]) and np.array_equal(r.den[0], r.den[1])
                            for r in reps]))
-    iccs = [x for r in reps for k in range(2) if (x := _icc(r.num[k], r.den[k])) is not None]
+    iccs = [x for r in reps for k in range(r.num.shape[0]) if (x := _icc(r.num[k], r.den[k])) is not None]
     return Moments(len(reps), len(keys), seeds, n_test, pool, within, float(sys2), pairs, unit_var, train, ident,
-                   float(np.mean(iccs)) if iccs else None, (float(rates_a[0]), float(rates_a[1])),
-                   (float(rates_b[0]), float(rates_b[1])))
+                   float(np.mean(iccs)) if iccs else None, tuple((float(a), float(b)) for a, b in rates),
+                   tuple(float(x) for x in reps[0].w))
 
 
 SD_MAX = 6.0  # logit-scale bound of each fitted SD
@@ -125,8 +127,10 @@ def _expected(sd: np.ndarray, m: Moments, design: sim.Design, metric: str, seed:
     optimiser can follow them. Given the latent probabilities p of each test image, a patient's
     contribution has mean from the p's and variance from p (1 - p) (the arms are independent given
     them); products across runs take the means only (the draws of two runs are independent)."""
-    c = sim.Components(*[float(x) for x in sd], identical=m.identical, base=m.rates_b)
-    tr = sim.truth_at(c, design, metric, m.rates_a, m.rates_b)
+    c = sim.Components(*[float(x) for x in sd], identical=m.identical, base=m.rates[-1])
+    tr = sim.truth_at(c, design, metric, m.rates, m.weights)
+    arms = len(m.weights)
+    w_arr = np.asarray(m.weights)
     rng = np.random.default_rng(seed)
     labels = np.repeat([0, 1], design.pool)
     n_pool = len(labels)
@@ -136,19 +140,19 @@ def _expected(sd: np.ndarray, m: Moments, design: sim.Design, metric: str, seed:
     for _ in range(pools):
         counts = design.image_counts(rng, n_pool)
         u = c.patient * rng.standard_normal(n_pool)
-        v = c.patient_arm * rng.standard_normal((2, n_pool))
+        v = c.patient_arm * rng.standard_normal((arms, n_pool))
         first = np.concatenate([[0], np.cumsum(counts)[:-1]])
-        h = c.image_arm * rng.standard_normal((2, int(counts.sum())))
+        h = c.image_arm * rng.standard_normal((arms, int(counts.sum())))
         within, means, pids, d_mean, d_var = [], [], [], [], []
         for k in range(design.splits):
             test = np.sort(np.concatenate([sim._draw(rng, by_class[cl], design.test[cl]) for cl in (0, 1)]))
             cnt, y = counts[test], labels[test]
             starts = np.concatenate([[0], np.cumsum(cnt)[:-1]])
             images = np.repeat(first[test] - starts, cnt) + np.arange(int(cnt.sum()))
-            run = c.train * rng.standard_normal((2, 1)) + c.run_patient * rng.standard_normal((2, len(test)))
+            run = c.train * rng.standard_normal((arms, 1)) + c.run_patient * rng.standard_normal((arms, len(test)))
             eta = np.repeat(tr.mu[:, y] + u[test] + v[:, test] + run, cnt, axis=1) + h[:, images]
             p = 1.0 / (1.0 + np.exp(-eta))
-            if k < n_same:
+            if arms == 2 and k < n_same:
                 p[0] = p[1]  # this replicate's arm A repeats arm B
             keep = np.ones(len(test)) if metric == "accuracy" else (y == 1).astype(float)
             den = cnt * keep
@@ -157,18 +161,18 @@ def _expected(sd: np.ndarray, m: Moments, design: sim.Design, metric: str, seed:
             tot = den.sum()
             mm = e_num.sum(1) / tot
             scale = 100.0 / (tot / len(test))
-            ez = scale * ((e_num[0] - mm[0] * den) - (e_num[1] - mm[1] * den))
-            vz = np.zeros(len(test)) if k < n_same else scale**2 * (v_num[0] + v_num[1])
+            ez = scale * (w_arr @ (e_num - mm[:, None] * den))
+            vz = np.zeros(len(test)) if (arms == 2 and k < n_same) else scale**2 * ((w_arr**2) @ v_num)
             n = len(test)
             within.append(float(((ez**2 + vz).sum()) / (n - 1)))
             means.append(inference.centre_within(ez, y))
             pids.append(test)
-            d_mean.append(100.0 * (mm[0] - mm[1]))
+            d_mean.append(100.0 * float(w_arr @ mm))
             d_var.append(float(vz.sum()) / n**2)
             # intra-patient correlation of arm B's correctness: pairs of one patient's images
             owner = np.repeat(np.arange(n), cnt)
             sel = np.ones(len(owner), bool) if metric == "accuracy" else np.repeat(y == 1, cnt)
-            q, grp = p[1][sel], owner[sel]
+            q, grp = p[-1][sel], owner[sel]
             s1 = np.bincount(grp, weights=q, minlength=n)
             s2 = np.bincount(grp, weights=q * q, minlength=n)
             k_i = np.bincount(grp, minlength=n)
@@ -188,7 +192,7 @@ def _expected(sd: np.ndarray, m: Moments, design: sim.Design, metric: str, seed:
     train = max(0.0, unit_var - patient_part)
     icc = float(np.mean(out["icc"])) if out["icc"] else None
     return Moments(m.replicates, m.units, m.seeds_per_unit, m.test_patients, m.pool, within, sys2, 0, unit_var,
-                   train, m.identical, icc, m.rates_a, m.rates_b)
+                   train, m.identical, icc, m.rates, m.weights)
 
 
 def fit(m: Moments, design: sim.Design, metric: str, *, label: str = "estimated", seed: int = 0,

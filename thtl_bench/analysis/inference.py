@@ -57,7 +57,9 @@ class Replicate:
     """One (seed, split_seed) run reduced to per-patient sums.
 
     `num`, `den`: (arms, patients) sums over each patient's test samples; 2 arms for a paired
-    claim (value = metric_0 - metric_1), 1 arm for a single cell metric (value = metric_0).
+    claim (value = metric_0 - metric_1), 1 arm for a single cell metric (value = metric_0), or
+    any number of arms with contrast `weights` (value = sum_k w_k metric_k; e.g. (1, -1, -1, 1)
+    for an interaction: a difference of two differences).
     `patients`: the patient ids (strings from records; any sortable ids, e.g. integers in
     simulations), one per column.
     `split` names the test split (replicates with the same split form one unit); `pool` is the
@@ -72,6 +74,13 @@ class Replicate:
     den: np.ndarray
     pool: int | None = None
     strata: np.ndarray | None = None  # per patient: its class (splits are stratified by class)
+    weights: tuple[float, ...] | None = None  # contrast over the arms; None: (1,) or (1, -1)
+
+    @property
+    def w(self) -> np.ndarray:
+        if self.weights is not None:
+            return np.asarray(self.weights, np.float64)
+        return np.array([1.0]) if self.num.shape[0] == 1 else np.array([1.0, -1.0])
 
     def value(self) -> float:
         """The replicate's metric (1 arm) or metric difference (2 arms) in pp; NaN if undefined."""
@@ -82,7 +91,7 @@ class Replicate:
         n, d = self.num.sum(1), self.den.sum(1)
         with np.errstate(invalid="ignore", divide="ignore"):
             m = 100.0 * n / d
-        return float(m[0] - m[1]) if len(m) == 2 else float(m[0])
+        return float(self.w @ m) if np.all(np.isfinite(m)) else math.nan
 
     def contributions(self) -> np.ndarray:
         return self._contributions
@@ -97,7 +106,7 @@ class Replicate:
         tot_n, tot_d = self.num.sum(1), self.den.sum(1)
         m = tot_n / tot_d
         z = 100.0 * (self.num - m[:, None] * self.den) / (tot_d[:, None] / n)
-        return z[0] - z[1] if len(z) == 2 else z[0]
+        return self.w @ z
 
     def centred(self) -> np.ndarray:
         """`contributions()` centred within each class stratum: the splits are stratified, so the
@@ -109,8 +118,8 @@ class Replicate:
         """Whether the two arms made the same predictions (per patient the same sums): a
         structural zero, no sampling draw (SWFT that selected its head-only step is THTL
         last-layer retrained)."""
-        return self.num.shape[0] == 2 and bool(np.array_equal(self.num[0], self.num[1])
-                                               and np.array_equal(self.den[0], self.den[1]))
+        return self.num.shape[0] == 2 and self.weights is None and bool(
+            np.array_equal(self.num[0], self.num[1]) and np.array_equal(self.den[0], self.den[1]))
 
     def within_var(self) -> float:
         """Patient-cluster variance of `value()` given the trained models (pp^2)."""
@@ -159,10 +168,12 @@ def replicate(key: tuple, groups: Sequence, num, den, split: Hashable | None = N
 
 
 def aligned_replicate(key: tuple, metric: str, arms: Sequence[dict], positive: int = 1,
-                      split: Hashable | None = None, pool: int | None = None) -> Replicate:
+                      split: Hashable | None = None, pool: int | None = None,
+                      weights: Sequence[float] | None = None) -> Replicate:
     """The Replicate of one (seed, split_seed) from each arm's per-sample test predictions.
 
-    `arms`: one dict per arm (1 for a cell, 2 for a claim: A then B) with equal-length "ids",
+    `arms`: one dict per arm (1 for a cell, 2 for a claim: A then B, or more with contrast
+    `weights`) with equal-length "ids",
     "patients", "labels" and "preds" (arg-max class). The arms must hold the same test samples
     (ids, each once) with the same labels and patients; they are aligned by id.
     """
@@ -183,7 +194,8 @@ def aligned_replicate(key: tuple, metric: str, arms: Sequence[dict], positive: i
         nums.append(num)
         dens.append(den)
     den = dens[0] if all(np.array_equal(d, dens[0]) for d in dens) else np.stack(dens)
-    return replicate(key, ref["patients"], np.stack(nums), den, split=split, pool=pool, labels=ref["labels"])
+    r = replicate(key, ref["patients"], np.stack(nums), den, split=split, pool=pool, labels=ref["labels"])
+    return r if weights is None else dataclasses.replace(r, weights=tuple(float(w) for w in weights))
 
 
 def metric_parts(metric: str, labels, preds, positive: int = 1) -> tuple[np.ndarray, np.ndarray]:
@@ -317,11 +329,11 @@ def combine(reps: Sequence[Replicate]) -> Evidence:
     reps, dropped = _usable(reps)
     if not reps:
         raise ValueError("no replicate with a defined metric")
-    if len({r.num.shape[0] for r in reps}) != 1:
-        raise ValueError("replicates of different arm counts cannot be combined")
+    if len({(r.num.shape[0], tuple(r.w)) for r in reps}) != 1:
+        raise ValueError("replicates of different arms or contrasts cannot be combined")
     pools = {r.pool for r in reps}
     pool = pools.pop() if len(pools) == 1 else None
-    two = reps[0].num.shape[0] == 2
+    two = reps[0].num.shape[0] >= 2
     ev = from_arrays(np.array([r.value() for r in reps]), [repr(r.split) for r in reps],
                      np.concatenate([r.centred() for r in reps]),
                      np.concatenate([np.asarray(r.patients) for r in reps]), pool, paired=two,
@@ -385,10 +397,11 @@ def from_arrays(values: np.ndarray, splits: Sequence, contrib: np.ndarray, patie
 
 
 def paired(reps: Sequence[Replicate]) -> Evidence:
-    """Paired claim evidence (arm 0 minus arm 1, pp) over two-arm replicates. Replicates whose
-    metric is undefined (an empty denominator) are left out (`dropped`)."""
-    if any(r.num.shape[0] != 2 for r in reps):
-        raise ValueError("paired evidence needs replicates of two arms")
+    """Paired claim evidence (arm 0 minus arm 1, or a contrast of several arms: pp) over
+    replicates of two or more arms. Replicates whose metric is undefined (an empty denominator)
+    are left out (`dropped`)."""
+    if any(r.num.shape[0] < 2 for r in reps):
+        raise ValueError("paired evidence needs replicates of two arms or more")
     return combine(reps)
 
 
@@ -419,8 +432,7 @@ def paired_values(values_a: Sequence[float | None], values_b: Sequence[float | N
 
 def swap(reps: Sequence[Replicate]) -> list[Replicate]:
     """Two-arm replicates with the arms exchanged (B - A)."""
-    return [Replicate(r.key, r.split, r.patients, r.num[::-1].copy(), r.den[::-1].copy(), r.pool, r.strata)
-            for r in reps]
+    return [dataclasses.replace(r, num=r.num[::-1].copy(), den=r.den[::-1].copy()) for r in reps]
 
 
 def prob_improvement(values_a: Sequence[float], values_b: Sequence[float]) -> float:

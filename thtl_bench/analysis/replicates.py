@@ -73,11 +73,18 @@ def cell_replicates(by_rep: dict[tuple[int, int], dict], metric: str) -> list[in
 def paired_replicates(a: dict[tuple[int, int], dict], b: dict[tuple[int, int], dict],
                       metric: str) -> list[inference.Replicate]:
     """2-arm replicates (A, B) on the replicates both cells have."""
+    return contrast_replicates([a, b], metric)
+
+
+def contrast_replicates(cells: Sequence[dict[tuple[int, int], dict]], metric: str,
+                        weights: Sequence[float] | None = None) -> list[inference.Replicate]:
+    """Replicates of several cells (A, B, ...) on the replicates all of them have, with the
+    claim's contrast `weights` (None: A - B)."""
     out = []
-    for key in sorted(set(a) & set(b)):
-        sa, sb = samples(a[key]), samples(b[key])
-        out.append(inference.aligned_replicate(key, metric, [sa, sb], positive=sa["positive"], split=key[1],
-                                               pool=pool_size(a[key])))
+    for key in keys(cells):
+        ss = [samples(c[key]) for c in cells]
+        out.append(inference.aligned_replicate(key, metric, ss, positive=ss[0]["positive"], split=key[1],
+                                               pool=pool_size(cells[0][key]), weights=weights))
     return out
 
 
@@ -96,6 +103,12 @@ def undertrained(by_rep: dict[tuple[int, int], dict]) -> list[str]:
 def undertrained_arms(by_rep: dict[tuple[int, int], dict]) -> list[str]:
     """The arm of each replicate failing the gate, "<arm>'s step 1" where only its parent does."""
     return [Case.of(r).arm + ("'s step 1" if via else "") for r, via in _failed(by_rep)]
+
+
+def shared_all(cells: Sequence[dict[tuple[int, int], dict]]) -> list[dict]:
+    """Cells cut to the replicates all of them have (the ones a contrast pairs)."""
+    both = set(keys(cells))
+    return [{k: v for k, v in c.items() if k in both} for c in cells]
 
 
 def shared(a: dict[tuple[int, int], dict], b: dict[tuple[int, int], dict]) -> tuple[dict, dict]:

@@ -27,6 +27,7 @@ would show. Components come from a run's own records (thtl_bench.analysis.compon
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -111,10 +112,12 @@ def logit_for(p: float, sd: float) -> float:
 
 @dataclass(frozen=True)
 class Truth:
-    """Logit means per arm and class, and the population metric difference A - B (pp)."""
+    """Logit means per arm and class, the claim's contrast over the arms (A - B: (1, -1); an
+    interaction: (1, -1, -1, 1)) and its population value (pp)."""
 
-    mu: np.ndarray  # (2 arms, 2 classes)
+    mu: np.ndarray  # (arms, 2 classes)
     effect_pp: float
+    weights: tuple[float, ...] = (1.0, -1.0)
 
 
 def _metric_of(mu: np.ndarray, sd: float, design: Design, metric: str) -> float:
@@ -123,19 +126,22 @@ def _metric_of(mu: np.ndarray, sd: float, design: Design, metric: str) -> float:
     return float(per_class[1]) if metric == "recall" else float(share @ per_class)
 
 
-def truth_at(c: Components, design: Design, metric: str, rates_a: tuple[float, float],
-             rates_b: tuple[float, float]) -> Truth:
+def truth_at(c: Components, design: Design, metric: str, rates: Sequence[tuple[float, float]],
+             weights: Sequence[float] = (1.0, -1.0)) -> Truth:
     """Each arm at its own per-class rates (what the records show: the model fitted to them)."""
     sd = c.total()
-    mu = np.array([[logit_for(p, sd) for p in rates_a], [logit_for(p, sd) for p in rates_b]])
-    return Truth(mu, 100.0 * (_metric_of(mu[0], sd, design, metric) - _metric_of(mu[1], sd, design, metric)))
+    mu = np.array([[logit_for(p, sd) for p in r] for r in rates])
+    w = tuple(float(x) for x in weights)
+    return Truth(mu, 100.0 * float(np.dot(w, [_metric_of(m, sd, design, metric) for m in mu])), w)
 
 
-def truth(c: Components, design: Design, metric: str, effect_pp: float) -> Truth:
-    """Arm B at the base rates; arm A shifted by one logit offset (both classes) so that the
-    population metric difference is `effect_pp` (0: the null). An effect the base leaves no room
-    for raises ValueError."""
+def truth(c: Components, design: Design, metric: str, effect_pp: float,
+          weights: Sequence[float] = (1.0, -1.0)) -> Truth:
+    """Every arm at the base rates, arm A (weight +1) shifted by one logit offset (both classes)
+    so that the contrast's population value is `effect_pp` (0: the null). An effect the base
+    leaves no room for raises ValueError."""
     sd = c.total()
+    w = tuple(float(x) for x in weights)
     mu_b = np.array([logit_for(c.base[0], sd), logit_for(c.base[1], sd)])
 
     def metric_of(mu: np.ndarray) -> float:
@@ -143,13 +149,13 @@ def truth(c: Components, design: Design, metric: str, effect_pp: float) -> Truth
 
     base = metric_of(mu_b)
     if effect_pp == 0:
-        return Truth(np.stack([mu_b, mu_b]), 0.0)
-    target = base + effect_pp / 100.0
+        return Truth(np.stack([mu_b] * len(w)), 0.0, w)
+    target = base + effect_pp / 100.0 / w[0]
     if not 0.0 < target < 1.0:
         raise ValueError(f"an effect of {effect_pp:+.1f} pp on a base {metric} of {100 * base:.1f} % leaves [0, 100]")
     span = 40.0 + 10.0 * sd
     shift = optimize.brentq(lambda s: metric_of(mu_b + s) - target, -span, span, xtol=1e-12)
-    return Truth(np.stack([mu_b + shift, mu_b]), 100.0 * (metric_of(mu_b + shift) - base))
+    return Truth(np.stack([mu_b + shift] + [mu_b] * (len(w) - 1)), 100.0 * w[0] * (metric_of(mu_b + shift) - base), w)
 
 
 @dataclass
@@ -165,7 +171,8 @@ class Study:
     pool: int
     effect_pp: float
     identical: np.ndarray
-    sums: list = field(default_factory=list)  # (key, split, patient ids, num (2, n), den (2, n), classes)
+    weights: tuple[float, ...] = (1.0, -1.0)
+    sums: list = field(default_factory=list)  # (key, split, patient ids, num (K, n), den (K, n), classes)
 
     def evidence(self) -> inference.Evidence:
         n = len(self.contrib) // len(self.values)  # every replicate holds the same number of test patients
@@ -173,7 +180,8 @@ class Study:
                                      identical=self.identical, owner=np.repeat(np.arange(len(self.values)), n))
 
     def replicates(self) -> list[inference.Replicate]:
-        return [inference.Replicate(k, sp, ids, num, den, self.pool, y) for k, sp, ids, num, den, y in self.sums]
+        w = None if self.weights == (1.0, -1.0) else self.weights
+        return [inference.Replicate(k, sp, ids, num, den, self.pool, y, w) for k, sp, ids, num, den, y in self.sums]
 
 
 def _draw(rng: np.random.Generator, items: np.ndarray, n: int) -> np.ndarray:
@@ -189,11 +197,13 @@ def study(design: Design, c: Components, tr: Truth, metric: str, rng: np.random.
     `keep_sums` keeps the per-patient sums (Study.replicates)."""
     labels = np.repeat([0, 1], design.pool)
     n_pool = len(labels)
+    arms = len(tr.weights)
+    w_arr = np.asarray(tr.weights)
     counts = design.image_counts(rng, n_pool)
     u = c.patient * rng.standard_normal(n_pool)
-    v = c.patient_arm * rng.standard_normal((2, n_pool))
+    v = c.patient_arm * rng.standard_normal((arms, n_pool))
     first = np.concatenate([[0], np.cumsum(counts)[:-1]])  # each patient's first image in the pool
-    h = c.image_arm * rng.standard_normal((2, int(counts.sum())))
+    h = c.image_arm * rng.standard_normal((arms, int(counts.sum())))
     by_class = [np.flatnonzero(labels == k) for k in (0, 1)]
     values, splits, contrib, pids, sums, same = [], [], [], [], [], []
     for k in range(design.splits):
@@ -207,24 +217,24 @@ def study(design: Design, c: Components, tr: Truth, metric: str, rng: np.random.
         images = np.repeat(first[test] - starts, cnt) + np.arange(int(cnt.sum()))
         base_eta = np.repeat(tr.mu[:, y] + u[test] + v[:, test], cnt, axis=1) + h[:, images]  # (arms, images)
         for s in range(design.seeds):
-            run = c.train * rng.standard_normal((2, 1)) + c.run_patient * rng.standard_normal((2, len(test)))
+            run = c.train * rng.standard_normal((arms, 1)) + c.run_patient * rng.standard_normal((arms, len(test)))
             correct = rng.random(base_eta.shape) < special.expit(base_eta + np.repeat(run, cnt, axis=1))
-            if c.identical and rng.random() < c.identical:
+            if arms == 2 and c.identical and rng.random() < c.identical:
                 correct[0] = correct[1]
             hits = np.add.reduceat(correct.astype(np.float64), starts, axis=1)  # correct images per patient
             num = hits if metric == "accuracy" else hits * (y == 1)
             tot_d = den.sum()
             m = num.sum(1) / tot_d  # (arms,)
             z = 100.0 * (num - m[:, None] * den) / (tot_d / len(test))  # inference.Replicate.contributions
-            values.append(100.0 * (m[0] - m[1]))
+            values.append(100.0 * float(w_arr @ m))
             splits.append(k)
-            contrib.append(inference.centre_within(z[0] - z[1], y))
-            same.append(bool(np.array_equal(num[0], num[1])))
+            contrib.append(inference.centre_within(w_arr @ z, y))
+            same.append(arms == 2 and bool(np.array_equal(num[0], num[1])))
             pids.append(test)
             if keep_sums:
-                sums.append(((s, k), k, test, num, np.stack([den, den]), y))
+                sums.append(((s, k), k, test, num, np.stack([den] * arms), y))
     return Study(np.asarray(values), np.asarray(splits), np.concatenate(contrib), np.concatenate(pids), n_pool,
-                 tr.effect_pp, np.asarray(same), sums)
+                 tr.effect_pp, np.asarray(same), tr.weights, sums)
 
 
 def clopper_pearson(k: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
@@ -238,7 +248,7 @@ def _rate(k: int, n: int) -> dict:
 
 def rates(design: Design, c: Components, *, metric: str = "accuracy", effect_pp: float = 0.0, direction: int = 1,
           level: float = 0.05, n_sim: int = 2000, seed: int = 0, tol: float = 1e-9,
-          min_replicates: int = 2, coverage_level: float = 0.05) -> dict:
+          min_replicates: int = 2, coverage_level: float = 0.05, weights: Sequence[float] = (1.0, -1.0)) -> dict:
     """The production rule on `n_sim` simulated studies with a true difference `effect_pp`.
 
     Returns the share of decisions (the (1 - level) interval excludes 0: reproduced or
@@ -250,7 +260,7 @@ def rates(design: Design, c: Components, *, metric: str = "accuracy", effect_pp:
     (what the rule would do without it). Deterministic for `seed`.
     """
     rng = np.random.default_rng(seed)
-    tr = truth(c, design, metric, effect_pp)
+    tr = truth(c, design, metric, effect_pp, weights)
     decided = reproduced = covered = plain = intervals = 0
     conf = 1.0 - coverage_level
     for _ in range(n_sim):
@@ -266,7 +276,8 @@ def rates(design: Design, c: Components, *, metric: str = "accuracy", effect_pp:
             u = ev.units
             h_plain = float(special.stdtrit(u - 1, 1 - level / 2)) * ev.se_units if ev.se_units > 0 else 0.0
             plain += abs(ev.estimate) > h_plain + tol
-    return {"metric": metric, "effect_pp": tr.effect_pp, "direction": direction, "level": level,
+    return {"metric": metric, "effect_pp": tr.effect_pp, "weights": list(tr.weights), "direction": direction,
+            "level": level,
             "coverage_confidence": conf, "n_sim": n_sim,
             "seed": seed, "design": design.as_dict(), "components": c.as_dict(),
             "decisions": _rate(decided, n_sim), "reproduced": _rate(reproduced, n_sim),

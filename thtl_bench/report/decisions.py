@@ -50,7 +50,8 @@ def verdicts(summary: dict) -> list[str]:
         if r.get("n_pairs", 0):
             continue
         kind = ("model" if r["model"] not in summary["models"]
-                else "arm" if not {r["arm_a"], r["arm_b"]} <= set(summary["arms"]) else "run")
+                else "arm" if not {r.get(f"arm_{x}") for x in "abcd" if r.get(f"arm_{x}")} <= set(summary["arms"])
+                else "run")
         why[kind].setdefault(r["model"], []).append(r["id"] + ("" if r.get("family") == "primary" else "*"))
     fam = claims_mod.family(sp)
     alpha = 1.0 - float(sp["confidence"])

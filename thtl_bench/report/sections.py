@@ -233,8 +233,10 @@ def cam(g: dict, base: Path) -> list[str]:
 def claims(summary: dict) -> list[str]:
     return ["## Claims: every test", "",
             "Paper numbers are the abstracts' (ResNet18 / ResNet50 only); other models get the same tests with no "
-            "paper number. C6 (mechanism) compares THTL through the tortuous-vessel fundus control with THTL "
-            "through the radial fundus. `C1@angio` = claim C1 with the intermediate domain angio (exploratory).", ""] + \
+            "paper number. C6 (the mechanism, an interaction of the 2 x 2 factorial: radial vs tortuous step-1 trees "
+            "x lesion- vs vessel-graded step-1 labels) is (A - B) - (C - D) over four THTL last-layer cells; C6v "
+            "and C6l are its simple effects. `C1@angio` = claim C1 with the intermediate domain angio "
+            "(exploratory).", ""] + \
         _details("The full claims table (intervals, P(A>B), notes)", [claims_mod.table(summary["claims"])]) + \
         ["", "Decision rules:", "", claims_mod.rule_text(summary["stats_params"])]
 
