@@ -89,6 +89,7 @@ RANGES: dict[str, str] = {
     "train.num_threads": "[0, inf)",
     "train.max_grad_norm": "(0, inf)",
     "train.divergence_loss": "(0, inf)",
+    "train.checkpoint_every_min": "[0, inf)",
     "stats.confidence": "(0, 1)",
     "stats.tolerance_pp": "[0, inf)",
     "stats.min_replicates": "[1, inf)",
