@@ -107,6 +107,8 @@ RANGES: dict[str, str] = {
     "report.speed_change": "(0, inf)",
     "report.projection.fundus_images": "[1, inf)",
     "report.projection.larynx_images": "[1, inf)",
+    "report.projection.gpu_peak_tflops": "(0, inf)",
+    "report.projection.mfu": "(0, 1]",
     "bench.session_wall_s": "(0, inf)",
     "bench.session_peak_gib": "(0, inf)",
     "bench.data_pipeline_ratio": "(0, inf)",

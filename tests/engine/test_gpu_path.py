@@ -6,13 +6,17 @@ CUDA-only settings are driven on CPU by patching `runtime.accelerated`; compile 
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import sys
+from pathlib import Path
 
 import pytest
 import torch
 from support.engine import C, tiny
 from torch import nn
 
+import thtl_bench
 from thtl_bench import config
 from thtl_bench.engine import case as case_mod
 from thtl_bench.engine import identity, loop, run_case, runners, runtime
@@ -204,3 +208,59 @@ def test_cpu_threads_are_part_of_a_cpu_case_only(cfg):
     c["train"]["device"] = "cuda"
     ex = identity.case_config(c, C("tiny", "onestep_all"))["execution"]
     assert ex["device"] == "cuda" and "threads" not in ex
+
+
+# -- 2. no host round trip inside the steps ---------------------------------------------------------
+@pytest.fixture
+def round_trips(monkeypatch):
+    """On CPU, the regions `runtime.sync_check` marks (where CUDA's sync debug mode is "error"
+    under scripts/gpu_check.sh) record every call that on a GPU is a blocking host round trip,
+    made by the watched code: `.item()`, float()/int()/bool() of a tensor, `.cpu()`, `.numpy()`,
+    `.tolist()`. torch's own host-side bookkeeping (e.g. the optimizer's CPU step counters) is not
+    the engine's and is not watched."""
+    state = {"depth": 0, "hits": [], "watch": [str(Path(thtl_bench.__file__).parent)], "regions": []}
+
+    @contextlib.contextmanager
+    def marked(device, mode=None):
+        state["regions"].append(sys._getframe(2).f_code.co_name)  # who marked it
+        state["depth"] += 1
+        try:
+            yield
+        finally:
+            state["depth"] -= 1
+
+    monkeypatch.setattr(runtime, "sync_check", marked)
+    for name in ("item", "__float__", "__int__", "__bool__", "cpu", "numpy", "tolist"):
+        real = getattr(torch.Tensor, name)
+
+        def guard(self, *a, _real=real, _name=name, **k):
+            caller = sys._getframe(1).f_code
+            if state["depth"] and caller.co_filename.startswith(tuple(state["watch"])):
+                state["hits"].append(f"{_name} in {caller.co_name} ({Path(caller.co_filename).name})")
+            return _real(self, *a, **k)
+
+        monkeypatch.setattr(torch.Tensor, name, guard)
+    return state
+
+
+@pytest.mark.parametrize("arm", ["scratch", "onestep_last", "swft"])
+def test_steps_evaluation_and_cache_build_make_no_host_round_trip(cfg, round_trips, arm):
+    cfg["train"]["head_only_views"] = 2  # the multi-view cache build and view indices too
+    assert run_case(cfg, C("tiny", arm))["status"] == "ok"
+    assert round_trips["hits"] == []
+    marked = set(round_trips["regions"])  # epochs' steps, every evaluation, and the cache build where used
+    assert {"_fit", "predict"} <= marked and (arm == "scratch") != ("_build" in marked)
+
+
+def test_a_round_trip_inside_a_step_is_caught(cfg, round_trips, monkeypatch):
+    round_trips["watch"].append(__file__)
+    real = loop.train_step
+
+    def chatty(*a, **k):
+        loss = real(*a, **k)
+        float(loss)  # the planted defect: a per-step sync
+        return loss
+
+    monkeypatch.setattr(loop, "train_step", chatty)
+    run_case(cfg, C("tiny", "scratch"))
+    assert round_trips["hits"] and all(h.startswith("__float__ in chatty") for h in round_trips["hits"])

@@ -84,15 +84,16 @@ class Feeder:
         gen = torch.Generator(device=self.aug_gen.device).manual_seed(view_seed)
         runtime.synchronize(self.device)
         t0 = time.perf_counter()
-        for split, imgs in self.images.items():
-            nviews = self.views if split == "train" else 1
-            per_view = []
-            for v in range(nviews):
-                chunks = [self._prefix(self._pixels(imgs[i:i + self.bs], v > 0, gen))
-                          for i in range(0, len(imgs), self.bs)]
-                per_view.append(torch.cat(chunks))
-                self.cache_images += len(imgs)
-            self.feats[split] = torch.stack(per_view) if split == "train" else per_view[0]
+        with runtime.sync_check(self.device):
+            for split, imgs in self.images.items():
+                nviews = self.views if split == "train" else 1
+                per_view = []
+                for v in range(nviews):
+                    chunks = [self._prefix(self._pixels(imgs[i:i + self.bs], v > 0, gen))
+                              for i in range(0, len(imgs), self.bs)]
+                    per_view.append(torch.cat(chunks))
+                    self.cache_images += len(imgs)
+                self.feats[split] = torch.stack(per_view) if split == "train" else per_view[0]
         runtime.synchronize(self.device)
         self.cache_s = time.perf_counter() - t0
 

@@ -187,15 +187,16 @@ def predict(model, runner, feeder: Feeder, split: str, ctx: Ctx, static: bool = 
     runtime.synchronize(ctx.device)
     t0 = time.perf_counter()
     loss, probs = torch.zeros((), device=ctx.device), []
-    for start in range(0, n, bs):
-        real = min(bs, n - start)
-        size = bs if static else real  # one shape for every split of the stage
-        idx = torch.arange(start, start + size, device=ctx.device).clamp_(max=n - 1)
-        x, y = feeder.batch(split, idx, train=False)
-        with runtime.autocast(ctx.device, ctx.amp):
-            logits = runner(x).float()[:real]
-        loss += F.cross_entropy(logits, y[:real], reduction="sum")
-        probs.append(torch.softmax(logits, 1))
+    with runtime.sync_check(ctx.device):
+        for start in range(0, n, bs):
+            real = min(bs, n - start)
+            size = bs if static else real  # one shape for every split of the stage
+            idx = torch.arange(start, start + size, device=ctx.device).clamp_(max=n - 1)
+            x, y = feeder.batch(split, idx, train=False)
+            with runtime.autocast(ctx.device, ctx.amp):
+                logits = runner(x).float()[:real]
+            loss += F.cross_entropy(logits, y[:real], reduction="sum")
+            probs.append(torch.softmax(logits, 1))
     out = torch.cat(probs).cpu().numpy().astype(np.float64)
     runtime.synchronize(ctx.device)
     return float(loss) / max(n, 1), out, time.perf_counter() - t0
@@ -289,12 +290,13 @@ def _fit(ctx: Ctx, model, plan: Plan, splits: dict, resume: dict | None) -> dict
         order = runtime.to_device(perm if views is None else torch.stack([perm, views[perm]]), ctx.device)
         loss_sum = torch.zeros((), device=ctx.device)
         used = 0
-        for lo, hi in batch_bounds(n_train, int(t["batch_size"]), static):
-            idx = order[lo:hi] if views is None else order[0, lo:hi]
-            x, y = feeder.batch("train", idx, train=True, view=None if views is None else order[1, lo:hi])
-            loss = train_step(run_train, opt, scaler, params, x, y, ctx.device, ctx.amp, t.get("max_grad_norm"))
-            loss_sum += loss * (hi - lo)
-            used += hi - lo
+        with runtime.sync_check(ctx.device):
+            for lo, hi in batch_bounds(n_train, int(t["batch_size"]), static):
+                idx = order[lo:hi] if views is None else order[0, lo:hi]
+                x, y = feeder.batch("train", idx, train=True, view=None if views is None else order[1, lo:hi])
+                loss = train_step(run_train, opt, scaler, params, x, y, ctx.device, ctx.amp, t.get("max_grad_norm"))
+                loss_sum += loss * (hi - lo)
+                used += hi - lo
         train_loss = float(loss_sum) / used  # one sync per epoch, not per batch
         runtime.synchronize(ctx.device)
         train_s = time.perf_counter() - t0

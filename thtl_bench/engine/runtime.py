@@ -230,6 +230,27 @@ def set_rng_state(state: dict, gens: dict[str, torch.Generator]) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
+SYNC_ENV = "THTL_SYNC_DEBUG"  # warn | error: scripts/gpu_check.sh runs the engine with "error"
+
+
+@contextlib.contextmanager
+def sync_check(device: torch.device, mode: str | None = None):
+    """Around the steps of a training epoch, an evaluation pass or the feature-cache build: on
+    CUDA, torch.cuda.set_sync_debug_mode(mode or $THTL_SYNC_DEBUG), so that any blocking host
+    round trip inside (.item(), a copy to the host, a copy from pageable memory) warns or raises.
+    Nothing on the CPU or when unset."""
+    mode = mode or os.environ.get(SYNC_ENV) or "default"
+    if device.type != "cuda" or mode == "default":
+        yield
+        return
+    before = torch.cuda.get_sync_debug_mode()
+    torch.cuda.set_sync_debug_mode(mode)
+    try:
+        yield
+    finally:
+        torch.cuda.set_sync_debug_mode(before)
+
+
 def synchronize(device: torch.device) -> None:
     # Timings on CUDA must wait for queued kernels.
     if device.type == "cuda":

@@ -84,7 +84,7 @@ def pipeline_vs_ready(model, images_u8: torch.Tensor, labels: torch.Tensor, *, d
                     aug_gen=gen, max_cache_bytes=0.0)
     assert feeder.augment_train and not feeder.cache
     order = torch.Generator().manual_seed(seed)
-    ready_x, ready_y = feeder.batch("train", torch.arange(min(batch_size, n)), train=False)
+    ready_x, ready_y = feeder.batch("train", torch.arange(min(batch_size, n), device=device), train=False)
     # A dense tensor in the layout the model trains in (to_float's output is an NHWC-strided
     # view; on CPU that alone costs ~25% of a resnet18 step, see benchmarks/README.md).
     fmt = torch.channels_last if channels_last else torch.contiguous_format
@@ -93,7 +93,8 @@ def pipeline_vs_ready(model, images_u8: torch.Tensor, labels: torch.Tensor, *, d
     step = train_step(model, device, amp, max_grad_norm, train_cfg)
 
     def engine() -> None:
-        idx = torch.randperm(n, generator=order)[:batch_size]  # the engine's per-epoch permutation
+        # the engine's per-epoch permutation, moved to the device without blocking
+        idx = runtime.to_device(torch.randperm(n, generator=order)[:batch_size], device)
         step(*feeder.batch("train", idx, train=True))
 
     def ready() -> None:
