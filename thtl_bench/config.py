@@ -114,6 +114,7 @@ RANGES: dict[str, str] = {
     "bench.data_pipeline_ratio": "(0, inf)",
     "bench.feature_cache_speedup": "(0, inf)",
     "bench.feature_cache_epochs": "[1, inf)",
+    "bench.cache_probs_atol": "(0, 1]",
     "bench.gpu_ratio": "(0, inf)",
     "bench.gpu_image_size": "[1, inf)",
     "bench.gpu_batch_size": "[1, inf)",

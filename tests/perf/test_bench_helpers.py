@@ -268,3 +268,22 @@ def test_benchmark_parts_partition_the_study_by_engine_shards():
     for bad in ("study:3/3", "study:x", "grid:0/2"):
         with pytest.raises(UserError, match="THTL_BENCH_PART"):
             conf.part_filter(bad, cfg)
+
+
+def _pred_rec(probs, bitwise: bool, acc: float = 0.5) -> dict:
+    return {"predictions": {"test": {"ids": ["a", "b"], "labels": [0, 1], "probs": probs}},
+            "metrics": {"test": {"accuracy": acc}}, "env": {"determinism": {"bitwise": bitwise}}}
+
+
+def test_cached_and_uncached_predictions_compare_bitwise_or_within_a_tolerance():
+    p = [[0.6, 0.4], [0.3, 0.7]]
+    q = [[0.61, 0.39], [0.3, 0.7]]
+    assert perf.same_predictions(_pred_rec(p, True), _pred_rec(p, True), 0.05) == 0.0
+    with pytest.raises(AssertionError, match="bitwise-deterministic runs differ"):
+        perf.same_predictions(_pred_rec(p, True), _pred_rec(q, True), 0.05)  # CPU: no tolerance
+    assert perf.same_predictions(_pred_rec(p, False), _pred_rec(q, False), 0.05) == pytest.approx(0.01)
+    with pytest.raises(AssertionError, match="differ by up to 0.2"):
+        perf.same_predictions(_pred_rec(p, False), _pred_rec([[0.4, 0.6], [0.3, 0.7]], False), 0.05)
+    with pytest.raises(AssertionError, match="not the same test images"):
+        perf.same_predictions(_pred_rec(p, False), {**_pred_rec(p, False), "predictions": {"test": {
+            "ids": ["b", "a"], "labels": [0, 1], "probs": p}}}, 0.05)
