@@ -166,8 +166,9 @@ def pytest_collectreport(report):
 
 
 def pytest_sessionfinish(session, exitstatus):
-    if session.config.getoption("benchmark_skip", False) or (not session.items and not _ERRORS):
-        return
+    if session.config.getoption("benchmark_skip", False) or session.config.getoption("collectonly", False) \
+            or (not session.items and not _ERRORS):
+        return  # nothing was benchmarked (skipped, only collected, or nothing selected)
     from thtl_bench.engine import env
     from thtl_bench.perf import session as bench_session
 
