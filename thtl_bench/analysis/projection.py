@@ -278,8 +278,8 @@ def flop_projection(counts: dict | None, rates: dict[str, float] | None = None) 
         per_model[m] = {"eflop": [seeds * sum(v[i] for v in cells.values()) / 1e18 for i in (0, 1)],
                         "arm_eflop": {a: [seeds * v[0] / 1e18, seeds * v[1] / 1e18] for a, v in cells.items()}}
     out = {"available": True, "models": list(per_model), "unpriced": unpriced, "seeds": seeds,
-           "epochs": "fewest (early stop at the earliest the budget rule allows) to most (every stage at "
-                     f"max_epochs={p['max_epochs']})",
+           "epochs": "from the fewest epochs the budget rule allows (every stage stopping early at the "
+                     f"earliest) to the most (every stage at max_epochs={p['max_epochs']})",
            "eflop": [sum(v["eflop"][i] for v in per_model.values()) for i in (0, 1)]}
     if rates is None:
         peak, mfu = p.get("gpu_peak_tflops"), p.get("mfu")

@@ -501,7 +501,7 @@ def flop_cost(f: dict | None, s: dict) -> list[str]:
             for m, v in f["per_model"].items()]
     text = [f"**Projected GPU cost: {h_lo:.1f}-{h_hi:.1f} GPU-hours** for the study grid ({grid}, one GPU): "
             f"{lo:.2f}-{hi:.2f} EFLOP of training and evaluation counted stage by stage (frozen prefixes once "
-            f"into the feature cache where it fits, trainable stages 3x forward per training image), over "
+            f"into the feature cache where it fits, trainable stages 3x forward per training image), "
             f"{f['epochs']}, {rate}."
             + (f" Not priced (no FLOP count): {', '.join(f['unpriced'])}." if f.get("unpriced") else "")]
     return text + [""] + _details("GPU cost per model (from counted FLOPs)", [
