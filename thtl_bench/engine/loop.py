@@ -57,6 +57,8 @@ class Ctx:
     last_path: str = ""
     epochs_run: int = 0
     last_save: float = field(default_factory=lambda: clock())  # late bound: tests patch `clock`
+    timing: dict = field(default_factory=lambda: {"train_images": 0, "train_s": 0.0, "epoch_s": [],
+                                                  "cache_s": 0.0, "cache_images": 0})
 
     def checkpoint_due(self) -> bool:
         every = float(self.train.get("checkpoint_every_min") or 0.0) * 60.0
@@ -64,8 +66,6 @@ class Ctx:
 
     def saved(self) -> None:
         self.last_save = clock()
-    timing: dict = field(default_factory=lambda: {"train_images": 0, "train_s": 0.0, "epoch_s": [],
-                                                  "cache_s": 0.0, "cache_images": 0})
 
 
 def _set_mode(model, trainable: set[str]) -> None:
