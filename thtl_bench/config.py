@@ -93,9 +93,12 @@ RANGES: dict[str, str] = {
     "stats.confidence": "(0, 1)",
     "stats.tolerance_pp": "[0, inf)",
     "stats.min_replicates": "[1, inf)",
-    "stats.power.n_sim": "[1, inf)",
-    "stats.power.n_boot": "[1, inf)",
-    "stats.power.base_accuracy": "(0, 1)",
+    "stats.fit.min_train_accuracy": "[0, 1]",
+    "stats.fit.min_kappa": "[0, 1]",
+    "stats.calibration.n_sim": "[1, inf)",
+    "stats.calibration.replicates": "[2, inf)",
+    "stats.calibration.pessimistic_scale": "(0, inf)",
+    "stats.calibration.min_power": "(0, 1)",
     "stats.bootstrap": "[1, inf)",
     "grid.replicates": "[0, inf)",  # (training seed, split seed) pairs
     "grid.target_fractions": "(0, 1]",
@@ -104,7 +107,6 @@ RANGES: dict[str, str] = {
     "stats.alpha": "(0, 1)",
     "cam.images_per_class": "[1, inf)",
     "transferability.max_images": "[2, inf)",  # the scores need two images of each class at least
-    "report.speed_change": "(0, inf)",
     "report.projection.fundus_images": "[1, inf)",
     "report.projection.larynx_images": "[1, inf)",
     "report.projection.gpu_peak_tflops": "(0, inf)",
@@ -147,6 +149,7 @@ MAPPINGS: dict[str, type] = {
     "data.*.folder_map": str,
     "synth.*.patients": int,
     "weights.files": str,
+    "grid.arm_replicates": int,  # arm -> how many of grid.replicates it runs (the first ones)
 }
 
 # Lists whose items may not repeat (a repeat would run or count a case twice).
@@ -181,12 +184,15 @@ class ConfigProblem:
 # ------------------------------------------------------------------------------------ merging
 
 
-def deep_merge(base: dict, override: dict) -> dict:
-    """Return base updated by override, recursing into dicts (lists are replaced whole)."""
+def deep_merge(base: dict, override: dict, _path: tuple = ()) -> dict:
+    """Return base updated by override, recursing into sections (lists, and the free mappings of
+    MAPPINGS such as grid.arm_replicates, are replaced whole: a profile can give `{}`)."""
     out = copy.deepcopy(base)
     for key, value in override.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = deep_merge(out[key], value)
+        path = (*_path, key)
+        free = any(_matches(m, ".".join(map(str, path))) for m in MAPPINGS)
+        if isinstance(value, dict) and isinstance(out.get(key), dict) and not free:
+            out[key] = deep_merge(out[key], value, path)
         else:
             out[key] = copy.deepcopy(value)
     return out
@@ -569,6 +575,15 @@ def _relations(cfg: dict, profiles: dict) -> list[tuple[tuple, str, str]]:
                 and pair[1] in arms.NAMES):
             out.append((("grid", "exclude", i), f"is {_show(pair)}; expected [model, arm] with an arm of "
                         f"{list(arms.NAMES)}", "write e.g. [resnet18, scratch]"))
+    grid_sec = cfg.get("grid") or {}
+    n_reps = len(grid_sec.get("replicates") or [])
+    for arm, n in (grid_sec.get("arm_replicates") or {}).items():
+        if arm not in arms.NAMES:
+            out.append((("grid", "arm_replicates", arm), f"names an unknown arm; arms are {list(arms.NAMES)}",
+                        "use an arm name of thtl_bench.arms"))
+        elif isinstance(n, int) and not 1 <= n <= n_reps:
+            out.append((("grid", "arm_replicates", arm), f"is {n}; expected 1 to len(grid.replicates) = {n_reps}",
+                        f"give a count between 1 and {n_reps}"))
     proj = (cfg.get("report") or {}).get("projection")
     if isinstance(proj, dict) and isinstance(proj.get("profile"), str) and proj["profile"] not in profiles:
         out.append((("report", "projection", "profile"), f"is {proj['profile']!r}, not a profile",

@@ -440,22 +440,59 @@ def _tau_b_rows(x: np.ndarray, y: np.ndarray) -> np.ndarray:
         return np.where(den > 0, (sx * sy).sum(axis=1) / den, np.nan)
 
 
+MIN_BOOT_UNITS = 5  # no bootstrap interval over fewer resampling units: it would rest on a handful of draws
+EXACT_MAX = 9  # an exact permutation p over all n! orderings up to this many pairs; seeded Monte Carlo above
+
+
+def permutation_p(x: np.ndarray, y: np.ndarray, *, seed: int, n_resamples: int = 100_000,
+                  chunk: int = 4096) -> tuple[float, str]:
+    """Two-sided permutation p of Kendall's tau-b: the share of orderings of y whose |tau| is at
+    least the observed one. Exact (all n! orderings) for n <= EXACT_MAX, else a seeded Monte Carlo
+    with the observed ordering counted (p = (k + 1) / (B + 1)). Returns (p, method)."""
+    import itertools
+    import math
+
+    n = len(x)
+    obs = abs(float(_tau_b_rows(x[None], y[None])[0])) - 1e-12
+    if n <= EXACT_MAX:
+        perms = itertools.permutations(range(n))
+        hits = total = 0
+        while True:
+            block = np.array(list(itertools.islice(perms, chunk)), dtype=np.int64)
+            if not len(block):
+                break
+            t = _tau_b_rows(np.broadcast_to(x, block.shape), y[block])
+            hits += int((np.abs(t) >= obs).sum())
+            total += len(block)
+        assert total == math.factorial(n)
+        return hits / total, f"exact over all {total} orderings"
+    rng = np.random.default_rng(seed)
+    hits = 0
+    for start in range(0, n_resamples, chunk):
+        k = min(chunk, n_resamples - start)
+        idx = np.argsort(rng.random((k, n)), axis=1)
+        hits += int((np.abs(_tau_b_rows(np.broadcast_to(x, idx.shape), y[idx])) >= obs).sum())
+    return (hits + 1) / (n_resamples + 1), f"Monte Carlo over {n_resamples} orderings (seed {seed})"
+
+
 def kendall_tau(x: Sequence[float], y: Sequence[float], *, n_boot: int, seed: int,
                 confidence: float = 0.95, groups: Sequence[Any] | None = None,
                 chunk: int = 256) -> dict:
-    """Kendall's tau-b of (score, measured gain) pairs with a bootstrap percentile interval.
+    """Kendall's tau-b of (score, measured gain) pairs, its permutation p and, with at least
+    MIN_BOOT_UNITS resampling units, a bootstrap percentile interval.
 
-    tau and p are scipy.stats.kendalltau (tau-b; exact p without ties for small n, else the normal
-    approximation). The interval resamples the (domain, model) pairs with replacement ``n_boot``
-    times (numpy Generator seeded with ``seed``, so the same inputs give the same interval), or, if
-    ``groups`` is given (e.g. the domain of each pair), whole groups: pairs of one domain share its
-    images and are not independent. Resamples whose tau is undefined (constant x or y) are left
-    out and counted (``n_boot_valid``). Pairs with a missing (None/NaN) value are dropped and
-    counted. With fewer than 3 distinct (x, y) pairs, or x or y constant, tau/p/ci are None and
-    ``reason`` says why.
+    tau is scipy.stats.kendalltau's tau-b; p is a two-sided permutation p (`permutation_p`: exact
+    over every ordering for up to EXACT_MAX pairs, so it is right for 3 pairs too, where the
+    smallest possible p is 1/3). The interval resamples the (domain, model) pairs with replacement
+    ``n_boot`` times (seeded), or, if ``groups`` is given (e.g. the domain of each pair), whole
+    groups: pairs of one domain share its images and are not independent. With fewer than
+    MIN_BOOT_UNITS units (pairs, or groups) there is no interval (``reason`` says so): a
+    bootstrap over 3 pairs gives degenerate intervals such as [-1, -1]. Pairs with a missing
+    (None/NaN) value are dropped and counted. With fewer than 3 distinct (x, y) pairs, or x or y
+    constant, tau/p/ci are None and ``reason`` says why.
 
-    Returns dict(tau, p, ci=[low, high] | None, n, n_dropped, n_boot, n_boot_valid, confidence,
-    resample="pairs" | "groups", reason=None | str).
+    Returns dict(tau, p, p_method, ci=[low, high] | None, n, n_dropped, n_boot, n_boot_valid,
+    confidence, resample="pairs" | "groups", units, reason=None | str).
     """
     xa = np.array([np.nan if v is None else v for v in x], dtype=np.float64)
     ya = np.array([np.nan if v is None else v for v in y], dtype=np.float64)
@@ -467,10 +504,10 @@ def kendall_tau(x: Sequence[float], y: Sequence[float], *, n_boot: int, seed: in
         raise UserError(f"kendall_tau: need 0 < confidence < 1 and n_boot >= 0, got {confidence}, {n_boot}")
     ok = np.isfinite(xa) & np.isfinite(ya)
     xa, ya = xa[ok], ya[ok]
-    out: dict[str, Any] = {"tau": None, "p": None, "ci": None, "n": int(len(xa)),
+    out: dict[str, Any] = {"tau": None, "p": None, "p_method": None, "ci": None, "n": int(len(xa)),
                            "n_dropped": int((~ok).sum()), "n_boot": int(n_boot), "n_boot_valid": 0,
                            "confidence": float(confidence),
-                           "resample": "pairs" if groups is None else "groups", "reason": None}
+                           "resample": "pairs" if groups is None else "groups", "units": None, "reason": None}
     if len(set(zip(xa.tolist(), ya.tolist(), strict=True))) < 3:
         out["reason"] = "fewer than 3 distinct (score, gain) pairs"
         return out
@@ -478,13 +515,19 @@ def kendall_tau(x: Sequence[float], y: Sequence[float], *, n_boot: int, seed: in
         out["reason"] = f"all {'scores' if np.unique(xa).size < 2 else 'gains'} tied"
         return out
     res = sps.kendalltau(xa, ya)
-    out["tau"], out["p"] = float(res.statistic), float(res.pvalue)
-    rng = np.random.default_rng(seed)
+    out["tau"] = float(res.statistic)
+    out["p"], out["p_method"] = permutation_p(xa, ya, seed=seed)
     if groups is None:
         members = [np.array([i]) for i in range(len(xa))]
     else:
         g = np.asarray(groups, dtype=object)[ok]
         members = [np.flatnonzero(g == key) for key in dict.fromkeys(g.tolist())]
+    out["units"] = len(members)
+    if len(members) < MIN_BOOT_UNITS:
+        out["reason"] = (f"no interval: {len(members)} {out['resample']} to resample (a bootstrap needs at least "
+                         f"{MIN_BOOT_UNITS}); the permutation p stands alone")
+        return out
+    rng = np.random.default_rng(seed)
     equal = len({len(m) for m in members}) == 1  # resamples of one length: vectorised in chunks
     taus: list[float] = []
     for start in range(0, n_boot, chunk):

@@ -23,8 +23,8 @@ from thtl_bench.analysis import aggregate as agg
 from thtl_bench.analysis import claims
 from thtl_bench.analysis import summary as summ
 from thtl_bench.cli import report as report_cli
+from thtl_bench.report import decisions, sections
 from thtl_bench.report import plots as plots_mod
-from thtl_bench.report import sections
 
 DATA = Path(samples.HERE)
 
@@ -55,6 +55,30 @@ def _same(a, b, path="$") -> list[str]:
             return [f"{path}: length {len(a)} != {len(b)}"]
         return [d for i, (x, y) in enumerate(zip(a, b, strict=True)) for d in _same(x, y, f"{path}[{i}]")]
     return [] if a == b else [f"{path}: {a!r} != {b!r}"]
+
+
+def test_calibration_section_from_its_artefact(tmp_path, monkeypatch):
+    import functools
+
+    from thtl_bench.analysis import calibration, components
+
+    monkeypatch.setattr(calibration.components, "fit",
+                        functools.partial(components.fit, fit_splits=6, pools=2, maxiter=15))
+    cfg = _cfg(tmp_path, primary_claims=["C1"], primary_models=["resnet18"])
+    cfg["stats"]["calibration"] = {**cfg["stats"]["calibration"], "n_sim": 30}
+    recs = records.load_all([DATA / "records"])
+    cal = calibration.run(recs, cfg, workers=1)
+    (tmp_path / "report" / "calibration.json").write_text(json.dumps(cal))
+    text = report.write(cfg, [DATA / "records"]).read_text()
+    section = text[text.index("## Calibration and power of the rule"):text.index("## Larynx test results")]
+    assert "C1 resnet18" in section and "estimated" in section and "pessimistic" in section
+    assert "false decisions % (nominal 5)" in section and "power %" in section
+    glance = text[:text.index("## Figures")]
+    assert "**Calibration at this design** (30 simulated studies" in glance
+    # a calibration of other records is not shown as this run's
+    cal["key"] = "someone-else"
+    (tmp_path / "report" / "calibration.json").write_text(json.dumps(cal))
+    assert "belongs to other records" in report.write(cfg, [DATA / "records"]).read_text()
 
 
 def _cfg(tmp_path: Path, **stats_over) -> dict:
@@ -99,10 +123,11 @@ def test_report_writes_every_section_figures_first(tmp_path):
     cfg = _cfg(tmp_path, bootstrap=200)
     path = report.write(cfg, [DATA / "records"])
     text = path.read_text()
-    order = ["# thtl-bench report", "> **Data:**", "## Verdicts at a glance", "**Power at this design:**",
-             "**Training fit:**", "## Figures", "### Claims", "### Test accuracy and malignant recall per arm",
+    order = ["# thtl-bench report", "> **Data:**", "## Verdicts at a glance", "**Calibration and power:**",
+             "**Fit gate", "## Figures", "### Claims", "### Test accuracy and malignant recall per arm",
              "### Confusion matrices: resnet18", "### SWFT steps: resnet18 via fundus", "### LayerCAM",
-             "## Claims: every test", "Decision rules:", "## Larynx test results", "## THTL step 1",
+             "## Claims: every test", "Decision rules:", "## Calibration and power of the rule",
+             "## Larynx test results", "## THTL step 1",
              "## Training budget and fit", "## Reference points", "## Which intermediate domain fits",
              "## Cases not run", "## Speed and cost", "### Projected cost of the full study",
              "### Benchmark targets", "## Provenance", "## Assumptions"]
@@ -119,7 +144,7 @@ def test_report_writes_every_section_figures_first(tmp_path):
     assert "An extrapolation" in text and "CPU-hours" in text
     assert "vit_b_16 | onestep_last" in text  # a not-run case with its reason
     assert "data.dvc not found" in text
-    assert "at most 30 epochs" in text and "not before epoch 5" in text  # the budget rule with the records' numbers
+    assert "at most 30 epochs" in text and "not before epoch 8" in text  # the budget rule with the records' numbers
     assert "<details>" in text
     rdir = tmp_path / "report"
     for f in ("summary.json", "metrics.json", "headline.json", "figures/claims_forest.png", "figures/arms_dot.png",
@@ -236,7 +261,7 @@ def test_assumptions_read_per_arm_lrs_and_the_common_budget_from_records(sample_
     assert rows[next(k for k in rows if k.startswith("lr, body"))] == (
         "scratch 0.001; onestep_last/onestep_all/thtl_step1/thtl_last/thtl_all/swft 0.0001")
     budget = rows[next(k for k in rows if k.startswith("Epoch budget"))]
-    assert budget.startswith("the same for every arm: scratch 5/30/5")
+    assert budget.startswith("the same for every arm: scratch 8/30/4")
 
     unfair = copy.deepcopy(sample_records)
     for r in unfair:
@@ -255,7 +280,7 @@ def test_glance_names_each_arms_domain_and_claims_outside_the_grid(tmp_path, sam
     c1 = next(r for r in summary["claims"] if r["id"] == "C1" and r.get("n_pairs"))
     summary["claims"].append({**c1, "id": "C6a", "claim": "C6a", "arm_b": "thtl_last", "domain": None,
                               "domain_a": "fundus_tortuous", "domain_b": "fundus"})
-    text = "\n".join(sections.verdicts(summary))
+    text = "\n".join(decisions.verdicts(summary))
     assert "thtl_last[fundus_tortuous] - thtl_last[fundus] (accuracy)" in text
     outside = next(line for line in text.splitlines() if line.startswith("- an arm not in this profile's grid"))
     assert "C2*" in outside and "C4*" in outside and "C1" not in outside  # arms swft / thtl_all not in the grid

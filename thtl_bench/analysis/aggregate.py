@@ -13,19 +13,21 @@ import json
 from collections.abc import Sequence
 from pathlib import Path
 
-from thtl_bench.analysis import claims, projection, rules, studies, summary
+from thtl_bench.analysis import calibration, claims, projection, rules, studies, summary
 from thtl_bench.errors import UserError
 from thtl_bench.io import atomic_write_json
 
 SUMMARY_SCHEMA = "thtl-bench/summary/v2"
-ARTEFACTS = {"flops": "flops.json", "transfer": "transfer.json", "references": "references.json"}
+ARTEFACTS = {"flops": "flops.json", "transfer": "transfer.json", "references": "references.json",
+             "calibration": "calibration.json"}
 
 
 def aggregate(records: Sequence[dict], cfg: dict, order: dict | None = None, flops: dict | None = None,
-              transfer: dict | None = None, references: dict | None = None) -> dict:
+              transfer: dict | None = None, references: dict | None = None, calibration: dict | None = None) -> dict:
     """The full summary of `records`; `cfg` supplies the `stats:` section (the analysis plan),
-    the artefacts the projection (`flops`), the transferability table (`transfer`) and the
-    reference points (`references`)."""
+    the artefacts the projection (`flops`), the transferability table (`transfer`), the
+    reference points (`references`) and the rule's calibration at this design (`calibration`,
+    used only when it was computed from these very records: its key)."""
     if not records:
         raise UserError("no records to aggregate: run `thtl-bench grid` first or point at a records folder")
     summ = summary.summarise(records, cfg, order)
@@ -40,13 +42,24 @@ def aggregate(records: Sequence[dict], cfg: dict, order: dict | None = None, flo
         "claims": claims.evaluate(records, cfg, order),
         "swft": summary.swft_curves(records, summ["models"]),
         "sizes": studies.sizes(records, cfg["stats"]),
-        "power": studies.power(records, cfg["stats"]),
+        "calibration": _calibration(records, cfg, calibration),
         "transfer": studies.transfer(records, transfer, cfg["stats"]),
         "references": references,
         "projection": projection.projection(records, flops, order),
         "config": summary.config_values(records),
         "train_by_arm": summary.train_by_arm(records, summ["arms"]),
     }
+
+
+def _calibration(records: Sequence[dict], cfg: dict, cal: dict | None) -> dict | None:
+    """The calibration artefact with its verdict when it belongs to these records and plan (its
+    key), else None: a calibration of other records says nothing about this run."""
+    if not cal:
+        return None
+    current = calibration.key(calibration.inputs(records, cfg), cfg["stats"])
+    if cal.get("key") != current:
+        return {"stale": True, "key": cal.get("key"), "expected_key": current}
+    return {**cal, "verdict": calibration.verdict(cal)}
 
 
 def load_artefacts(report_dir: str | Path) -> dict:

@@ -2,10 +2,11 @@
 
 Each claim is a paired difference of one test metric between two cells (arm A minus arm B of
 one model, paired on the replicates both have: the same seed on the same patient split), in
-percentage points. The evidence is `inference.paired` (a two-level bootstrap over replicates and
-patients, hulled with a replicate-level t-interval); the verdict is `rules.decide`'s (Holm over
-the primary family, TOST for the equivalence claim, tolerance, "not decided: under-trained" when
-a compared arm missed its training fit). The plan (rules, margins, family) is hashed.
+percentage points. The evidence is `inference.paired` (a t over the split units that counts
+training, test-patient and shared-patient variance once each); the verdict is `rules.decide`'s
+(Holm over the primary family, TOST for the equivalence claim, tolerance, "not decided:
+under-trained" when a compared arm fails the plan's fit gate, analysis.fit), and each row also
+carries the verdict with the gate off. The plan (rules, margins, family, fit gate) is hashed.
 
 Claims whose sides name the domain "*" are evaluated once per intermediate domain present in
 the records (C1-C4 go through THTL); the paper's numbers belong to its own intermediate domain
@@ -21,7 +22,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from thtl_bench.analysis import inference, rules
+from thtl_bench.analysis import fit, inference, rules
 from thtl_bench.analysis import replicates as reps_mod
 from thtl_bench.analysis.summary import canonical_order
 
@@ -91,8 +92,7 @@ def plan(params: dict) -> dict:
     """The analysis plan (rules.plan) with the claims' definitions, from the `stats:` section."""
     return rules.plan(alpha=1.0 - float(params["confidence"]), margin_pp=float(params["equivalence_margin_pp"]),
                       tolerance_pp=float(params["tolerance_pp"]), family=family(params),
-                      min_replicates=int(params["min_replicates"]), n_boot=int(params["bootstrap"]),
-                      bootstrap_seed=int(params["bootstrap_seed"]),
+                      min_replicates=int(params["min_replicates"]), fit_gate=fit.Gate.of(params).as_dict(),
                       claims=[{"id": c.id, "a": asdict(c.a), "b": asdict(c.b), "metric": c.metric, "kind": c.kind,
                                "direction": c.direction} for c in CLAIMS]
                       + [{"primary_domain": params["primary_domain"]}])
@@ -111,12 +111,11 @@ def evaluate(records: Sequence[dict], cfg: dict, order: dict | None = None) -> l
     """Every claim for every model with ok records (per intermediate domain where the claim has
     one), claims first, then models, then domains; decided together (one Holm family)."""
     params = cfg["stats"]
-    index = reps_mod.index(records)
+    index = reps_mod.index(records, fit.Gate.of(params))
     models = canonical_order("models", [k[0] for k in index], order)
     doms = [d for d in dict.fromkeys(k[2] for k in index if k[2] is not None)]
     primary_domain = str(params["primary_domain"])
     doms = sorted(doms, key=lambda d: (d != primary_domain, d))
-    n_boot, seed = int(params["bootstrap"]), int(params["bootstrap_seed"])
     hyps, extra = [], []
     for claim in CLAIMS:
         for model in models:
@@ -131,7 +130,7 @@ def evaluate(records: Sequence[dict], cfg: dict, order: dict | None = None) -> l
                 try:
                     pairs = reps_mod.paired_replicates(a, b, claim.metric) if a and b else []
                     if pairs:
-                        ev = inference.paired(pairs, n_boot=n_boot, seed=seed)
+                        ev = inference.paired(pairs)
                 except ValueError as exc:  # arms of a replicate on other test samples; every replicate undefined
                     pairs, note = None, str(exc)
                 if pairs == []:
@@ -141,12 +140,16 @@ def evaluate(records: Sequence[dict], cfg: dict, order: dict | None = None) -> l
                 sa, sb = reps_mod.shared(a, b)  # only the replicates the estimate pairs can block it
                 under = tuple(sorted(set(reps_mod.undertrained_arms(sa) + reps_mod.undertrained_arms(sb))))
                 hyps.append(rules.Hypothesis(hid, model, claim.kind, claim.direction, ev, note, under))
-                extra.append(info)
-    rows = rules.decide(hyps, family=family(params), alpha=1.0 - float(params["confidence"]),
-                        margin=float(params["equivalence_margin_pp"]), tol=float(params["tolerance_pp"]),
-                        min_replicates=int(params["min_replicates"]))
+                extra.append({**info, **_swft_head_only(claim, sa, sb)})
+    kw = dict(family=family(params), alpha=1.0 - float(params["confidence"]),
+              margin=float(params["equivalence_margin_pp"]), tol=float(params["tolerance_pp"]),
+              min_replicates=int(params["min_replicates"]))
+    rows = rules.decide(hyps, **kw)
+    ungated = rules.decide(hyps, **kw, gate=False)
     out = []
-    for i, row in enumerate(rows):
+    for i, (row, free) in enumerate(zip(rows, ungated, strict=True)):
+        row = {**row, "verdict_ungated": free["verdict"], "interval_ungated_pp": free["interval_pp"],
+               "level_ungated": free["level"]}
         if i < len(extra):
             info = extra[i]
         else:  # a member of the primary family with no records at all
@@ -154,6 +157,17 @@ def evaluate(records: Sequence[dict], cfg: dict, order: dict | None = None) -> l
             info = _describe(claim, row["model"], primary_domain if claim.per_domain else None, {}, {})
         out.append(_finish({**info, **row}, params))
     return out
+
+
+def _swft_head_only(claim: Claim, sa: dict, sb: dict) -> dict:
+    """For a claim with a SWFT side: how many of its paired replicates selected SWFT's head-only
+    step (there SWFT is THTL last-layer retrained, so a SWFT - THTL last-layer difference is 0 by
+    construction)."""
+    for side, cell in (("a", sa), ("b", sb)):
+        if getattr(claim, side).arm == "swft":
+            flags = [bool((r.get("gate") or {}).get("head_only")) for r in cell.values()]
+            return {"swft_head_only": sum(flags), "swft_replicates": len(flags)}
+    return {}
 
 
 def _describe(claim: Claim, model: str, domain: str | None, a: dict, b: dict) -> dict:

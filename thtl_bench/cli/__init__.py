@@ -10,10 +10,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-from thtl_bench.cli import cam, data, engine, perf, report, studies, weights
+from thtl_bench.cli import calibration, cam, data, engine, perf, report, studies, weights
 
 # Command groups in the order they appear in --help.
-GROUPS = (data, weights, engine, studies, report, cam, perf)
+GROUPS = (data, weights, engine, studies, calibration, report, cam, perf)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -79,10 +79,26 @@ def _grid(args) -> int:
     if args.domains:
         over.append(f"grid.domains=[{', '.join(_csv(args.domains))}]")
     cfg = config.load(args.params, args.profile, over)
+    if args.workers > 1:
+        if args.shard is not None:
+            raise UserError("--workers runs every shard itself: drop --shard")
+        return grid.run_workers(cfg, args.workers, _worker_argv(args, over))
     recs = grid.run_grid(cfg, shard=args.shard, progress=not args.quiet, ensure_checkpoint=args.ensure_checkpoint)
     done = sum(r["status"] == "ok" for r in recs)
     print(f"{done}/{len(recs)} cases ok; records in {cfg['grid']['records_dir']}")
     return 0
+
+
+def _worker_argv(args, overrides: list[str]) -> list[str]:
+    """The `thtl-bench grid` arguments every worker process gets (its --shard is added per worker)."""
+    argv = ["--quiet"] + (["--ensure-checkpoint"] if args.ensure_checkpoint else [])
+    if args.params:
+        argv += ["--params", str(args.params)]
+    if args.profile:
+        argv += ["--profile", str(args.profile)]
+    for o in overrides:
+        argv += ["-S", o]
+    return argv
 
 
 def add_cli(subparsers) -> None:
@@ -112,4 +128,7 @@ def add_cli(subparsers) -> None:
     p.add_argument("--domains", default=None, help="comma list overriding grid.domains")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--ensure-checkpoint", action="store_true", help="re-run finished cases whose best.pt is missing")
+    p.add_argument("--workers", type=int, default=1, metavar="N",
+                   help="run the N shards at once in N processes (each with train.num_threads threads); "
+                        "the records are the same as one process would write")
     p.set_defaults(func=_grid)

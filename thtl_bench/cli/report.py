@@ -66,12 +66,19 @@ def add_cli(subparsers) -> None:
                    help="render from this summary.json (written by `aggregate`) instead of the records")
     p.set_defaults(func=cmd_report)
 
-    p = subparsers.add_parser("compare", help="compare two results: record folders, summary JSONs or git revisions")
+    from thtl_bench.analysis.compare import GATE
+
+    p = subparsers.add_parser(
+        "compare", help="did a change move a result? record folders, summary JSONs or git revisions",
+        description="Compare A (before) with B (after): which cases have identical test predictions and why the "
+                    "others changed; for changed cells the paired per-replicate difference B - A by the claims' "
+                    f"rule; which claim verdicts moved and why. The gate {GATE}.",
+        epilog="example: thtl-bench compare origin/main records/smoke --fail-on-regression")
     add_common(p)
     p.add_argument("a", help="before: records folder, summary JSON or git revision")
     p.add_argument("b", help="after: records folder, summary JSON or git revision")
     p.add_argument("--records", dest="records_path", default=None,
                    help="records folder inside a git revision (default: grid.records_dir)")
     p.add_argument("--fail-on-regression", action="store_true",
-                   help="exit 1 when a metric drops beyond seed noise or a case slows beyond report.speed_change")
+                   help="exit 1 when the gate fails (see above)")
     p.set_defaults(func=cmd_compare)

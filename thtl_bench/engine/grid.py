@@ -33,13 +33,33 @@ def case_cost(case: Case) -> float:
     return arms.get(case.arm).cost
 
 
+def arm_replicates(g: dict, arm: str) -> list[tuple[int, int]]:
+    """The replicates an arm runs: the first `grid.arm_replicates[arm]` of `grid.replicates`, or all
+    of them. THTL step 1 runs wherever one of its children (or itself) is listed: a child never
+    lacks its parent."""
+    reps = [(int(s), int(k)) for s, k in g["replicates"]]
+    counts = g.get("arm_replicates") or {}
+    chosen = set(g["arms"])
+
+    def first(name: str) -> int:
+        return len(reps) if name not in counts else int(counts[name])
+
+    n = first(arm)
+    if arms.get(arm).trains_on == "intermediate":
+        kids = [a.name for a in arms.ARMS.values() if a.parent == arm and a.name in chosen]
+        n = max([n if arm in counts else 0] + [first(k) for k in kids]) if kids else n
+    return reps[:n]
+
+
 def cases(cfg: dict) -> list[Case]:
     """Every case of the grid in canonical order: models, replicates, then the target-only arms
     (per target share), then per intermediate domain step 1 (per intermediate share) and its
-    children (per share pair, one axis at a time)."""
+    children (per share pair, one axis at a time). An arm with `grid.arm_replicates` runs only its
+    first replicates (arm_replicates(); counts of arms outside grid.arms change nothing)."""
     g = cfg["grid"]
     chosen = [arms.get(a).name for a in g["arms"]]  # unknown names fail loudly
     ordered = [a for a in arms.NAMES if a in chosen]
+    runs = {a: set(arm_replicates(g, a)) for a in ordered}
     doms = [domains.intermediate(d).name for d in g["domains"]]
     tf = sorted({float(x) for x in g["target_fractions"]})
     inf = sorted({float(x) for x in g["intermediate_fractions"]})
@@ -48,11 +68,12 @@ def cases(cfg: dict) -> list[Case]:
     for m in g["models"]:
         for seed, split in g["replicates"]:
             seed, split = int(seed), int(split)
-            for a in ordered:
+            here = [a for a in ordered if (seed, split) in runs[a]]
+            for a in here:
                 if not arms.get(a).via_intermediate:
                     out += [Case(m, a, seed, split, None, t) for t in tf]
             for d in doms:
-                for a in ordered:
+                for a in here:
                     arm = arms.get(a)
                     if arm.trains_on == "intermediate":
                         out += [Case(m, a, seed, split, d, 1.0, i) for i in inf]
@@ -135,3 +156,31 @@ def run_grid(cfg: dict, shard: tuple[int, int] | None = None, progress: bool = T
     if failed:
         raise UserError(f"{len(failed)} case(s) failed:\n" + "\n".join(failed))
     return out
+
+
+def run_workers(cfg: dict, n: int, argv: list[str]) -> int:
+    """Run the grid as `n` worker processes (`thtl-bench grid --shard i/n` with `argv`), at once,
+    and wait for all of them. Shards share the records and checkpoint folders; case locks keep
+    two workers off one case (a THTL child waits for its step 1), so the records are the ones a
+    single process writes. Returns 0 when every worker succeeded; a failed worker's output is
+    shown and the others run to their end (nothing finished is lost)."""
+    import subprocess
+    import sys
+
+    total = len(cases(cfg))
+    procs = []
+    for i in range(n):
+        cmd = [sys.executable, "-m", "thtl_bench.cli", "grid", "--shard", f"{i}/{n}", *argv]
+        procs.append(subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
+    t0 = time.perf_counter()
+    failed = []
+    for i, p in enumerate(procs):
+        out, _ = p.communicate()
+        sys.stdout.write(out)
+        if p.returncode:
+            failed.append(i)
+    print(f"{total} case(s) in {n} worker(s): {time.perf_counter() - t0:.1f} s wall", flush=True)
+    if failed:
+        raise UserError(f"grid worker(s) {', '.join(f'{i}/{n}' for i in failed)} failed (output above); "
+                        "re-run the same command: finished cases are reused")
+    return 0

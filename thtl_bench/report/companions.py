@@ -49,8 +49,9 @@ def metrics_flat(summary: dict) -> dict[str, float]:
     for p in summary.get("sizes") or []:
         _put(out, f"sizes.{p['model']}.{p['domain']}.{p['axis']}.{100 * p['fraction']:g}.gain_pp", p["gain"])
     _put(out, "projection.total_hours", summary["projection"]["total_hours"])
-    if summary.get("power"):
-        _put(out, "power.c1_effect", summary["power"]["power"]["rate"])
+    for c in (summary.get("calibration") or {}).get("claims") or []:
+        for r in c["power"]:
+            _put(out, f"power.{c['id']}.{c['model']}.{r['setting']}", r["reproduced"]["rate"])
     return dict(sorted(out.items()))
 
 
@@ -66,7 +67,8 @@ def headline(summary: dict) -> dict[str, float]:
     _put(out, "cases_ok", prov["n_ok"])
     _put(out, "cases_not_run", prov["n_not_run"])
     _put(out, "undertrained", sum(len(c["fit"]["undertrained"]) for c in summary["cells"]))
-    if summary.get("power"):
-        _put(out, "power_c1", summary["power"]["power"]["rate"])
+    v = (summary.get("calibration") or {}).get("verdict") or {}
+    if v.get("power"):
+        _put(out, "power_min", v["power"][0])
     _put(out, "projected_hours", summary["projection"]["total_hours"])
     return dict(sorted(out.items()))

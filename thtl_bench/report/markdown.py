@@ -22,7 +22,7 @@ from thtl_bench import records
 from thtl_bench.analysis import aggregate
 from thtl_bench.errors import UserError
 from thtl_bench.io import atomic_write_json, atomic_write_text
-from thtl_bench.report import plots, sections
+from thtl_bench.report import decisions, plots, sections
 from thtl_bench.report.companions import headline, metrics_flat
 from thtl_bench.report.gather import gather
 
@@ -43,10 +43,11 @@ def render(cfg: dict, summary: dict, sources: Sequence[str] | None = None) -> Pa
     now = datetime.now(timezone.utc)
     parts = [
         ["# thtl-bench report", "", INTRO, ""] + sections.headline(summary),
-        sections.verdicts(summary),
+        decisions.verdicts(summary),
         sections.figures(summary, drawn, g, base),
         sections.claims(summary),
-        sections.target_table(summary), sections.step1_table(summary), sections.training_fit(summary),
+        decisions.calibration(summary),
+        sections.target_table(summary), sections.step1_table(summary), decisions.training_fit(summary),
         sections.references(summary), sections.transfer(summary), sections.not_run(summary),
         sections.speed(summary) + [""] + sections.perf(g),
         sections.provenance(summary, g, sources, now), sections.assumptions(summary),

@@ -146,102 +146,6 @@ def headline(summary: dict) -> list[str]:
     return lines
 
 
-def verdicts(summary: dict) -> list[str]:
-    """The verdicts at a glance: one row per claim x model (x domain), the plan hash, power."""
-    sp = summary["stats_params"]
-    rows = []
-    ids = [c.id for c in claims_mod.CLAIMS]
-    models = list(summary["models"]) + [m for m in sp["primary_models"] if m not in summary["models"]]
-    shown = [r for r in summary["claims"] if r.get("n_pairs", 0)]
-    for r in sorted(shown, key=lambda r: (ids.index(r["claim"]), r["id"], models.index(r["model"])
-                                          if r["model"] in models else len(models))):
-        paper = _pp(r["paper_value_pp"]) if r.get("paper_value_pp") is not None else (r.get("paper_says") or "-")
-        rows.append([r["id"], r["model"], claims_mod.contrast(r), r.get("n_pairs", 0),
-                     f"{_pp(r.get('diff_pp'))} {_iv(r.get('adj_ci_pp'))}", paper, f"**{r['verdict']}**",
-                     r.get("family", "")])
-    # Rows without paired records, by why: the model has no records here (not in this grid), an
-    # arm is not in this grid, or the grid has both but no replicate ran for both (Cases not run).
-    why: dict[str, dict[str, list[str]]] = {"model": {}, "arm": {}, "run": {}}
-    for r in summary["claims"]:
-        if r.get("n_pairs", 0):
-            continue
-        kind = ("model" if r["model"] not in summary["models"]
-                else "arm" if not {r["arm_a"], r["arm_b"]} <= set(summary["arms"]) else "run")
-        why[kind].setdefault(r["model"], []).append(r["id"] + ("" if r.get("family") == "primary" else "*"))
-    fam = claims_mod.family(sp)
-    alpha = 1.0 - float(sp["confidence"])
-    out = ["## Verdicts at a glance", "",
-           f"Analysis plan `{summary['plan_hash']}` (params.yaml `stats:`, fixed before the results; the rules "
-           f"are below the claims table): primary family {', '.join(sp['primary_claims'])} on "
-           f"{', '.join(sp['primary_models'])} (m = {len(fam)}), Holm at family-wise alpha = {alpha:g}; every "
-           f"other row is exploratory (unadjusted alpha = {alpha:g}). Estimate = mean paired difference over "
-           "replicates (same seed and patient split) in percentage points, with the deciding interval "
-           "(two-level: replicates, then patients).", ""]
-    out.append(_table(rows, ["claim", "model", "A - B (metric)", "replicates", "estimate pp [deciding interval]",
-                             "paper", "verdict", "family"]) if rows else "No claim could be evaluated.")
-    if any(why.values()):
-        out += ["", "Not evaluated (each *inconclusive*; * = exploratory; primary members still count in Holm's m):"]
-        if why["run"]:
-            out.append(f"- no paired records: {_listing(why['run'])} (see Cases not run);")
-        if why["arm"]:
-            out.append(f"- an arm not in this profile's grid (it trains only {', '.join(summary['arms'])}): "
-                       f"{_listing(why['arm'])};")
-        if why["model"]:
-            out.append(f"- a model not in this profile's grid (it trains only {', '.join(summary['models'])}): "
-                       f"{_listing(why['model'])}.")
-    out += [""] + power(summary) + [""] + fit_note(summary)
-    return out
-
-
-def _listing(by_model: dict[str, list[str]]) -> str:
-    return "; ".join(f"{', '.join(dict.fromkeys(v))} on {m}" for m, v in by_model.items())
-
-
-def power(summary: dict) -> list[str]:
-    p = summary.get("power")
-    if not p:
-        return ["**Power:** not computed (no target records with patient groups, or no `stats.power`)."]
-    d, pw, fd = p["design"], p["power"], p["false_decisions"]
-    return [f"**Power at this design:** with {d['seeds'] * d['splits']} replicate(s) ({d['seeds']} training "
-            f"seed(s) on each of {d['splits']} patient split(s)), "
-            f"{d['patients']} test patients ({d['images'][0]}-{d['images'][1]} images each), the rule reproduces an "
-            f"accuracy effect of {p['effect_pp']:+g} pp at {100 * p['base_accuracy']:g} % base accuracy (C1's size) in "
-            f"**{100 * pw['rate']:.0f} %** [{100 * pw['ci95'][0]:.0f}, {100 * pw['ci95'][1]:.0f}] of {p['n_sim']} "
-            f"simulated runs at level {p['level']:.3g} (the strictest Holm level of the primary family, m = "
-            f"{p['family_size']}; a recall claim has less power: fewer positive patients); with no "
-            f"effect it decides wrongly in {100 * fd['rate']:.1f} % [{100 * fd['ci95'][0]:.1f}, "
-            f"{100 * fd['ci95'][1]:.1f}]. "
-            + ("This design cannot reproduce such an effect: its verdicts are inconclusive whatever the truth, so "
-               "they test the pipeline, not the paper; run more replicates (`grid.replicates`) or the paper profile."
-               if pw["ci95"][1] < 0.05 else
-               "An inconclusive verdict is what this design gives most of the time even when the paper is right: "
-               "run more replicates (`grid.replicates`) or the paper profile." if pw["rate"] < 0.8 else "")]
-
-
-FIT_RULE = ("A replicate fits when its selected weights reach `train.fit.min_train_accuracy` on the training "
-            "split, or when it has learned (training accuracy `train.fit.min_gain` above the majority rate) and "
-            "stopped by the budget rule or on a loss plateau (`train.fit.plateau_rel`); otherwise it is "
-            "under-trained, and so is a THTL child of an under-trained step 1 (marked \"(step 1)\"). Claims on "
-            "under-trained replicates are not decided.")
-
-
-def fit_note(summary: dict) -> list[str]:
-    under = [(c, rep) for c in summary["cells"] for rep in c["fit"]["undertrained"]]
-    if not under:
-        return ["**Training fit:** every trained arm of every replicate reached its fit (rule under Training "
-                "budget and fit), so no verdict rests on an under-trained arm."]
-    sizes: dict[str, list[str]] = {}  # model/arm -> the data sizes (target / intermediate %) it failed at
-    for c, _ in under:
-        sizes.setdefault(f"{c['model']}/{_arm_label(c, True)}", []).append(_sizes(c))
-    one_size = {_sizes(c) for c in summary["cells"]} == {"100 / 100"}  # no size axis: sizes say nothing
-    names = [k if one_size else f"{k} at {', '.join(dict.fromkeys(v))} %" for k, v in sorted(sizes.items())]
-    inherited = sum(rep.endswith(" (step 1)") for _, rep in under)
-    count = (f"{len(under)} replicate(s) under-trained" if not inherited else
-             f"{len(under) - inherited} replicate(s) under-trained, {inherited} more through an under-trained step 1")
-    return [f"**Training fit: {count}** ({', '.join(names)}): claims on these cells are *not decided* (table "
-            "below)."]
-
-
 # ----------------------------------------------------------------------------- figures
 
 def figures(summary: dict, plots: Any, g: dict, base: Path) -> list[str]:
@@ -345,8 +249,9 @@ def target_table(summary: dict) -> list[str]:
         rows.append([c["model"], _arm_label(c, several), _sizes(c), c["n"], _ms(m.get("accuracy"), ci=True),
                      *(_ms(m.get(k)) for k, _ in TARGET_COLS[1:])])
     head = ["## Larynx test results (model x arm)", "",
-            "Mean ± std over replicates, accuracy with its replicate-level interval (two-level bootstrap / t hull "
-            "over replicates, then patients). Values in %. sizes = target / intermediate training share in %."]
+            "Mean ± std over replicates, accuracy with its replicate-level interval (the claims' rule: a t over the "
+            "split units with the shared-patient term). Values in %. sizes = target / intermediate training share "
+            "in %."]
     if not rows:
         return head + ["", "No larynx records."]
     body = [_table(rows, ["model", "arm", "sizes %", "replicates"] + [h for _, h in TARGET_COLS])]
@@ -397,34 +302,20 @@ def transfer(summary: dict) -> list[str]:
     rows = [[r["model"], r["domain"], r["n_replicates"], *(_num(r.get(n), 3) for n in names),
              f"{_pp(r.get('gain'))} {_iv([r['gain_lo'], r['gain_hi']] if r.get('gain_lo') is not None else None)}"]
             for r in t["rows"]]
-    taus = [[n, _num(k.get("tau"), 2), _iv([100 * x for x in k["ci"]]).replace("+", "") if k.get("ci") else "n/a",
+    taus = [[n, _num(k.get("tau"), 2), _num(k.get("p"), 3) if k.get("p") is not None else "n/a",
+             k.get("p_method") or "-",
+             _iv([100 * x for x in k["ci"]]).replace("+", "") if k.get("ci") else (k.get("reason") or "n/a"),
              k.get("n", "-")] for n, k in sorted((t.get("kendall") or {}).items())]  # not dict order: JSON sorts
     return out + ["Scores of each step-1 network on the target training split (higher = predicted to transfer "
                   "better) and distances between the domains' ImageNet features (lower = closer), beside the "
                   "measured THTL gain (thtl_last - onestep_last, pp [interval]).", "",
                   _table(rows, ["model", "domain", "replicates", *names, "THTL gain pp"]), "",
                   "Does the score predict the gain? Kendall's tau across (model, domain) pairs (distances with the "
-                  "sign turned, so + means 'predicts') with a bootstrap interval over domains (x100):", "",
-                  _table(taus, ["score", "tau", "interval (x100)", "pairs"]) if taus else "Too few pairs for tau."] + \
+                  "sign turned, so + means 'predicts'), its two-sided permutation p, and a bootstrap interval over "
+                  "domains (x100) only where at least 5 domains can be resampled:", "",
+                  _table(taus, ["score", "tau", "permutation p", "p method", "interval (x100)", "pairs"])
+                  if taus else "Too few pairs for tau."] + \
         (["", f"{t['note']}"] if t.get("note") else [])
-
-
-def training_fit(summary: dict) -> list[str]:
-    rows = []
-    several = len(summary["domains"]) > 1
-    for c in summary["cells"]:
-        acc = [a for a in c["fit"]["train_accuracy"] if a is not None]
-        rows.append([c["model"], _arm_label(c, several), _sizes(c), c["n"],
-                     "n/a" if not acc else f"{100 * min(acc):.0f}-{100 * max(acc):.0f}",
-                     "; ".join("/".join(str(e) for e in ep) or "-" for ep in c["epochs"]),
-                     ", ".join(c["fit"]["undertrained"]) or "none"])
-    text = _budget_rule(summary.get("train_by_arm") or {})
-    out = ["## Training budget and fit", "",
-           f"**The budget rule** (from the records' config): {text or 'not in the records'}. {FIT_RULE}", ""]
-    return out + _details(f"Training fit per cell ({len(rows)} cells): train accuracy range, epochs per stage "
-                          "and replicate, under-trained replicates",
-                          [_table(rows, ["model", "arm", "sizes %", "replicates", "train acc %",
-                                         "epochs per stage (per replicate)", "under-trained"])])
 
 
 def _budget_rule(by_arm: dict) -> str | None:
