@@ -17,7 +17,8 @@ from thtl_bench.engine import loop
 def data_cfg(tmp_path_factory):
     return tiny_data.phantom_cfg(tmp_path_factory.mktemp("phantoms"), [
         "synth.larynx.patients={benign: 7, malignant: 7}", "train.max_epochs=2", "train.min_epochs=1",
-        "train.patience=2", "train.num_threads=0", "grid.replicates=[[0, 0], [1, 1]]"])
+        "train.patience=2", "train.num_threads=0", "grid.replicates=[[0, 0], [1, 1]]",
+        "grid.arm_replicates={}"])
 
 
 @pytest.fixture

@@ -80,7 +80,8 @@ def test_diagnosis_without_a_driver_or_with_every_gpu_masked(monkeypatch, tmp_pa
 def test_records_say_what_ran(cfg):
     rec = run_case(cfg, C("tiny", "swft"))
     env = rec["env"]
-    assert env["device"] == "cpu" and env["precision"] == "fp32" and env["channels_last"] is False
+    assert env["device"] == "cpu" and env["precision"] == "fp32"
+    assert env["channels_last"] is bool(cfg["train"]["channels_last"])  # a setting on CPU too
     assert env["compile"] is False
     detail = env["compile_detail"]
     assert detail["requested"] is False and detail["active"] is False and "false" in detail["reason"]
