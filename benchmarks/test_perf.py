@@ -39,6 +39,7 @@ from thtl_bench.perf.bench import (
     mfu_row,
     pipeline_vs_ready,
     run_child,
+    same_predictions,
     save_result,
     scaling_check,
     step1_shared_problems,
@@ -160,9 +161,10 @@ def test_feature_cache_speedup(benchmark, cfg, progress, tmp_path):
     assert cached["timing"]["feature_cache"] and not uncached["timing"]["feature_cache"]
     assert cached["case_id"] == uncached["case_id"]  # the exact cache is not part of the identity
     assert cached["timing"]["epochs"] == uncached["timing"]["epochs"] == epochs
-    # Exactness is correctness, not speed: always asserted.
-    assert cached["metrics"]["test"] == uncached["metrics"]["test"]
-    assert cached["predictions"]["test"]["probs"] == uncached["predictions"]["test"]["probs"]
+    # Exactness is correctness, not speed: always asserted. Bitwise where the runs are (CPU,
+    # deterministic mode); elsewhere (a GPU: cuDNN autotuning, bf16, other batch sizes in the cache
+    # build than in the uncached steps) within bench.cache_probs_atol of each other.
+    gap = same_predictions(cached, uncached, float(b["cache_probs_atol"]))
     wc, wu = cached["timing"]["wall_s"], uncached["timing"]["wall_s"]
     ratio = wu / wc
     target = b["feature_cache_speedup"]
@@ -171,12 +173,12 @@ def test_feature_cache_speedup(benchmark, cfg, progress, tmp_path):
              "epochs": epochs, "wall_s_cached": wc, "wall_s_uncached": wu,
              "cache_build_s": cached["timing"]["feature_cache_s"],
              "epoch_s_cached": cached["timing"]["epoch_s"], "epoch_s_uncached": uncached["timing"]["epoch_s"],
-             "test_metrics_identical": True,
+             "test_metrics_identical": gap == 0.0, "test_probs_max_abs_diff": gap,
              **_knobs(cfg, runtime.resolve_device(cfg["train"]), int(cfg["data"]["image_size"]),
                       int(cfg["train"]["batch_size"]), cached["env"]["precision"], cached["env"]["channels_last"])}
     finish(benchmark, progress, cfg, "feature_cache_speedup", entry,
            f"{ratio:.1f}x ({wu:.1f} s uncached vs {wc:.1f} s cached, of which {entry['cache_build_s']:.1f} s "
-           f"building the cache; identical test metrics)")
+           f"building the cache; test probabilities {'identical' if gap == 0.0 else f'within {gap:.2g}'})")
 
 
 # ----------------------------------------------------------------------------- 3. throughput + MFU
@@ -210,7 +212,7 @@ def test_throughput_mfu(benchmark, cfg, progress):
                 model, images, labels, device=device, amp=amp, channels_last=cl, batch_size=bs,
                 aug_cfg=cfg["train"].get("augment") or {}, max_grad_norm=cfg["train"].get("max_grad_norm"),
                 warmup=k["warmup"], steps=k["steps"], rounds=int(b["throughput_rounds"]),
-                train_cfg=cfg["train"])
+                train_cfg=cfg["train"], sync="error")  # CUDA: a host round trip inside a step fails the case
             rows.append(mfu_row(name, res, size, peak))
             del model, res
             if device.type == "cuda":

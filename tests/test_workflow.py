@@ -10,7 +10,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from engine.test_engine import tiny
+from support.engine import tiny
 
 from thtl_bench import config
 from thtl_bench.cli import main

@@ -229,3 +229,61 @@ def test_progress_eta_weights_cases_by_arm_cost():
     assert grid.case_cost(Case("m", "swft", 0, 1, "fundus")) == 2.5
     assert session.eta_s(10.0, 1.0, 3.0) == pytest.approx(20.0)  # 10 s per unit, 2 units left
     assert session.eta_s(10.0, 3.0, 3.0) == 0.0
+
+
+def _bench_conftest():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("bench_conftest", BENCHMARKS / "conftest.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_benchmark_parts_partition_the_study_by_engine_shards():
+    """THTL_BENCH_PART (the sharded GPU workflow): study:I/N keeps exactly the engine's shard I of
+    N of the study cases, the parts together are the whole study once, perf keeps the rest."""
+    from types import SimpleNamespace
+
+    from thtl_bench import config
+    from thtl_bench.engine import grid
+    from thtl_bench.errors import UserError
+
+    conf = _bench_conftest()
+    cfg = config.load(BENCHMARKS.parent / "params.yaml", "paper")
+    cases = grid.cases(cfg)
+    study = [SimpleNamespace(fspath=BENCHMARKS / "test_study.py", callspec=SimpleNamespace(params={"case": c}))
+             for c in cases]
+    perf_items = [SimpleNamespace(fspath=BENCHMARKS / "test_perf.py") for _ in range(5)]
+    items = study + perf_items
+    seen = []
+    for i in range(3):
+        keep = conf.part_filter(f"study:{i}/3", cfg)
+        kept = [it.callspec.params["case"] for it in items if keep(it)]
+        assert kept == grid.shard(cases, i, 3)
+        seen += kept
+    assert sorted(seen) == sorted(cases)
+    perf_only = conf.part_filter("perf", cfg)
+    assert [it for it in items if perf_only(it)] == perf_items
+    for bad in ("study:3/3", "study:x", "grid:0/2"):
+        with pytest.raises(UserError, match="THTL_BENCH_PART"):
+            conf.part_filter(bad, cfg)
+
+
+def _pred_rec(probs, bitwise: bool, acc: float = 0.5) -> dict:
+    return {"predictions": {"test": {"ids": ["a", "b"], "labels": [0, 1], "probs": probs}},
+            "metrics": {"test": {"accuracy": acc}}, "env": {"determinism": {"bitwise": bitwise}}}
+
+
+def test_cached_and_uncached_predictions_compare_bitwise_or_within_a_tolerance():
+    p = [[0.6, 0.4], [0.3, 0.7]]
+    q = [[0.61, 0.39], [0.3, 0.7]]
+    assert perf.same_predictions(_pred_rec(p, True), _pred_rec(p, True), 0.05) == 0.0
+    with pytest.raises(AssertionError, match="bitwise-deterministic runs differ"):
+        perf.same_predictions(_pred_rec(p, True), _pred_rec(q, True), 0.05)  # CPU: no tolerance
+    assert perf.same_predictions(_pred_rec(p, False), _pred_rec(q, False), 0.05) == pytest.approx(0.01)
+    with pytest.raises(AssertionError, match="differ by up to 0.2"):
+        perf.same_predictions(_pred_rec(p, False), _pred_rec([[0.4, 0.6], [0.3, 0.7]], False), 0.05)
+    with pytest.raises(AssertionError, match="not the same test images"):
+        perf.same_predictions(_pred_rec(p, False), {**_pred_rec(p, False), "predictions": {"test": {
+            "ids": ["b", "a"], "labels": [0, 1], "probs": p}}}, 0.05)

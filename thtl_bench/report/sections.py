@@ -372,6 +372,35 @@ def speed(summary: dict) -> list[str]:
     return out + [""] + projection(summary["projection"])
 
 
+def flop_cost(f: dict | None, s: dict) -> list[str]:
+    """The GPU cost of the study grid from counted FLOPs at a stated rate (analysis.projection.
+    flop_projection): a range, with the assumption it rests on, until a card measures the rate."""
+    if not f or not f.get("available"):
+        return [f"GPU cost from counted FLOPs: not projected ({(f or {}).get('missing', 'no FLOP counts')})."]
+    lo, hi = f["eflop"]
+    grid = f"{len(f['models'])} models x {len(s['arms'])} arms x {f['seeds']} replicates"
+    if not f.get("hours"):
+        return [f"Training FLOPs of the grid ({grid}): {lo:.2f}-{hi:.2f} EFLOP; hours not projected "
+                f"({f.get('missing')})."]
+    h_lo, h_hi = f["hours"]
+    if f["basis"] == "assumed":
+        rate = (f"at {f['mfu'][0]:.0%}-{f['mfu'][1]:.0%} model-FLOP utilisation (MFU) of the {f['gpu']}'s "
+                f"{f['gpu_peak_tflops']:g} TFLOP/s dense bf16 peak. **The MFU is an assumption**: "
+                f"{f.get('mfu_source') or 'no source given'}. A projection until a card measures it "
+                "(`scripts/gpu_check.sh` measures the rate per model and projects again)")
+    else:
+        rate = "at the FLOP rates measured per model on the card (`scripts/gpu_check.sh`)"
+    rows = [[m, f"{v['eflop'][0]:.3f}-{v['eflop'][1]:.3f}", f"{v['hours'][0]:.2f}-{v['hours'][1]:.2f}"]
+            for m, v in f["per_model"].items()]
+    text = [f"**Projected GPU cost: {h_lo:.1f}-{h_hi:.1f} GPU-hours** for the study grid ({grid}, one GPU): "
+            f"{lo:.2f}-{hi:.2f} EFLOP of training and evaluation counted stage by stage (frozen prefixes once "
+            f"into the feature cache where it fits, trainable stages 3x forward per training image), "
+            f"{f['epochs']}, {rate}."
+            + (f" Not priced (no FLOP count): {', '.join(f['unpriced'])}." if f.get("unpriced") else "")]
+    return text + [""] + _details("GPU cost per model (from counted FLOPs)", [
+        _table(rows, ["model", "EFLOP (arms x replicates)", "GPU-hours"])])
+
+
 def projection(p: dict) -> list[str]:
     s = p.get("settings")
     if not s:
@@ -383,6 +412,7 @@ def projection(p: dict) -> list[str]:
             f"{s['fundus_images']} fundus / {s['larynx_images']} larynx images, {s['image_size']} px, up to "
             f"{s['max_epochs']} epochs per stage (every SWFT step too)"
             + (f" (profile `{p['profile']}`)." if p.get("profile") else ".")]
+    head += [""] + flop_cost(p.get("flops"), s)
     if not p["per_model"]:
         return head + ["", "No timed records: nothing to project."]
     sizes = ", ".join(map(str, p["measured_image_sizes"]))
@@ -401,7 +431,7 @@ def projection(p: dict) -> list[str]:
     est = p.get("estimated_hours") or 0.0
     lo, hi = p.get("total_hours_range") or (None, None)
     text = [
-        f"**Projected total: {_num(p['total_hours'], 1)} {unit}** on {'; '.join(p['devices'])}"
+        f"From the measured case times: **{_num(p['total_hours'], 1)} {unit}** on {'; '.join(p['devices'])}"
         + (f" (range {_num(lo, 1)}-{_num(hi, 1)} with the lowest / highest measured cost per FLOP)" if lo is not None else "")
         + f", of which {_num(est, 1)} estimated for (model, arm) cells that were not measured"
         + (f". **Incomplete**: not priced (no arm measured anywhere): {', '.join(p['unpriced'])}."
