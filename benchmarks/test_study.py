@@ -10,6 +10,9 @@ not available offline is skipped with the record's reason: other weights never s
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 import torch
 
@@ -58,8 +61,16 @@ def test_grid(benchmark, cfg, progress):
             cfg, case, cid, (old.get("checkpoint") or {}).get("sha256"))
 
     before = {c: ready(c) for c in cases}
-    argv = ["--quiet", "--ensure-checkpoint", "--profile", str(cfg["profile"])]
-    benchmark.pedantic(lambda: grid.run_workers(cfg, n, argv), rounds=1, iterations=1)
+    cmd = [sys.executable, "-m", "thtl_bench.cli", "grid", "--workers", str(n), "--quiet", "--ensure-checkpoint",
+           "--profile", str(cfg["profile"])]
+
+    def run() -> None:
+        done = subprocess.run(cmd, capture_output=True, text=True)
+        progress.write(done.stdout.strip().splitlines()[-1] if done.stdout.strip() else "grid: no output")
+        if done.returncode:
+            pytest.fail(f"`{' '.join(cmd[1:])}` failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
+
+    benchmark.pedantic(run, rounds=1, iterations=1)
     # the session's counts: what the workers trained and what they reused
     progress.state.update(grid_counted=True, total=len(cases),
                           study_cases_reused=sum(before.values()),

@@ -81,7 +81,7 @@ def test_exponent_without_a_dot_or_sign_is_a_float():
 def test_a_string_for_an_integer_is_refused_naming_the_override_and_the_type():
     msg = str(refused("train.max_epochs=abc"))
     assert "-S train.max_epochs=abc" in msg and "train.max_epochs" in msg
-    assert "expected an integer >= 1" in msg and "-S train.max_epochs=20" in msg
+    assert "expected an integer >= 1" in msg and "-S train.max_epochs=30" in msg
 
 
 def test_a_scalar_for_a_list_is_refused_with_the_list_spelled_out():
@@ -152,7 +152,7 @@ def test_a_bad_value_in_the_file_names_the_file_and_line(tmp_path):
 
 def test_a_ranged_key_whose_base_value_is_not_a_number_is_refused(tmp_path):
     # the base defines the types, so only the range can tell that the base value itself is wrong
-    p = edited(tmp_path, "  max_epochs: 20 ", "  max_epochs: six ")
+    p = edited(tmp_path, "  max_epochs: 30 ", "  max_epochs: six ")
     assert "train.max_epochs is 'six'; expected a number >= 1" in str(refused(path=p))
 
 
@@ -264,7 +264,7 @@ def test_precision_choices_agree_with_the_engine():
 
 def test_a_duplicated_key_names_both_lines(tmp_path):
     p = edited(tmp_path, "  patience: 4 ", "  patience: 4\n  max_epochs: 9 ")
-    first, second = line_of(p, "max_epochs: 20"), line_of(p, "max_epochs: 9")
+    first, second = line_of(p, "max_epochs: 30"), line_of(p, "max_epochs: 9")
     msg = str(refused(path=p))
     assert f"{p}:{second}: train.max_epochs is given twice (lines {first} and {second})" in msg
 

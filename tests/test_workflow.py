@@ -23,7 +23,7 @@ TINY = ["synth.image_size=16", "data.image_size=16", "synth.fundus.per_grade=[4,
         "synth.larynx.patients={benign: 6, malignant: 6}", "synth.larynx.images_per_patient=[2,2]",
         "train.batch_size=8", "train.max_epochs=2", "train.min_epochs=1", "train.patience=1", "train.num_threads=0",
         "train.device=cpu", "train.precision=fp32", "train.channels_last=false", "stats.bootstrap=50",
-        "stats.power.n_sim=4", "stats.power.n_boot=20"]
+        "stats.calibration.n_sim=20"]
 
 
 def _sets(extra: list[str] | None = None) -> list[str]:

@@ -171,11 +171,14 @@ def test_step1_is_matched_per_domain_and_replicate_and_shared_across_target_shar
 
 def test_a_partial_benchmark_run_is_not_the_session():
     # `pytest benchmarks -k ...`, node ids, one file, -x or Ctrl-C: not the whole suite.
-    want = {"test_study.py": 3, "test_perf.py": 2}
-    assert session.partial_reason({"test_study.py": 3, "test_perf.py": 2}, want, 0, False) is None
-    assert session.partial_reason({"test_perf.py": 2}, want, 0, False) == "test_study.py not run"
-    assert session.partial_reason({"test_study.py": 3, "test_perf.py": 1}, want, 0, False) \
-        == "1 of 2 cases of test_perf.py selected"
+    want = {"test_study.py": 3, "test_perf.py": 2, "test_calibration.py": 1}
+    assert session.partial_reason(dict(want), want, 0, False) is None
+    assert session.partial_reason({"test_study.py": 3, "test_perf.py": 2}, want, 0, False) \
+        == "test_calibration.py not run"
+    assert session.partial_reason({"test_perf.py": 2, "test_calibration.py": 1}, want, 0, False) \
+        == "test_study.py not run"
+    assert session.partial_reason({"test_study.py": 3, "test_perf.py": 1, "test_calibration.py": 1}, want, 0,
+                                  False) == "1 of 2 cases of test_perf.py selected"
     assert session.partial_reason(want, want, 0, True) == "the run was stopped before the end"
     assert session.partial_reason(want, want, 1, False) == "1 case(s) deselected"
 
@@ -199,10 +202,12 @@ def test_a_failed_or_partial_run_never_overwrites_measured_figures(tmp_path):
 
 
 def test_benchmark_files_hold_the_expected_cases():
-    # The session's completeness check counts test_ functions of test_perf.py: five targets.
+    # The session's completeness check counts test_ functions of test_perf.py: five targets; the
+    # study file holds the grid (its workers train) and the per-case test; one calibration case.
     text = (BENCHMARKS / "test_perf.py").read_text()
     assert text.count("\ndef test_") == 5
-    assert (BENCHMARKS / "test_study.py").read_text().count("\ndef test_") == 1
+    assert (BENCHMARKS / "test_study.py").read_text().count("\ndef test_") == 2
+    assert (BENCHMARKS / "test_calibration.py").read_text().count("\ndef test_") == 1
 
 
 def test_scaling_check_compares_step_time_with_counted_flops(monkeypatch):

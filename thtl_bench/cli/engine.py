@@ -82,10 +82,36 @@ def _grid(args) -> int:
     if args.workers > 1:
         if args.shard is not None:
             raise UserError("--workers runs every shard itself: drop --shard")
-        return grid.run_workers(cfg, args.workers, _worker_argv(args, over))
+        return run_workers(len(grid.cases(cfg)), args.workers, _worker_argv(args, over))
     recs = grid.run_grid(cfg, shard=args.shard, progress=not args.quiet, ensure_checkpoint=args.ensure_checkpoint)
     done = sum(r["status"] == "ok" for r in recs)
     print(f"{done}/{len(recs)} cases ok; records in {cfg['grid']['records_dir']}")
+    return 0
+
+
+def run_workers(total: int, n: int, argv: list[str]) -> int:
+    """Run the grid as `n` worker processes (`thtl-bench grid --shard i/n` with `argv`), at once,
+    and wait for all of them. Shards share the records and checkpoint folders; case locks keep
+    two workers off one case (a THTL child waits for its step 1), so the records are the ones a
+    single process writes. A failed worker's output is shown and the others run to their end
+    (nothing finished is lost); then the failure is raised."""
+    import subprocess
+    import sys
+    import time
+
+    procs = [subprocess.Popen([sys.executable, "-m", "thtl_bench.cli", "grid", "--shard", f"{i}/{n}", *argv],
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for i in range(n)]
+    t0 = time.perf_counter()
+    failed = []
+    for i, p in enumerate(procs):
+        out, _ = p.communicate()
+        sys.stdout.write(out)
+        if p.returncode:
+            failed.append(i)
+    print(f"{total} case(s) in {n} worker(s): {time.perf_counter() - t0:.1f} s wall", flush=True)
+    if failed:
+        raise UserError(f"grid worker(s) {', '.join(f'{i}/{n}' for i in failed)} failed (output above); "
+                        "re-run the same command: finished cases are reused")
     return 0
 
 

@@ -157,30 +157,3 @@ def run_grid(cfg: dict, shard: tuple[int, int] | None = None, progress: bool = T
         raise UserError(f"{len(failed)} case(s) failed:\n" + "\n".join(failed))
     return out
 
-
-def run_workers(cfg: dict, n: int, argv: list[str]) -> int:
-    """Run the grid as `n` worker processes (`thtl-bench grid --shard i/n` with `argv`), at once,
-    and wait for all of them. Shards share the records and checkpoint folders; case locks keep
-    two workers off one case (a THTL child waits for its step 1), so the records are the ones a
-    single process writes. Returns 0 when every worker succeeded; a failed worker's output is
-    shown and the others run to their end (nothing finished is lost)."""
-    import subprocess
-    import sys
-
-    total = len(cases(cfg))
-    procs = []
-    for i in range(n):
-        cmd = [sys.executable, "-m", "thtl_bench.cli", "grid", "--shard", f"{i}/{n}", *argv]
-        procs.append(subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
-    t0 = time.perf_counter()
-    failed = []
-    for i, p in enumerate(procs):
-        out, _ = p.communicate()
-        sys.stdout.write(out)
-        if p.returncode:
-            failed.append(i)
-    print(f"{total} case(s) in {n} worker(s): {time.perf_counter() - t0:.1f} s wall", flush=True)
-    if failed:
-        raise UserError(f"grid worker(s) {', '.join(f'{i}/{n}' for i in failed)} failed (output above); "
-                        "re-run the same command: finished cases are reused")
-    return 0
