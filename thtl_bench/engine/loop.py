@@ -141,24 +141,16 @@ def train_step(runner, opt, scaler, params: list, x: torch.Tensor, y: torch.Tens
     return loss.detach()
 
 
-def training_fit(train_accuracy: float, train_losses: list[float], t: dict, *, converged: bool,
-                 majority: float) -> dict:
-    """Whether a stage reached the stated training fit (train.fit) with its selected weights:
-    a training accuracy of at least `min_train_accuracy`, or it learned (training accuracy at
-    least `min_gain` above the training split's majority rate) and stopped by the convergence
-    criterion (`converged`: validation loss flat for `patience` epochs, not the epoch cap) or on
-    a plateau of its last `patience` training losses (within `plateau_rel`). Otherwise the stage
-    is under-trained and its arm's claims are not decided."""
-    f, k = t["fit"], int(t["patience"])
-    tail = [x for x in train_losses[-k:] if x is not None]
-    plateau = len(tail) == k and (max(tail) - min(tail)) <= float(f["plateau_rel"]) * max(tail)
-    accurate = train_accuracy >= float(f["min_train_accuracy"])
-    learned = train_accuracy >= majority + float(f["min_gain"])
-    return {"train_accuracy": train_accuracy, "majority": majority, "plateau": bool(plateau),
-            "converged": bool(converged), "learned": bool(learned),
-            "ok": bool(accurate or (learned and (converged or plateau))),
-            "min_train_accuracy": float(f["min_train_accuracy"]), "min_gain": float(f["min_gain"]),
-            "plateau_rel": float(f["plateau_rel"])}
+def training_fit(train_accuracy: float, *, majority: float, epochs: int, best_epoch: int, patience: int,
+                 max_epochs: int) -> dict:
+    """What a stage's fit is judged on, recorded as facts (the judgement is the analysis plan's fit
+    gate, thtl_bench.analysis.fit, so it is hashed with the rules and can be shown both ways): the
+    training accuracy of the selected weights, the training split's majority rate, and whether
+    the stage stopped by the convergence rule (validation loss not improved for `patience`
+    epochs) or at the epoch cap."""
+    converged = epochs - best_epoch >= int(patience)
+    return {"train_accuracy": float(train_accuracy), "majority": float(majority), "converged": bool(converged),
+            "at_cap": bool(epochs >= int(max_epochs) and not converged)}
 
 
 def batch_bounds(n: int, bs: int, static: bool = False) -> list[tuple[int, int]]:
@@ -352,8 +344,8 @@ def _fit(ctx: Ctx, model, plan: Plan, splits: dict, resume: dict | None) -> dict
         "feature_cache": feeder.cache, "augment": feeder.augment_train, "views": feeder.views,
         "compile": {"stage": plan.name, "ran_compiled": runners.ran_compiled(cinfo), **cinfo},
         "trainable_params": n_params, "frozen_bn_unchanged": frozen_ok,
-        "fit": training_fit(train_acc, [h["train_loss"] for h in st["history"] if h["epoch"] > 0], t,
-                            converged=st["since_best"] >= int(t["patience"]), majority=majority),
+        "fit": training_fit(train_acc, majority=majority, epochs=st["epoch"], best_epoch=st["best_epoch"],
+                            patience=int(t["patience"]), max_epochs=int(plan.max_epochs)),
         "evals": {s: (loss, probs) for s, (loss, probs, _) in evals.items()},
         # Whole-model inference time per test image: cached stages add the prefix time measured
         # while building the cache.
