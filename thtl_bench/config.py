@@ -148,6 +148,7 @@ MAPPINGS: dict[str, type] = {
     "synth.*.patients": int,
     "weights.files": str,
     "grid.arm_replicates": int,  # arm -> how many of grid.replicates it runs (the first ones)
+    "grid.model_replicates": int,  # model -> how many of grid.replicates it runs (the first ones)
 }
 
 # Lists whose items may not repeat (a repeat would run or count a case twice).
@@ -580,6 +581,10 @@ def _relations(cfg: dict, profiles: dict) -> list[tuple[tuple, str, str]]:
         elif isinstance(n, int) and n < 1:  # more than grid.replicates holds: all of them
             out.append((("grid", "arm_replicates", arm), f"is {n}; an arm runs at least one replicate",
                         "give a count of 1 or more, or leave the arm out of the mapping"))
+    for model, n in ((cfg.get("grid") or {}).get("model_replicates") or {}).items():
+        if isinstance(n, int) and n < 1:
+            out.append((("grid", "model_replicates", model), f"is {n}; a model runs at least one replicate",
+                        "give a count of 1 or more, or leave the model out of the mapping"))
     proj = (cfg.get("report") or {}).get("projection")
     if isinstance(proj, dict) and isinstance(proj.get("profile"), str) and proj["profile"] not in profiles:
         out.append((("report", "projection", "profile"), f"is {proj['profile']!r}, not a profile",

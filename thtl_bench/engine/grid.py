@@ -55,18 +55,21 @@ def cases(cfg: dict) -> list[Case]:
     """Every case of the grid in canonical order: models, replicates, then the target-only arms
     (per target share), then per intermediate domain step 1 (per intermediate share) and its
     children (per share pair, one axis at a time). An arm with `grid.arm_replicates` runs only its
-    first replicates (arm_replicates(); counts of arms outside grid.arms change nothing)."""
+    first replicates (arm_replicates(); counts of arms outside grid.arms change nothing), and a
+    model with `grid.model_replicates` only its first ones."""
     g = cfg["grid"]
     chosen = [arms.get(a).name for a in g["arms"]]  # unknown names fail loudly
     ordered = [a for a in arms.NAMES if a in chosen]
     runs = {a: set(arm_replicates(g, a)) for a in ordered}
+    per_model = g.get("model_replicates") or {}
     doms = [domains.intermediate(d).name for d in g["domains"]]
     tf = sorted({float(x) for x in g["target_fractions"]})
     inf = sorted({float(x) for x in g["intermediate_fractions"]})
     pairs = [(t, i) for t in tf for i in inf if t == tf[-1] or i == inf[-1]]
     out: list[Case] = []
     for m in g["models"]:
-        for seed, split in g["replicates"]:
+        mine = g["replicates"][:int(per_model[m])] if m in per_model else g["replicates"]
+        for seed, split in mine:
             seed, split = int(seed), int(split)
             here = [a for a in ordered if (seed, split) in runs[a]]
             for a in here:
