@@ -377,6 +377,7 @@ def test_module_imports_only_numpy_scipy_and_the_standard_library():
     tree = ast.parse(Path(T.__file__).read_text(encoding="utf-8"))
 
     def roots(nodes) -> set[str]:
+        nodes = list(nodes)
         out = {a.name.split(".")[0] for n in nodes if isinstance(n, ast.Import) for a in n.names}
         return out | {n.module.split(".")[0] for n in nodes if isinstance(n, ast.ImportFrom) and n.module}
 
