@@ -141,16 +141,18 @@ def load(
 
 
 def resolve_roots(cfg: dict) -> dict:
-    """Fill the null paths: every domain section's `root` with <data.root>/<domain> (a profile
-    moves all its data by changing `data.root` alone; each profile has its own data folder and
-    .dvc file), and `split.dir`, `grid.records_dir`, `grid.checkpoints_dir` with
-    splits|records|checkpoints/<profile>, the names dvc.yaml writes as `<kind>/${profile}`."""
+    """Fill the null paths: `data.root` with data/<profile>, every domain section's `root` with
+    <data.root>/<domain> (each profile has its own data folder, the output of dvc.yaml's synth
+    stage), and `split.dir`, `grid.records_dir`, `grid.checkpoints_dir` with
+    splits|records|checkpoints/<profile>: the names dvc.yaml writes as `<kind>/${profile}`."""
+    prof = str(cfg.get("profile") or "smoke")
     data = cfg.get("data") or {}
+    if isinstance(cfg.get("data"), dict) and data.get("root") is None:
+        data["root"] = f"data/{prof}"
     for name in domains.NAMES:
         sec = data.get(name)
         if isinstance(sec, dict) and sec.get("root") is None:
             sec["root"] = f"{str(data.get('root', 'data')).rstrip('/')}/{name}"
-    prof = str(cfg.get("profile") or "smoke")
     for section, key, kind in (("split", "dir", "splits"), ("grid", "records_dir", "records"),
                                ("grid", "checkpoints_dir", "checkpoints")):
         sec = cfg.get(section)

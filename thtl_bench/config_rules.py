@@ -116,6 +116,7 @@ SEED_RANGE = "[0, inf)"
 
 # Keys where null is a documented value (beside any key that is null in the base).
 NULLABLE = frozenset({
+    "data.root",  # null = data/<profile> (dvc.yaml's synth stage output)
     "data.*.root",  # null = <data.root>/<domain>
     "split.dir",  # null = splits/<profile>
     "grid.records_dir",  # null = records/<profile>
