@@ -10,10 +10,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-from thtl_bench.cli import cam, data, engine, perf, report, studies, weights
+from thtl_bench.cli import cam, data, engine, perf, records, report, studies, weights
 
 # Command groups in the order they appear in --help.
-GROUPS = (data, weights, engine, studies, report, cam, perf)
+GROUPS = (data, weights, engine, records, studies, report, cam, perf)
 EXAMPLES = """typical sequence (the default profile; dvc repro runs the same, docs/reproducibility.md):
   thtl-bench synth && thtl-bench data split && thtl-bench grid && thtl-bench aggregate && thtl-bench report
 every subcommand: thtl-bench COMMAND --help (with an example)"""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from pathlib import Path
 
 from thtl_bench import domains
 from thtl_bench.cli.common import load_cfg, subcommand
@@ -21,18 +22,37 @@ def _synth(args: argparse.Namespace) -> int:
     from thtl_bench.data.phantoms import format_stats, synth
 
     cfg = load_cfg(args)
-    out = args.out or cfg["data"]["root"]
+    out = Path(args.out or cfg["data"]["root"])
     if cfg["data"]["kind"] != "phantom" and not args.out:
-        raise UserError(f"data.kind is {cfg['data']['kind']!r} for profile {cfg['profile']!r}: synth writes phantoms and "
-                        f"never over the real data's folder {out}. Under DVC, freeze the synth stage and record the "
-                        "data set with it (`dvc freeze synth`, then `dvc commit -f synth`: docs/reproducibility.md), "
-                        "or give --out for phantoms elsewhere")
+        # dvc.yaml's synth stage on real data: the data set is the stage's output, as found.
+        if not out.is_dir():
+            raise UserError(f"data.kind is {cfg['data']['kind']!r} for profile {cfg['profile']!r} but {out} is missing: put "
+                            f"the data set there (docs/reproducibility.md) or `dvc pull synth`")
+        print(f"data.kind is {cfg['data']['kind']!r}: {out} is used as found, nothing synthesised "
+              "(`thtl-bench data check` checks it)")
+        return 0
     t0 = time.perf_counter()
-    stats = synth(out, cfg["synth"], _domains(args, cfg), profile=cfg.get("profile"), sheets=args.sheets)
+    doms = _domains(args, cfg)
+    stats = synth(out, cfg["synth"], doms, profile=cfg.get("profile"), sheets=args.sheets)
+    if not args.out and not args.domain:
+        _drop_stale(out, doms)
     print(format_stats(stats))
     print(f"wrote phantoms to {out}/ in {time.perf_counter() - t0:.1f} s "
           f"(profile {cfg.get('profile')}, seed {cfg['synth']['seed']}, {cfg['synth']['image_size']} px)")
     return 0
+
+
+def _drop_stale(root: Path, keep: list[str]) -> None:
+    """Phantom domain folders the profile no longer has (the generator's meta marks them; nothing
+    else is touched): the data folder then holds exactly the profile's domains."""
+    import shutil
+
+    from thtl_bench.data.cache import phantom_meta
+
+    for sub in sorted(p for p in root.iterdir() if p.is_dir() and p.name not in keep):
+        if phantom_meta(sub) is not None:
+            shutil.rmtree(sub)
+            print(f"removed {sub}: phantoms of a domain the profile no longer lists (grid.domains)")
 
 
 def _check(args: argparse.Namespace) -> int:
@@ -84,7 +104,9 @@ def _verify(args: argparse.Namespace) -> int:
 def add_cli(subparsers) -> None:
     p = subcommand(subparsers, "synth", help="write synthetic vascular phantoms of the profile's domains in the real layouts",
                    description="Write the profile's phantom domains (the target and grid.domains) into data.root "
-                               "(default data/<profile>: dvc.yaml's synth stage output), byte-identical on every CPU.",
+                               "(default data/<profile>: dvc.yaml's synth stage output), byte-identical on every CPU; "
+                               "phantom domains the profile no longer lists are removed from it. With data.kind real "
+                               "the folder is used as found (nothing is written).",
                    example="thtl-bench synth --profile domains --sheets /tmp/sheets")
     p.add_argument("--out", default=None, help="output folder (default: the profile's data.root)")
     p.add_argument("--domain", action="append", choices=domains.NAMES,

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from thtl_bench.config import digest
 from thtl_bench.data import splits as splits_mod
 from thtl_bench.data.cache import (
     DEFAULT_RESIZE,
@@ -69,9 +70,11 @@ def check_domain(cfg: dict, domain: str) -> dict:
         samples, h = [s for s, _ in hashed], [x for _, x in hashed]
         problems += content_problems(samples, h, lst.root)
         seeds = splits_mod.split_seeds(cfg)
+        report["split_digests"] = {}
         for k in seeds:
             fresh = splits_mod.compute(cfg, [s.id for s in samples], [s.label for s in samples],
                                        [s.group for s in samples], h, k)
+            report["split_digests"][str(k)] = digest(fresh, 16)  # the split files stand for these rows
             path = splits_mod.split_path(cfg, domain, k)
             if path.is_file():
                 try:
