@@ -253,7 +253,7 @@ def verify(cfg: dict, regenerate: bool = True) -> list[str]:
     lines: list[str] = []
     if not root.is_dir():
         if not (regenerate and cfg["data"].get("kind") == "phantom"):
-            raise DataError(Problem("missing_root", str(root), f"{root} is missing",
+            raise DataError(Problem("missing_root", str(root), "the data folder is missing",
                                     f"`dvc pull synth` or put the data set in {root}" if cfg["data"].get("kind") == "real"
                                     else f"`thtl-bench synth --profile {profile}` (or `dvc repro synth`)"))
         synth(root, cfg["synth"], profile_domains(cfg), profile=profile)
