@@ -35,10 +35,10 @@ def _cfg() -> dict:
 
 @pytest.fixture(scope="session")
 def cfg() -> dict:
-    """The effective config with the profile's own data folder present and verified against its
-    .dvc file (data.root + ".dvc"; phantoms are regenerated from the recipe when missing, real
-    data without a .dvc file is accepted with its fingerprint printed; data made for another
-    profile or image size is refused: thtl_bench.data.check.verify)."""
+    """The effective config with the profile's own data folder present and verified against the
+    hash dvc.lock records for it (phantoms are regenerated from the recipe when missing; a folder
+    the lock does not record for this recipe is used as found; data made for another profile or
+    image size is refused: thtl_bench.data.check.verify)."""
     from thtl_bench.data.check import verify
 
     c = _cfg()

@@ -1,4 +1,4 @@
-"""Transferability scores and domain distances for ranking intermediate domains (numpy + scipy only).
+"""Transferability scores and domain distances for ranking intermediate domains (numpy, scipy, sklearn).
 
 The running side extracts, from the step-1 network (ImageNet -> intermediate domain), its outputs on
 the TARGET (larynx) training split and calls the pure functions here; nothing is trained:
@@ -13,11 +13,12 @@ Every score is "higher = more transferable"; every distance is "lower = closer" 
 
 Where a maintained implementation exists it was read and used as the test reference (numbers only,
 tests/test_transferability.py): thuml/LogME (LogME, LEEP, NCE), thuml/Transfer-Learning-Library
-``tllib/ranking`` (H-score, regularised H-score), mseitzer/pytorch-fid (Fréchet distance),
-scikit-learn ``LedoitWolf`` (shrinkage). No maintained PyPI package offers them as numpy
-functions: LogME and tllib are not on PyPI (its ``logme`` is a logging package) and need numba;
-pytorch-fid 0.3.0 (2023) and torch-fidelity import torch, and pytorch-fid calls
-``sqrtm(disp=False)``, deprecated in scipy 1.16 and due to go in 1.18. So the formulas are here.
+``tllib/ranking`` (H-score, regularised H-score), mseitzer/pytorch-fid (Fréchet distance). The
+Ledoit-Wolf shrinkage is scikit-learn's own (``sklearn.covariance.ledoit_wolf_shrinkage``). No
+maintained PyPI package offers the scores as numpy functions: LogME and tllib are not on PyPI (its
+``logme`` is a logging package) and need numba; pytorch-fid 0.3.0 (2023) and torch-fidelity import
+torch, and pytorch-fid calls ``sqrtm(disp=False)``, deprecated in scipy 1.16 and due to go in 1.18.
+So those formulas are here.
 """
 
 from __future__ import annotations
@@ -225,23 +226,13 @@ def nce(source_pred: Any, labels: Any) -> float:
 
 
 def ledoit_wolf_shrinkage(features: Any) -> float:
-    r"""Ledoit-Wolf (J. Multivariate Anal. 2004) shrinkage of the ML covariance towards mu I.
+    """Ledoit-Wolf (J. Multivariate Anal. 2004) shrinkage of the ML covariance towards mu I:
+    scikit-learn's ``sklearn.covariance.ledoit_wolf_shrinkage`` on the features (centred there),
+    so the coefficient is the library's, in [0, 1] (0 when the covariance is already mu I).
+    Imported here, not at the top: the reporting side imports this module and never calls it."""
+    from sklearn.covariance import ledoit_wolf_shrinkage as sk_shrinkage
 
-    X = centred features (N x D), S = X^T X / N, mu = tr(S) / D, d^2 = ||S - mu I||_F^2 / D,
-    b^2 = min(d^2, (1/N sum_k ||x_k||^4 - ||S||_F^2) / (N D)), shrinkage = b^2 / d^2 in [0, 1]
-    (0 when d^2 = 0). ||S||_F^2 is taken from the N x N Gram matrix when N < D, so the cost is
-    O(N D min(N, D)). Same value as scikit-learn ``LedoitWolf().shrinkage_``.
-    """
-    x = _matrix(features, "features")
-    x = x - x.mean(axis=0)
-    n, d = x.shape
-    gram = x @ x.T if n <= d else x.T @ x
-    s_fro2 = float((gram**2).sum()) / n**2
-    mu = float((x**2).sum()) / (n * d)
-    d2 = (s_fro2 - d * mu**2) / d
-    b2 = (float(((x**2).sum(axis=1) ** 2).sum()) / n - s_fro2) / (n * d)
-    b2 = min(b2, d2)
-    return 0.0 if d2 <= 0 else float(max(b2, 0.0) / d2)
+    return float(sk_shrinkage(_matrix(features, "features")))
 
 
 def hscore(features: Any, labels: Any, *, shrinkage: str | float | None = "ledoit-wolf") -> float:

@@ -687,7 +687,7 @@ def test_dockerignore_matcher_follows_docker_rules():
 SECRET_OR_LARGE = [
     ".git/config", ".git/HEAD", ".dvc/config.local", ".dvc/tmp/lock", ".dvc/cache/files/md5/ab/cdef",
     ".env", ".env.production", "scripts/.env", "params.local", "thtl_bench/x.local", ".netrc", "deploy/key.pem",
-    "secrets/server.key", ".ssh/id_rsa", "id_ed25519.pub", "data/larynx/B/1.png", "data-paper/fundus/1.png",
+    "secrets/server.key", ".ssh/id_rsa", "id_ed25519.pub", "data/larynx/B/1.png", "data/paper/fundus/1.png",
     "checkpoints/paper/x/best.pt", "weights/resnet18.pth", "m.safetensors", ".benchmarks/smoke-x.json",
     ".cache/tensors/x.npy", ".venv/bin/python", ".nox/tests/x", "thtl_bench/__pycache__/a.pyc", "logs/a.log",
 ]
@@ -706,6 +706,6 @@ def test_dockerignore_keeps_what_the_image_needs():
     tracked = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True).stdout.split()
     needed = [p for p in tracked if p.startswith(("thtl_bench/", "requirements/", "benchmarks/", "splits/",
                                                    "records/", ".dvc/"))]
-    needed += ["pyproject.toml", "README.md", "params.yaml", "dvc.yaml", "noxfile.py", "data.dvc", "data-paper.dvc"]
+    needed += ["pyproject.toml", "README.md", "params.yaml", "dvc.yaml", "dvc.lock", "noxfile.py"]
     assert not [p for p in needed if excluded(p)]
     assert ".dvc/config" in needed  # tracked, holds no credentials (those go to config.local)

@@ -143,7 +143,7 @@ def test_report_writes_every_section_figures_first(tmp_path):
     assert "**Absent**" in text and "cam.json" in text  # no cam.json written
     assert "An extrapolation" in text and "CPU-hours" in text
     assert "vit_b_16 | onestep_last" in text  # a not-run case with its reason
-    assert "data.dvc not found" in text
+    assert "dvc.lock records no stage output" in text or "dvc.lock not found" in text
     assert "at most 30 epochs" in text and "not before epoch 8" in text  # the budget rule with the records' numbers
     assert "<details>" in text
     rdir = tmp_path / "report"
@@ -154,13 +154,16 @@ def test_report_writes_every_section_figures_first(tmp_path):
     for img in _images(text):  # every figure the report shows exists
         assert (tmp_path / img).is_file(), img
     metrics = json.loads((rdir / "metrics.json").read_text())
-    assert metrics["claims.C3.resnet18.verdict"] == 0
     summary = agg.load_summary(rdir / "summary.json")
-    assert metrics["grid.resnet18.swft.via_fundus.accuracy.mean"] == pytest.approx(
-        next(c for c in summary["cells"] if (c["model"], c["arm"]) == ("resnet18", "swft"))["metrics"]["accuracy"]["mean"],
-        abs=1e-6)
+    row = next(r for r in summary["claims"] if (r["id"], r["model"]) == ("C3", "resnet18"))
+    assert metrics["claims"]["C3.resnet18"]["verdict"] == row["verdict"] and isinstance(row["verdict"], str)
+    assert metrics["claims"]["C1.resnet50"]["verdict"] is None and metrics["claims"]["C1.resnet50"]["p"] is None
+    swft = next(c for c in summary["cells"] if (c["model"], c["arm"]) == ("resnet18", "swft"))["metrics"]["accuracy"]
+    cell = metrics["cells"]["resnet18.swft.via_fundus"]["accuracy_pct"]
+    assert cell["mean"] == pytest.approx(100 * swft["mean"], abs=1e-4)
+    assert (cell["low"], cell["high"]) == (pytest.approx(100 * swft["ci_low"], abs=1e-4), pytest.approx(100 * swft["ci_high"], abs=1e-4))
     head = json.loads((rdir / "headline.json").read_text())
-    assert 5 <= len(head) <= 30 and head["cases_ok"] == 42 and "C1.resnet18.verdict" in head
+    assert head["cases_ok"] == 42 and head["primary_claims"]["without_data"] == 5  # resnet50: no records
     first = {f: (rdir / f).read_bytes() for f in ("metrics.json", "headline.json", "summary.json",
                                                   "plots/swft_steps.csv", "figures/arms_dot.png")}
     report.write(cfg, [DATA / "records"])
@@ -200,7 +203,9 @@ def test_swft_that_kept_step_1_is_said_so(tmp_path, sample_records):
 
 def test_report_cam_section_and_data_version(tmp_path):
     cfg = _cfg(tmp_path, bootstrap=100)
-    (tmp_path / "data.dvc").write_text("outs:\n- md5: 0123456789abcdef.dir\n  path: data\n")
+    cfg["_params_file"] = str(tmp_path / "params.yaml")  # dvc.lock is read beside it
+    (tmp_path / "dvc.lock").write_text("schema: '2.0'\nstages:\n  synth:\n    outs:\n    - path: data\n"
+                                       "      hash: md5\n      md5: 0123456789abcdef.dir\n")
     rdir = tmp_path / "report"
     fig = rdir / "figures" / "cam__resnet18.png"
     fig.parent.mkdir(parents=True)
@@ -211,7 +216,7 @@ def test_report_cam_section_and_data_version(tmp_path):
                for arm, via, share in (("thtl_last", "fundus", 0.2), ("swft", "fundus", 0.6))]
     (rdir / "cam.json").write_text(json.dumps(entries))
     text = report.write(cfg, [DATA / "records"]).read_text()
-    assert "md5 0123456789abcdef.dir" in text
+    assert f"md5 0123456789abcdef.dir ({tmp_path / 'dvc.lock'}, stage synth)" in text
     assert "**Absent**" not in text
     assert "| resnet18 | swft via fundus      | larynx malignant | 1      | 10.0              | 60.0     | 30.0     |" in text
     assert "min-max scaled" in text
@@ -274,14 +279,21 @@ def test_assumptions_read_per_arm_lrs_and_the_common_budget_from_records(sample_
 
 
 def test_glance_names_each_arms_domain_and_claims_outside_the_grid(tmp_path, sample_records):
-    # a domains-profile grid: no SWFT, THTL through two domains; C6 compares thtl_last across them
+    # a domains-profile grid: no SWFT, THTL through several domains; C6v compares thtl_last across two,
+    # C6 (the factorial's interaction) across four
     recs = [r for r in copy.deepcopy(sample_records) if r["case"]["arm"] not in ("swft", "thtl_all")]
     summary = agg.aggregate(recs, _cfg(tmp_path, bootstrap=50), samples.GOLDEN_ORDER)
     c1 = next(r for r in summary["claims"] if r["id"] == "C1" and r.get("n_pairs"))
-    summary["claims"].append({**c1, "id": "C6a", "claim": "C6a", "arm_b": "thtl_last", "domain": None,
-                              "domain_a": "fundus_tortuous", "domain_b": "fundus"})
+    summary["claims"].append({**c1, "id": "C6v", "claim": "C6v", "arm_b": "thtl_last", "domain": None,
+                              "domain_a": "fundus_vessel_tortuous", "domain_b": "fundus_vessel"})
+    summary["claims"].append({**c1, "id": "C6", "claim": "C6", "arm_b": "thtl_last", "domain": None,
+                              "domain_a": "fundus_vessel_tortuous", "domain_b": "fundus_vessel",
+                              "arm_c": "thtl_last", "arm_d": "thtl_last", "domain_c": "fundus_lesion_tortuous",
+                              "domain_d": "fundus_lesion"})
     text = "\n".join(decisions.verdicts(summary))
-    assert "thtl_last[fundus_tortuous] - thtl_last[fundus] (accuracy)" in text
+    assert "thtl_last[fundus_vessel_tortuous] - thtl_last[fundus_vessel] (accuracy)" in text
+    assert ("(thtl_last[fundus_vessel_tortuous] - thtl_last[fundus_vessel]) - (thtl_last[fundus_lesion_tortuous] - "
+            "thtl_last[fundus_lesion]) (accuracy)") in text
     outside = next(line for line in text.splitlines() if line.startswith("- an arm not in this profile's grid"))
     assert "C2*" in outside and "C4*" in outside and "C1" not in outside  # arms swft / thtl_all not in the grid
     # a claim is listed once, under one reason: primary members of a model the grid has are "arm" rows too

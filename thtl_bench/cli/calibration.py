@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from thtl_bench.cli.common import add_common, load_cfg
+from thtl_bench.cli.common import load_cfg, subcommand
 
 
 def _calibrate(args: argparse.Namespace) -> int:
@@ -40,16 +40,16 @@ def _calibrate(args: argparse.Namespace) -> int:
 
 
 def add_cli(subparsers: Any) -> None:
-    p = subparsers.add_parser(
-        "calibrate", help="the claim rule's false decisions, coverage and power at this design (report/calibration.json)",
+    p = subcommand(
+        subparsers, "calibrate",
+        help="the claim rule's false decisions, coverage and power at this design (report/calibration.json)",
         description="Estimate each primary claim's variance components from the profile's records, fit the "
                     "simulation model to them, and measure by simulation (stats.calibration.n_sim studies per "
                     "design) the rule's false decisions and coverage at the run's design and at "
                     "stats.calibration.replicates split units, and its power at the paper's effect; the same "
                     "with every component SD x stats.calibration.pessimistic_scale. Reused while the records, "
                     "the analysis plan and the code are unchanged.",
-        epilog="example: thtl-bench calibrate --profile smoke -S stats.calibration.n_sim=500")
-    add_common(p)
+        example="thtl-bench calibrate --profile smoke -S stats.calibration.n_sim=500")
     p.add_argument("--workers", type=int, default=None, help="processes for the simulations (default: up to 2)")
     p.add_argument("--force", action="store_true", help="recompute even when the artefact matches")
     p.set_defaults(func=_calibrate)
