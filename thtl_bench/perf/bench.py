@@ -190,19 +190,22 @@ def mfu_row(name: str, res: dict, size: int, peak: float) -> dict:
 
 def same_predictions(a: dict, b: dict, atol: float) -> float:
     """The largest difference between two records' test probabilities (the same case run two ways,
-    e.g. with and without the feature cache), asserted: bitwise equal with equal metrics when both
-    runs claim bitwise determinism (the CPU default), else within `atol` (a GPU run: cuDNN
-    autotuning, bf16, other batch shapes). AssertionError names the gap."""
+    e.g. with and without the feature cache), asserted within `atol`. Determinism means that one
+    path run again gives the same bits; two paths are not one: the cached prefix runs over other
+    batches (and, with channels_last on CPU, other kernels) than the per-batch prefix, so they
+    agree to rounding (measured 3e-7 on CPU at 64 px), and on a GPU to bf16 and autotuning
+    differences. AssertionError names the gap."""
     ta, tb = a["predictions"]["test"], b["predictions"]["test"]
     assert ta["ids"] == tb["ids"] and ta["labels"] == tb["labels"], "not the same test images"
     pa, pb = np.asarray(ta["probs"], dtype=float), np.asarray(tb["probs"], dtype=float)
     gap = float(np.abs(pa - pb).max()) if pa.size else 0.0
     if all((r.get("env") or {}).get("determinism", {}).get("bitwise") for r in (a, b)):
-        assert gap == 0.0 and a["metrics"]["test"] == b["metrics"]["test"], \
-            f"bitwise-deterministic runs differ: test probabilities by up to {gap:.3g}"
-    else:
-        assert gap <= atol, f"test probabilities differ by up to {gap:.3g} (> {atol:g})"
+        atol = min(atol, FP32_ROUNDING)  # fp32 on both sides: rounding only
+    assert gap <= atol, f"test probabilities differ by up to {gap:.3g} (> {atol:g})"
     return gap
+
+
+FP32_ROUNDING = 1e-5  # two fp32 paths of one computation (e.g. other batchings): differences this small
 
 
 def fmt(x: float | None, spec: str) -> str:

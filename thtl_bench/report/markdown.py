@@ -20,7 +20,7 @@ from pathlib import Path
 
 from thtl_bench.analysis import aggregate
 from thtl_bench.io import atomic_write_json, atomic_write_text
-from thtl_bench.report import decisions, plots, sections
+from thtl_bench.report import decisions, mechanism, plots, sections
 from thtl_bench.report.companions import headline, metrics_full
 from thtl_bench.report.gather import gather
 
@@ -44,13 +44,14 @@ def render(cfg: dict, summary: dict, sources: Sequence[str] | None = None) -> Pa
         decisions.verdicts(summary),
         sections.figures(summary, drawn, g, base),
         sections.claims(summary),
+        mechanism.section(summary, g, base),
         decisions.calibration(summary),
         sections.target_table(summary), sections.step1_table(summary), decisions.training_fit(summary),
         sections.references(summary), sections.transfer(summary), sections.not_run(summary),
         sections.speed(summary) + [""] + sections.perf(g),
         sections.provenance(summary, g, sources, now), sections.assumptions(summary),
     ]
-    atomic_write_text(path, "\n\n".join("\n".join(p) for p in parts) + "\n")
+    atomic_write_text(path, "\n\n".join("\n".join(p) for p in parts if p) + "\n")
     return path
 
 
