@@ -109,6 +109,7 @@ def test_calibration_verdict_is_two_sided():
     assert calibration.verdict(cal(0.01, 0.99, 0.9))["calibrated"] is False  # never errs: not calibrated
     assert calibration.verdict(cal(0.12, 0.88, 0.9))["calibrated"] is False
     assert calibration.verdict(cal(0.05, 0.95, 0.5))["powered"] is False
+    assert calibration.verdict(cal(0.05, 0.95, 0.9))["coverage_at_effect"] == [0.95, 0.95]
 
 
 def test_an_interaction_contrast_is_calibrated_too():

@@ -206,17 +206,23 @@ def run(records: Sequence[dict], cfg: dict, *, workers: int | None = None, previ
 
 
 def verdict(cal: dict | None) -> dict:
-    """Whether the calibration met its targets: false decisions in [2.5, 7.5] %, coverage in
-    [92, 98] % (every design and setting), power >= min_power (estimated setting, each claim)."""
+    """Whether the calibration met its targets, at every design (the run's own, 3 and 20 units)
+    and setting (estimated, pessimistic) under the null: false decisions in [2.5, 7.5] % and
+    coverage of the 95 % interval in [92, 98] %; and power >= min_power at the paper's effect
+    (estimated setting, each primary claim). The coverage of the true effect in the power runs is
+    reported beside it (`coverage_at_effect`), not judged: near a metric's ceiling (a recall effect
+    capped at 99 %) a t-interval on a proportion is expected to cover less."""
     if not cal or not cal.get("claims"):
         return {"calibrated": None, "powered": None}
     fd = [c["decisions"]["rate"] for x in cal["claims"] for c in x["calibration"]]
-    cov = [c["coverage"]["rate"] for x in cal["claims"] for c in x["calibration"] + x["power"]]
+    cov = [c["coverage"]["rate"] for x in cal["claims"] for c in x["calibration"]]
+    alt = [c["coverage"]["rate"] for x in cal["claims"] for c in x["power"]]
     pw = [p["reproduced"]["rate"] for x in cal["claims"] for p in x["power"] if p["setting"] == "estimated"]
     return {"calibrated": all(0.025 <= f <= 0.075 for f in fd) and all(0.92 <= c <= 0.98 for c in cov),
             "powered": (all(p >= cal["settings"]["min_power"] for p in pw) and len(pw) == len(cal["claims"]))
             if pw else None,
             "false_decisions": [min(fd), max(fd)] if fd else None, "coverage": [min(cov), max(cov)] if cov else None,
+            "coverage_at_effect": [min(alt), max(alt)] if alt else None,
             "power": [min(pw), max(pw)] if pw else None}
 
 
