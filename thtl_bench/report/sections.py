@@ -156,7 +156,7 @@ def figures(summary: dict, plots: Any, g: dict, base: Path) -> list[str]:
                 "interval, diamond = the paper's number, band = the equivalence margin.", ""]
     if plots.arms_dot:
         out += ["### Test accuracy and malignant recall per arm", "", _img("models x arms", plots.arms_dot, base), "",
-                "Dots = replicates; bar = the cell's replicate-level interval (replicates, then patients); "
+                "Dots = replicates; bar = the cell's replicate-level interval (the claims' rule: t over split units, shared patients once); "
                 "hollow dot = an under-trained replicate, hollow mean = at least one in the cell.", ""]
     for model, png in plots.confusion:
         out += [f"### Confusion matrices: {model}", "", _img(f"confusion {model}", png, base), ""]
