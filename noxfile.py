@@ -8,7 +8,8 @@ requirements are reused from there) and this package installed into it.
 
     nox -s tests                         # fast tests, benchmarks skipped; args go to pytest
     nox -s benchmark -- paper            # profile: first argument, else $THTL_PROFILE, else params.yaml
-    nox -s report -- paper               # aggregate + LayerCAM figures + REPORT.md
+    nox -s report -- paper               # aggregate + LayerCAM figures + REPORT.md (params.yaml's
+                                         # profile: `dvc repro`, so dvc.lock stays the pipeline's)
     nox -s compare -- A B                # thtl-bench compare A B
     nox -s lint
 """
@@ -16,6 +17,7 @@ requirements are reused from there) and this package installed into it.
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import nox
@@ -82,13 +84,38 @@ def benchmark(session: nox.Session) -> None:
     )
 
 
+# The report chain without DVC: dvc.yaml's stages after `grid`, in its order (tests/repo/test_dvc.py
+# checks the two agree).
+REPORT_COMMANDS = ("flops", "references", "transfer", "calibrate", "aggregate", "cam", "report")
+
+
+def _dvc_runs(profile: str, rest: list[str]) -> bool:
+    """Whether `dvc repro` makes this report: the profile is the one dvc.yaml runs (params.yaml's
+    `profile`, the file DVC reads), no CLI arguments are added, and this is a DVC checkout in git."""
+    return (profile == _default_profile() and not rest and "THTL_PARAMS" not in os.environ
+            and (ROOT / ".dvc").is_dir() and (ROOT / ".git").exists())
+
+
 @nox.session(venv_backend=BACKEND, venv_params=VENV_PARAMS)
 def report(session: nox.Session) -> None:
-    """Count FLOPs for the projection, aggregate the profile's records, render the LayerCAM
-    figures, write REPORT.md."""
+    """Count FLOPs for the projection, the reference points and transferability scores, the rule's
+    calibration at this design (reused from the benchmark session when the records are unchanged),
+    aggregate the profile's records, render the LayerCAM figures, write REPORT.md.
+
+    For the profile dvc.yaml runs this is `dvc repro`: the stages whose inputs changed run (the
+    records `nox -s benchmark` wrote are the grid stage's output, and its re-run trains nothing
+    they already hold), so `nox -s benchmark report` leaves the dvc.lock that `dvc repro` leaves and
+    `dvc status` is clean after it. `dvc commit` after the same commands run by hand would record
+    whatever the workspace holds, stale records included. Any other profile, or extra arguments
+    (e.g. -S grid.checkpoints_dir=...): the CLI commands below, without DVC; dvc.lock, which
+    describes params.yaml's profile, is left alone."""
     _prepare(session)
     profile, rest = _split_profile(session.posargs)
-    for command in ("flops", "references", "transfer", "aggregate", "cam", "report"):
+    if _dvc_runs(profile, rest):
+        dvc = shutil.which("dvc")
+        session.run(*([dvc] if dvc else ["python", "-m", "dvc"]), "repro")
+        return
+    for command in REPORT_COMMANDS:
         session.run("thtl-bench", command, "--profile", profile, *rest)
 
 

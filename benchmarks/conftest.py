@@ -35,10 +35,10 @@ def _cfg() -> dict:
 
 @pytest.fixture(scope="session")
 def cfg() -> dict:
-    """The effective config with the profile's own data folder present and verified against its
-    .dvc file (data.root + ".dvc"; phantoms are regenerated from the recipe when missing, real
-    data without a .dvc file is accepted with its fingerprint printed; data made for another
-    profile or image size is refused: thtl_bench.data.check.verify)."""
+    """The effective config with the profile's own data folder present and verified against the
+    hash dvc.lock records for it (phantoms are regenerated from the recipe when missing; a folder
+    the lock does not record for this recipe is used as found; data made for another profile or
+    image size is refused: thtl_bench.data.check.verify)."""
     from thtl_bench.data.check import verify
 
     c = _cfg()
@@ -80,6 +80,35 @@ def progress(request):
     return show
 
 
+PART_ENV = "THTL_BENCH_PART"  # study:I/N (shard I of N of the study cases) | perf (the performance cases)
+
+
+def part_filter(part: str, cfg: dict):
+    """Whether an item belongs to `part` ($THTL_BENCH_PART) of a sharded benchmark run (the GPU
+    workflow): `study:I/N` keeps the study cases of the engine's shard I of N (grid.shard keeps
+    every THTL step 1 with its children), `perf` keeps the performance cases (run after the
+    shards, on their merged records). Anything else is a UserError naming the variable."""
+    from thtl_bench.engine import grid
+    from thtl_bench.errors import UserError
+
+    if part == "perf":
+        return lambda item: Path(str(item.fspath)).name != "test_study.py"
+    kind, _, spec = part.partition(":")
+    try:
+        if kind != "study":
+            raise ValueError(kind)
+        i, n = (int(x) for x in spec.split("/"))
+        slugs = {c.slug for c in grid.shard(grid.cases(cfg), i, n)}
+    except (ValueError, UserError):
+        raise UserError(f"{PART_ENV}={part!r}: use study:I/N (0 <= I < N) or perf") from None
+
+    def keep(item) -> bool:
+        case = getattr(getattr(item, "callspec", None), "params", {}).get("case")
+        return case is not None and case.slug in slugs
+
+    return keep
+
+
 def pytest_collection_modifyitems(session, config, items):
     # Study cases first: the performance cases and the cost projection read their records.
     def rank(item) -> int:
@@ -87,6 +116,13 @@ def pytest_collection_modifyitems(session, config, items):
         return ORDER.index(name) if name in ORDER else len(ORDER)
 
     items.sort(key=rank)  # stable: keeps the canonical case order within a file
+    part = os.environ.get(PART_ENV)
+    if part:  # a part of a sharded run: the rest is deselected (and the session is partial)
+        keep = part_filter(part, _cfg())
+        dropped = [it for it in items if not keep(it)]
+        items[:] = [it for it in items if keep(it)]
+        if dropped:
+            config.hook.pytest_deselected(items=dropped)
 
 
 def pytest_deselected(items):
@@ -105,7 +141,7 @@ def _expected_items(session) -> dict[str, int | None]:
     """Cases each file holds when nothing is selected away (node ids select without deselecting)."""
     from thtl_bench.engine import grid
 
-    out: dict[str, int | None] = {"test_study.py": len(grid.cases(_cfg()))}
+    out: dict[str, int | None] = {"test_study.py": len(grid.cases(_cfg())) + 1}  # + test_grid
     for item in session.items:
         name = Path(str(item.fspath)).name
         module = getattr(item, "module", None)
@@ -130,8 +166,9 @@ def pytest_collectreport(report):
 
 
 def pytest_sessionfinish(session, exitstatus):
-    if session.config.getoption("benchmark_skip", False) or (not session.items and not _ERRORS):
-        return
+    if session.config.getoption("benchmark_skip", False) or session.config.getoption("collectonly", False) \
+            or (not session.items and not _ERRORS):
+        return  # nothing was benchmarked (skipped, only collected, or nothing selected)
     from thtl_bench.engine import env
     from thtl_bench.perf import session as bench_session
 
@@ -141,6 +178,8 @@ def pytest_sessionfinish(session, exitstatus):
                or bool(session.shouldfail))
     partial = bench_session.partial_reason(_items_by_file(session), _expected_items(session),
                                            len(_DESELECTED), stopped)
+    if partial and os.environ.get(PART_ENV):
+        partial = f"{PART_ENV}={os.environ[PART_ENV]}, one part of a sharded run: {partial}"
     st = _STUDY_COUNTS.get("state") or {}
     written, last = bench_session.finish(
         cfg, wall_s=wall, cases=len(session.items), failed=session.testsfailed, errors=list(_ERRORS),

@@ -16,7 +16,6 @@ import json
 import os
 import resource
 import shutil
-import statistics
 import sys
 import time
 from collections import Counter
@@ -27,7 +26,6 @@ import torch
 
 from thtl_bench import records
 from thtl_bench.analysis import projection
-from thtl_bench.engine import env as envinfo
 from thtl_bench.engine import runtime
 from thtl_bench.io import atomic_write_json
 from thtl_bench.perf.bench import (
@@ -39,6 +37,7 @@ from thtl_bench.perf.bench import (
     mfu_row,
     pipeline_vs_ready,
     run_child,
+    same_predictions,
     save_result,
     scaling_check,
     step1_shared_problems,
@@ -160,9 +159,10 @@ def test_feature_cache_speedup(benchmark, cfg, progress, tmp_path):
     assert cached["timing"]["feature_cache"] and not uncached["timing"]["feature_cache"]
     assert cached["case_id"] == uncached["case_id"]  # the exact cache is not part of the identity
     assert cached["timing"]["epochs"] == uncached["timing"]["epochs"] == epochs
-    # Exactness is correctness, not speed: always asserted.
-    assert cached["metrics"]["test"] == uncached["metrics"]["test"]
-    assert cached["predictions"]["test"]["probs"] == uncached["predictions"]["test"]["probs"]
+    # Exactness is correctness, not speed: always asserted. Bitwise where the runs are (CPU,
+    # deterministic mode); elsewhere (a GPU: cuDNN autotuning, bf16, other batch sizes in the cache
+    # build than in the uncached steps) within bench.cache_probs_atol of each other.
+    gap = same_predictions(cached, uncached, float(b["cache_probs_atol"]))
     wc, wu = cached["timing"]["wall_s"], uncached["timing"]["wall_s"]
     ratio = wu / wc
     target = b["feature_cache_speedup"]
@@ -171,12 +171,12 @@ def test_feature_cache_speedup(benchmark, cfg, progress, tmp_path):
              "epochs": epochs, "wall_s_cached": wc, "wall_s_uncached": wu,
              "cache_build_s": cached["timing"]["feature_cache_s"],
              "epoch_s_cached": cached["timing"]["epoch_s"], "epoch_s_uncached": uncached["timing"]["epoch_s"],
-             "test_metrics_identical": True,
+             "test_metrics_identical": gap == 0.0, "test_probs_max_abs_diff": gap,
              **_knobs(cfg, runtime.resolve_device(cfg["train"]), int(cfg["data"]["image_size"]),
                       int(cfg["train"]["batch_size"]), cached["env"]["precision"], cached["env"]["channels_last"])}
     finish(benchmark, progress, cfg, "feature_cache_speedup", entry,
            f"{ratio:.1f}x ({wu:.1f} s uncached vs {wc:.1f} s cached, of which {entry['cache_build_s']:.1f} s "
-           f"building the cache; identical test metrics)")
+           f"building the cache; test probabilities {'identical' if gap == 0.0 else f'within {gap:.2g}'})")
 
 
 # ----------------------------------------------------------------------------- 3. throughput + MFU
@@ -210,7 +210,7 @@ def test_throughput_mfu(benchmark, cfg, progress):
                 model, images, labels, device=device, amp=amp, channels_last=cl, batch_size=bs,
                 aug_cfg=cfg["train"].get("augment") or {}, max_grad_norm=cfg["train"].get("max_grad_norm"),
                 warmup=k["warmup"], steps=k["steps"], rounds=int(b["throughput_rounds"]),
-                train_cfg=cfg["train"])
+                train_cfg=cfg["train"], sync="error")  # CUDA: a host round trip inside a step fails the case
             rows.append(mfu_row(name, res, size, peak))
             del model, res
             if device.type == "cuda":
@@ -251,7 +251,12 @@ def test_study_cost_projection(benchmark, cfg, progress):
     rdir = Path(cfg["grid"]["records_dir"])
     counts = flops.artifact(cfg, recs)
     proj = benchmark.pedantic(projection.projection, args=(recs, counts), rounds=1, iterations=1)
-    problems = step1_shared_problems(cfg, recs, sorted(rdir.rglob("*.json")))
+    # the grid's own cases: a folder may still hold records of an earlier design (other replicates)
+    from thtl_bench.engine import grid
+
+    slugs = {c.slug for c in grid.cases(cfg)}
+    problems = step1_shared_problems(cfg, [r for r in recs if r["slug"] in slugs],
+                                     sorted(f for f in rdir.rglob("*.json") if f.stem in slugs))
     assert not problems, "THTL step 1 not shared:\n" + "\n".join(problems)
     if not proj["per_model"]:
         pytest.skip("no timed ok records to project from")
@@ -338,51 +343,25 @@ def test_cpu_default_budget(benchmark, cfg, progress, tmp_path):
     rec = records.read(records.record_path(tmp_path / "records", Case(model, arm, int(seed), split)))
     assert rec["status"] == "ok", rec.get("reason")
 
-    # The smoke grid from a fresh start: the study's measured wall times, a missing case charged
-    # the mean of its arm's measured cases (else of all, the child included), not-run cases 0 s.
-    by_slug = {r["slug"]: r for r in recs}
-    measured = [r for r in recs if r["status"] == "ok"] + [rec]  # the child's case counts too
-    cases = grid.cases(cfg)
-    walls, estimated = [], 0
-    for c in cases:
-        r = by_slug.get(c.slug)
-        if r is not None:
-            walls.append(r["timing"]["wall_s"] if r["status"] == "ok" else 0.0)
-            continue
-        same = [x["timing"]["wall_s"] for x in measured if x["case"]["arm"] == c.arm] or \
-               [x["timing"]["wall_s"] for x in measured] or [res["wall"]]
-        walls.append(statistics.mean(same))
-        estimated += 1
-    grid_s = sum(walls)
-    # The other perf cases as last measured on this machine and profile (autouse fixture below).
-    device = runtime.resolve_device(cfg["train"])
-    here = envinfo.device_name(device)
-    perf_path = Path(cfg["report"]["dir"]) / "perf.json"
-    perf = json.loads(perf_path.read_text()) if perf_path.is_file() else {}
-    perf_s = sum(float(e.get("case_s") or 0) for k, e in perf.items()
-                 if k != "cpu_default_budget" and e.get("device_name") == here and e.get("profile") == cfg["profile"])
-    session_s = grid_s + perf_s + res["wall"]
-    # The session's peak: this pytest process so far (it runs the study cases in-process) or the child.
+    # Memory only: the session's wall time is one figure, measured by the session itself
+    # (bench_session.json, REPORT.md's session row), never projected here. The session's peak:
+    # this pytest process so far or a whole case in a fresh process.
     self_gib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
     peak = max(res["rss"], self_gib)
-    t_wall, t_peak = b["session_wall_s"], b["session_peak_gib"]
-    met_wall, met_peak = judge(session_s, t_wall, "<="), judge(peak, t_peak, "<=")
-    met = None if met_wall is None and met_peak is None else (met_wall is not False and met_peak is not False)
-    entry = {"measure": f"projected benchmark session wall s (fresh smoke grid + perf cases); peak RSS "
-                        f"{peak:.2f} GiB (target {t_peak}: {'met' if met_peak else met_peak})",
-             "value": session_s, "unit": "s", "target": t_wall, "op": "<=", "met": met,
-             "session_s_projected": session_s, "grid_s": grid_s, "grid_cases": len(cases),
-             "grid_cases_estimated": estimated, "perf_cases_s": perf_s,
+    t_peak = b["session_peak_gib"]
+    device = runtime.resolve_device(cfg["train"])
+    entry = {"measure": "peak RSS (GiB): a whole case in a fresh process, or this benchmark session's pytest "
+                        "process (the session's wall time: bench_session.json)",
+             "value": peak, "unit": "GiB", "target": t_peak, "op": "<=", "met": judge(peak, t_peak, "<="),
              "case": f"{model} {arm} s{seed}", "case_wall_s": res["wall"], "case_peak_rss_gib": res["rss"],
-             "pytest_peak_rss_gib": self_gib, "peak_rss_gib": peak, "target_peak_rss_gib": t_peak,
-             "met_wall": met_wall, "met_peak": met_peak,
-             **machine(device)}
+             "pytest_peak_rss_gib": self_gib, "peak_rss_gib": peak, "grid_cases": len(grid.cases(cfg)),
+             "study_records": len(recs), **machine(device)}
     finish(benchmark, progress, cfg, "cpu_default_budget", entry,
-           f"session ~{session_s:.0f} s projected (grid {grid_s:.0f} s over {len(cases)} cases, {estimated} "
-           f"estimated; perf cases {perf_s:.0f} s); one case {res['wall']:.0f} s, peak RSS {peak:.2f} GiB")
+           f"peak RSS {peak:.2f} GiB (one case in a fresh process {res['rss']:.2f} GiB, {res['wall']:.0f} s; "
+           f"this process {self_gib:.2f} GiB)")
 
 
-# Every case records how long it took (case 5 adds them to the session projection).
+# Every case records how long it took.
 @pytest.fixture(autouse=True)
 def _case_seconds(request, cfg):
     t0 = time.perf_counter()

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from thtl_bench import config
+from thtl_bench import config, config_rules
 
 ROOT = Path(__file__).resolve().parents[1]
 PARAMS = ROOT / "params.yaml"
@@ -81,7 +81,7 @@ def test_exponent_without_a_dot_or_sign_is_a_float():
 def test_a_string_for_an_integer_is_refused_naming_the_override_and_the_type():
     msg = str(refused("train.max_epochs=abc"))
     assert "-S train.max_epochs=abc" in msg and "train.max_epochs" in msg
-    assert "expected an integer >= 1" in msg and "-S train.max_epochs=20" in msg
+    assert "expected an integer >= 1" in msg and "-S train.max_epochs=30" in msg
 
 
 def test_a_scalar_for_a_list_is_refused_with_the_list_spelled_out():
@@ -152,7 +152,7 @@ def test_a_bad_value_in_the_file_names_the_file_and_line(tmp_path):
 
 def test_a_ranged_key_whose_base_value_is_not_a_number_is_refused(tmp_path):
     # the base defines the types, so only the range can tell that the base value itself is wrong
-    p = edited(tmp_path, "  max_epochs: 20 ", "  max_epochs: six ")
+    p = edited(tmp_path, "  max_epochs: 30 ", "  max_epochs: six ")
     assert "train.max_epochs is 'six'; expected a number >= 1" in str(refused(path=p))
 
 
@@ -264,7 +264,7 @@ def test_precision_choices_agree_with_the_engine():
 
 def test_a_duplicated_key_names_both_lines(tmp_path):
     p = edited(tmp_path, "  patience: 4 ", "  patience: 4\n  max_epochs: 9 ")
-    first, second = line_of(p, "max_epochs: 20"), line_of(p, "max_epochs: 9")
+    first, second = line_of(p, "max_epochs: 30"), line_of(p, "max_epochs: 9")
     msg = str(refused(path=p))
     assert f"{p}:{second}: train.max_epochs is given twice (lines {first} and {second})" in msg
 
@@ -372,14 +372,58 @@ def _base_keys() -> set[str]:
 @pytest.mark.parametrize("table", ["CHOICES", "RANGES", "NULLABLE", "MAPPINGS", "UNIQUE"])
 def test_every_table_entry_names_a_key_of_params_yaml(table):
     keys = _base_keys()
-    for entry in getattr(config, table):
-        assert any(config._matches(entry, k) for k in keys), f"config.{table}[{entry!r}] matches no key"
+    for entry in getattr(config_rules, table):
+        assert any(config_rules._matches(entry, k) for k in keys), f"config_rules.{table}[{entry!r}] matches no key"
+
+
+def test_every_model_key_finds_a_model_name_in_the_committed_params():
+    cfg = load()
+    for pattern in config_rules.MODEL_KEYS:
+        # empty in the committed smoke params: free mappings of model -> file / count, no exclusions
+        if pattern not in ("weights.files.*", "grid.model_replicates.*", "grid.exclude.*.0"):
+            found = config_rules._model_names(cfg, pattern)
+            assert found and all(isinstance(v, str) for _, v in found), pattern
 
 
 def test_ranges_parse_and_read_as_words():
-    assert str(config._Interval.parse("[1, inf)")) == ">= 1"
-    assert str(config._Interval.parse("(0, inf)")) == "> 0"
-    assert str(config._Interval.parse("(0, 1]")) == "in (0, 1]"
-    assert 1 in config._Interval.parse("(0, 1]") and 0 not in config._Interval.parse("(0, 1]")
+    assert str(config_rules._Interval.parse("[1, inf)")) == ">= 1"
+    assert str(config_rules._Interval.parse("(0, inf)")) == "> 0"
+    assert str(config_rules._Interval.parse("(0, 1]")) == "in (0, 1]"
+    assert 1 in config_rules._Interval.parse("(0, 1]") and 0 not in config_rules._Interval.parse("(0, 1]")
     with pytest.raises(ValueError):
-        config._Interval.parse("0..1")
+        config_rules._Interval.parse("0..1")
+
+
+# ------------------------------------------------------------------------- model names
+
+
+def test_unknown_model_names_fail_at_load_in_one_problem_listing_them_and_the_known_ones():
+    err = refused("grid.models=[resnet18, efficientnet_lit0, resnt18]")
+    assert len(err.problems) == 1
+    msg = str(err)
+    assert "-S grid.models=[resnet18, efficientnet_lit0, resnt18]: grid.models names unknown model(s)" in msg
+    assert "'efficientnet_lit0' (did you mean efficientnet_lite0" in msg and "'resnt18' (did you mean resnet18" in msg
+    assert "'resnet18'" not in msg.split("known:")[0]  # the valid name is not blamed
+    assert "known: the registered models alexnet, vgg16" in msg and "tv:NAME / timm:NAME" in msg
+
+
+@pytest.mark.parametrize("override, key", [
+    ("cam.model=efficientnet_lit0", "cam.model"),
+    ("grid.exclude=[[resnet81, scratch]]", "grid.exclude"),
+    ("stats.primary_models=[resnet18, resnet05]", "stats.primary_models"),
+    ("bench.scaling_model=resnet1", "bench.scaling_model"),
+    ("bench.session_case=[lite0, onestep_last, 0]", "bench.session_case[0]"),
+    ("weights.files={resnet81: /x.pth}", "weights.files"),
+])
+def test_every_key_that_names_a_model_is_checked(override, key):
+    err = refused(override)
+    assert len(err.problems) == 1 and f"{key} names unknown model(s)" in str(err), str(err)
+
+
+def test_library_model_names_pass_and_typos_in_a_profile_are_found(tmp_path):
+    cfg = load("grid.models=[resnet18, tv:resnet34, timm:resnet10t, resnet10t, timm:resnet10t.c3_in1k, "
+               "mobilenet_v3_small]")
+    assert cfg["grid"]["models"][1] == "tv:resnet34"
+    path = edited(tmp_path, "      models: [efficientnet_lite0]", "      models: [efficientnet_lit0]")
+    err = refused(path=path, profile="smoke")  # every profile is checked, not only the chosen one
+    assert f"{path}:{line_of(path, 'models: [efficientnet_lit0]')} (profile domains): grid.models names" in str(err)

@@ -10,7 +10,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from engine.test_engine import tiny
+from support.engine import tiny
 
 from thtl_bench import config
 from thtl_bench.cli import main
@@ -23,7 +23,7 @@ TINY = ["synth.image_size=16", "data.image_size=16", "synth.fundus.per_grade=[4,
         "synth.larynx.patients={benign: 6, malignant: 6}", "synth.larynx.images_per_patient=[2,2]",
         "train.batch_size=8", "train.max_epochs=2", "train.min_epochs=1", "train.patience=1", "train.num_threads=0",
         "train.device=cpu", "train.precision=fp32", "train.channels_last=false", "stats.bootstrap=50",
-        "stats.power.n_sim=4", "stats.power.n_boot=20"]
+        "stats.calibration.n_sim=20"]
 
 
 def _sets(extra: list[str] | None = None) -> list[str]:
@@ -41,12 +41,12 @@ def checkout(tmp_path, monkeypatch):
 @pytest.mark.slow
 def test_paper_sequence_synth_split_benchmark_data_grid_report(checkout, capsys):
     assert main(["synth", "--profile", "paper", *_sets()]) == 0
-    assert (checkout / "data-paper" / "larynx" / "manifest.csv").is_file() and not (checkout / "data").exists()
+    assert (checkout / "data" / "paper" / "larynx" / "manifest.csv").is_file() and not (checkout / "data" / "smoke").exists()
     assert main(["data", "split", "--profile", "paper", *_sets()]) == 0
     assert sorted(p.name for p in (checkout / "splits" / "paper" / "larynx").iterdir())[:2] == ["k0.csv", "k1.csv"]
     cfg = config.load("params.yaml", "paper", TINY)
     lines = verify(cfg, regenerate=True)  # what benchmarks/conftest.py's `cfg` fixture runs
-    assert any("no data-paper.dvc" in x and ".dir" in x for x in lines), lines  # accepted, content hash printed
+    assert any("records no stage output data/paper" in x for x in lines), lines  # no dvc.lock here: used as found
 
     grid = ["grid", "--profile", "paper", "--quiet", "--models", "resnet18",
             "--arms", "scratch,onestep_last,thtl_step1,thtl_last", "--replicates", "0/0,1/1", *_sets()]
@@ -61,13 +61,13 @@ def test_paper_sequence_synth_split_benchmark_data_grid_report(checkout, capsys)
     assert main(["report", "--profile", "paper", *_sets(), "--summary", "report/summary.json"]) == 0
     text = (checkout / "REPORT.md").read_text()
     assert "**Profile** paper" in text and "1 model(s) (resnet18)" in text and "2 replicate(s)" in text
-    assert "data-paper.dvc not found" in text  # no .dvc file for generated paper data: said so
+    assert "dvc.lock not found" in text  # data not versioned by DVC in this checkout: said so
     capsys.readouterr()
 
 
 def test_default_data_under_the_paper_profile_is_refused_naming_both(checkout):
     # The smoke profile's phantoms (its own size and recipe), put where the paper profile looks.
-    assert main(["synth", "--profile", "smoke", "--out", "data-paper", "-S", "synth.fundus.per_grade=[1,1,1,1,1]",
+    assert main(["synth", "--profile", "smoke", "--out", "data/paper", "-S", "synth.fundus.per_grade=[1,1,1,1,1]",
                  "-S", "synth.larynx.patients={benign: 1, malignant: 1}"]) == 0
     cfg = config.load("params.yaml", "paper", TINY)
     with pytest.raises(DataError) as exc:

@@ -4,185 +4,63 @@ The CLI, nox, the benchmarks and dvc.yaml all read the same file through `load`,
 one home. A profile is a deep override of the top-level sections (see params.yaml).
 
 `load` validates once, after the profile merge and the `-S` overrides, so that no setting silently
-does nothing. The rules come from the base sections of params.yaml themselves, so a new key needs
-no code here: a value must have the type of the base value it replaces (true/false, an integer, a
-number (an integer is accepted and stored as a float), a string, a list whose items have the base
-list's item type (item by item for a mixed list such as bench.session_case), or a section holding
-only the base section's keys). Only what the base cannot say is tabled below: CHOICES, RANGES,
-NULLABLE, MAPPINGS, UNIQUE, and a few relations between keys (`_relations`). Every problem found is
-raised in one ConfigError, each naming params.yaml:line or the `-S` text, the key and the fix.
+does nothing (the rules: thtl_bench.config_rules). Every problem found is raised in one
+ConfigError, each naming params.yaml:line or the `-S` text, the key and the fix.
 """
 
 from __future__ import annotations
 
 import copy
-import difflib
 import hashlib
 import json
-import math
 import os
 import re
-import shlex
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from thtl_bench import arms, domains
-from thtl_bench.errors import UserError
+from thtl_bench import domains
+from thtl_bench.config_rules import (  # noqa: F401  (CHOICES ... are read through config too)
+    CHOICES,
+    LAYOUTS,
+    MAPPINGS,
+    MODEL_KEYS,
+    NULLABLE,
+    RANGES,
+    RESIZE_MODES,
+    TEMPLATES,
+    UNIQUE,
+    ConfigError,
+    ConfigProblem,
+    Ctx,
+    check,
+    dotted,
+    mapping_type,
+    rule_key,
+    show,
+    unique,
+    unknown_key,
+    validate,
+)
 
 DEFAULT_PARAMS = "params.yaml"
 PROFILE_ENV = "THTL_PROFILE"
 PARAMS_ENV = "THTL_PARAMS"
 
-# The data layer's thtl_bench.data.cache.RESIZE_MODES, repeated because config may not import the
-# data layer; tests/test_config.py checks that they agree. Layouts per domain: thtl_bench.domains.
-RESIZE_MODES = ("shorter_side_center_crop", "pad_to_square", "stretch")
-LAYOUTS = {d.name: domains.LAYOUTS[d.role] for d in domains.DOMAINS.values()}
-
-# Enumerated strings: only values the code implements. "cuda:N" stands for cuda:0, cuda:1, ...
-CHOICES: dict[str, tuple[str, ...]] = {
-    "data.kind": ("phantom", "real"),
-    "data.resize": RESIZE_MODES,
-    **{f"data.{domain}.layout": layouts for domain, layouts in LAYOUTS.items()},
-    "data.larynx.cenbi_label_source": ("folder", "spreadsheet"),
-    "train.optimizer": ("adamw", "sgd"),
-    "train.schedule": ("cosine", "constant"),
-    "train.precision": ("fp32", "bf16", "fp16"),
-    "train.device": ("auto", "cpu", "cuda", "cuda:N"),
-}
-
-# Intervals, in interval notation; on a list or a mapping they apply to every item. Keys named
-# `seed`, `seeds` or `*_seed` are non-negative integers without an entry (numpy refuses others).
-RANGES: dict[str, str] = {
-    "data.image_size": "[1, inf)",
-    "synth.image_size": "[1, inf)",
-    "synth.fundus.per_grade": "[1, inf)",
-    "synth.larynx.patients": "[1, inf)",
-    "synth.larynx.images_per_patient": "[1, inf)",
-    "synth.difficulty.tortuosity_overlap": "[0, 1]",
-    "synth.difficulty.noise": "[0, 1]",
-    "synth.difficulty.blur": "[0, inf)",
-    "synth.difficulty.illumination": "[0, 1]",
-    "split.val": "(0, 1)",
-    "split.test": "(0, 1)",
-    "train.batch_size": "[1, inf)",
-    "train.lr_head": "(0, inf)",
-    "train.lr_backbone": "(0, inf)",
-    "train.lr_scratch": "(0, inf)",
-    "train.weight_decay": "[0, inf)",
-    "train.max_epochs": "[1, inf)",
-    "train.min_epochs": "[0, inf)",
-    "train.warmup_epochs": "[0, inf)",
-    "train.patience": "[1, inf)",
-    "train.swft_lr_decay": "(0, 1]",
-    "train.head_init_std": "(0, inf)",
-    "train.fit.min_train_accuracy": "[0, 1]",
-    "train.fit.min_gain": "[0, 1]",
-    "train.fit.plateau_rel": "(0, inf)",
-    "train.augment.rotate_deg": "[0, 180]",
-    "train.augment.brightness": "[0, 1]",
-    "train.augment.contrast": "[0, 1]",
-    "train.head_only_views": "[1, inf)",
-    "train.feature_cache_max_gb": "[0, inf)",
-    "train.num_threads": "[0, inf)",
-    "train.max_grad_norm": "(0, inf)",
-    "train.divergence_loss": "(0, inf)",
-    "stats.confidence": "(0, 1)",
-    "stats.tolerance_pp": "[0, inf)",
-    "stats.min_replicates": "[1, inf)",
-    "stats.power.n_sim": "[1, inf)",
-    "stats.power.n_boot": "[1, inf)",
-    "stats.power.base_accuracy": "(0, 1)",
-    "stats.bootstrap": "[1, inf)",
-    "grid.replicates": "[0, inf)",  # (training seed, split seed) pairs
-    "grid.target_fractions": "(0, 1]",
-    "grid.intermediate_fractions": "(0, 1]",
-    "stats.equivalence_margin_pp": "(0, inf)",
-    "stats.alpha": "(0, 1)",
-    "cam.images_per_class": "[1, inf)",
-    "transferability.max_images": "[2, inf)",  # the scores need two images of each class at least
-    "report.speed_change": "(0, inf)",
-    "report.projection.fundus_images": "[1, inf)",
-    "report.projection.larynx_images": "[1, inf)",
-    "bench.session_wall_s": "(0, inf)",
-    "bench.session_peak_gib": "(0, inf)",
-    "bench.data_pipeline_ratio": "(0, inf)",
-    "bench.feature_cache_speedup": "(0, inf)",
-    "bench.feature_cache_epochs": "[1, inf)",
-    "bench.gpu_ratio": "(0, inf)",
-    "bench.gpu_image_size": "[1, inf)",
-    "bench.gpu_batch_size": "[1, inf)",
-    "bench.study_gpu_hours": "(0, inf)",
-    "bench.inference_rounds": "[1, inf)",
-    "bench.timed_steps": "[1, inf)",
-    "bench.warmup_steps": "[0, inf)",
-    "bench.throughput_rounds": "[1, inf)",
-    "bench.gpu_timed_steps": "[1, inf)",
-    "bench.gpu_warmup_steps": "[0, inf)",
-    "bench.scaling_steps": "[1, inf)",
-}
-SEED_RANGE = "[0, inf)"
-
-# Keys where null is a documented value (beside any key that is null in the base).
-NULLABLE = frozenset({
-    "data.*.root",  # null = <data.root>/<domain>
-    "split.dir",  # null = splits/<profile>
-    "grid.records_dir",  # null = records/<profile>
-    "grid.checkpoints_dir",  # null = checkpoints/<profile>
-    "cam.out_dir",  # null = <report.dir>/figures
-    "train.max_grad_norm",  # null = no clipping
-    "bench.session_wall_s",  # null = no target on this profile
-    "bench.session_peak_gib",
-})
-
-# Mappings whose keys are free (folder names, class names, model names), with their value type;
-# every other mapping is a section whose keys are the base's. `*` matches one key.
-MAPPINGS: dict[str, type] = {
-    "data.*.folder_map": str,
-    "synth.*.patients": int,
-    "weights.files": str,
-}
-
-# Lists whose items may not repeat (a repeat would run or count a case twice).
-UNIQUE = frozenset({"data.modes", "data.*.classes", "grid.models", "grid.arms", "grid.replicates", "grid.domains",
-                    "grid.target_fractions", "grid.intermediate_fractions", "cam.arms"})
-
-
-class ConfigError(UserError, ValueError):
-    """A parameter file or override that cannot be used as given; `problems` lists every one."""
-
-    def __init__(self, problems: list[ConfigProblem] | ConfigProblem | str, header: str | None = None):
-        self.problems = [problems] if isinstance(problems, (str, ConfigProblem)) else list(problems)
-        lines = [str(p) for p in self.problems]
-        if len(lines) == 1 and header is None:
-            super().__init__(lines[0])
-        else:
-            head = header or f"{len(lines)} configuration problem(s)"
-            super().__init__(head + ":\n  " + "\n  ".join(lines))
-
-
-@dataclass(frozen=True)
-class ConfigProblem:
-    where: str  # params.yaml:LINE, or the override as given (-S key=value)
-    key: str  # dotted key, "" for the file as a whole
-    message: str
-    fix: str
-
-    def __str__(self) -> str:
-        return f"{self.where}: {self.key + ' ' if self.key else ''}{self.message} (fix: {self.fix})"
-
 
 # ------------------------------------------------------------------------------------ merging
 
 
-def deep_merge(base: dict, override: dict) -> dict:
-    """Return base updated by override, recursing into dicts (lists are replaced whole)."""
+def deep_merge(base: dict, override: dict, _path: tuple = ()) -> dict:
+    """Return base updated by override, recursing into sections (lists, and the free mappings of
+    MAPPINGS such as grid.arm_replicates, are replaced whole: a profile can give `{}`)."""
     out = copy.deepcopy(base)
     for key, value in override.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = deep_merge(out[key], value)
+        path = (*_path, key)
+        free = mapping_type(rule_key(path)) is not None
+        if isinstance(value, dict) and isinstance(out.get(key), dict) and not free:
+            out[key] = deep_merge(out[key], value, path)
         else:
             out[key] = copy.deepcopy(value)
     return out
@@ -194,12 +72,12 @@ def apply_overrides(cfg: dict, overrides: list[str] | None) -> dict:
     merges into it, as a profile does; on a free mapping (MAPPINGS) it replaces it."""
     problems: list[ConfigProblem] = []
     out, layer = _apply(cfg, overrides, problems)
-    ctx = _Ctx([layer], "the overrides", problems)
+    ctx = Ctx([layer], "the overrides", problems)
     for path in layer:
         if _has(out, path):
-            _put(out, path, _check(_get(out, path), _template_at(cfg, path), path, _rule_key(path), ctx))
+            _put(out, path, check(_get(out, path), _template_at(cfg, path), path, rule_key(path), ctx))
     if problems:
-        problems = _unique(problems)
+        problems = unique(problems)
         raise ConfigError(problems, header=f"{len(problems)} problem(s) in the overrides")
     return out
 
@@ -236,7 +114,7 @@ def load(
     default = raw.get("profile")
     if default is not None and (not isinstance(default, str) or default not in profiles):
         problems.append(ConfigProblem(f"{p}:{lines.get(('profile',), '?')}", "profile",
-                                      f"names {_show(default)}, which is not a profile", f"use one of {sorted(profiles)}"))
+                                      f"names {show(default)}, which is not a profile", f"use one of {sorted(profiles)}"))
         default = None
     name = profile or os.environ.get(PROFILE_ENV) or default or "smoke"
     if name not in profiles:
@@ -252,30 +130,32 @@ def load(
         if pname == name:
             merged, over = _apply(merged, overrides, problems)
             layers.append(over)
-        checked = _validate(merged, raw, profiles, _Ctx(layers, str(p), problems))
+        checked = validate(merged, raw, profiles, Ctx(layers, str(p), problems))
         if pname == name:
             cfg = checked
     if cfg is None:  # the chosen profile is missing: still report what the overrides get wrong
         merged, over = _apply(dict(raw, profile=name), overrides, problems)
-        _validate(merged, raw, profiles, _Ctx([base_layer, over], str(p), problems))
+        validate(merged, raw, profiles, Ctx([base_layer, over], str(p), problems))
     if problems:
-        problems = _unique(problems)
+        problems = unique(problems)
         raise ConfigError(problems, header=f"{p}: {len(problems)} configuration problem(s)")
     cfg["_params_file"] = str(p)
     return resolve_roots(cfg)
 
 
 def resolve_roots(cfg: dict) -> dict:
-    """Fill the null paths: every domain section's `root` with <data.root>/<domain> (a profile
-    moves all its data by changing `data.root` alone; each profile has its own data folder and
-    .dvc file), and `split.dir`, `grid.records_dir`, `grid.checkpoints_dir` with
-    splits|records|checkpoints/<profile>, the names dvc.yaml writes as `<kind>/${profile}`."""
+    """Fill the null paths: `data.root` with data/<profile>, every domain section's `root` with
+    <data.root>/<domain> (each profile has its own data folder, the output of dvc.yaml's synth
+    stage), and `split.dir`, `grid.records_dir`, `grid.checkpoints_dir` with
+    splits|records|checkpoints/<profile>: the names dvc.yaml writes as `<kind>/${profile}`."""
+    prof = str(cfg.get("profile") or "smoke")
     data = cfg.get("data") or {}
+    if isinstance(cfg.get("data"), dict) and data.get("root") is None:
+        data["root"] = f"data/{prof}"
     for name in domains.NAMES:
         sec = data.get(name)
         if isinstance(sec, dict) and sec.get("root") is None:
             sec["root"] = f"{str(data.get('root', 'data')).rstrip('/')}/{name}"
-    prof = str(cfg.get("profile") or "smoke")
     for section, key, kind in (("split", "dir", "splits"), ("grid", "records_dir", "records"),
                                ("grid", "checkpoints_dir", "checkpoints")):
         sec = cfg.get(section)
@@ -345,7 +225,7 @@ def _key_lines(node, path: tuple, lines: dict, label: str, problems: list, seen_
             key, line = knode.value, knode.start_mark.line + 1
             where = f"{label}:{line}" if not label.startswith("-S") else label
             if key in first:
-                problems.append(ConfigProblem(where, _dotted(path + (key,)),
+                problems.append(ConfigProblem(where, dotted(path + (key,)),
                                               f"is given twice (lines {first[key]} and {line}); YAML keeps only the last",
                                               "delete one of the two"))
             else:
@@ -417,352 +297,24 @@ def _apply(cfg: dict, overrides: list[str] | None, problems: list[ConfigProblem]
             here = parts[: i + 1]
             last = i == len(parts) - 1
             if not isinstance(node, dict):
-                problems.append(ConfigProblem(where, _dotted(here[:-1]), "is not a section",
-                                              f"override {_dotted(here[:-1])} itself"))
+                problems.append(ConfigProblem(where, dotted(here[:-1]), "is not a section",
+                                              f"override {dotted(here[:-1])} itself"))
                 ok = False
                 break
-            if part not in node and not (last and _mapping_type(_rule_key(here[:-1])) is not None):
-                problems.append(_unknown(where, here, node, is_override=True))
+            if part not in node and not (last and mapping_type(rule_key(here[:-1])) is not None):
+                problems.append(unknown_key(where, here, node, is_override=True))
                 ok = False
                 break
             if not last:
                 node = node[part]
         if not ok:
             continue
-        if isinstance(value, dict) and isinstance(node.get(parts[-1]), dict) and _mapping_type(_rule_key(parts)) is None:
+        if isinstance(value, dict) and isinstance(node.get(parts[-1]), dict) and mapping_type(rule_key(parts)) is None:
             node[parts[-1]] = deep_merge(node[parts[-1]], value)
         else:
             node[parts[-1]] = value
         layer[parts] = where
     return cfg, layer
-
-
-# --------------------------------------------------------------------------------- validation
-
-
-@dataclass
-class _Ctx:
-    layers: list[dict[tuple, str]]  # base, profile, overrides: later ones win
-    fallback: str
-    problems: list[ConfigProblem]
-
-    def where(self, path: tuple) -> str:
-        for layer in reversed(self.layers):
-            for n in range(len(path), 0, -1):
-                if path[:n] in layer:
-                    return layer[path[:n]]
-        return self.fallback
-
-    def add(self, path: tuple, message: str, fix: str) -> None:
-        self.problems.append(ConfigProblem(self.where(path), _dotted(path), message, fix))
-
-
-def _validate(cfg: dict, base: dict, profiles: dict, ctx: _Ctx) -> dict:
-    """The checked, normalised config (`profile` is load's own key, checked there)."""
-    out = _check({k: v for k, v in cfg.items() if k != "profile"},
-                 {k: v for k, v in base.items() if k != "profile"}, (), "", ctx)
-    for path, message, fix in _relations(out, profiles):
-        ctx.add(path, message, fix)
-    return {k: cfg[k] if k == "profile" else out[k] for k in cfg}  # in the file's order
-
-
-def _check(value: Any, template: Any, path: tuple, rule: str, ctx: _Ctx) -> Any:
-    """Check value against the base value it replaces and the tables; return it normalised (an
-    integer where the base has a float becomes a float, so both spellings hash alike)."""
-    if value is None:
-        if template is not None and not _table_get(NULLABLE, rule):
-            ctx.add(path, f"is null; expected {_expected(template, rule)}", _fix(ctx, path, template, rule, value))
-        return value
-    if template is None:  # the base is null: no type to hold it to, only the tables
-        _check_rules(value, path, rule, ctx, template)
-        return value
-    want, have = _kind(template), _kind(value)
-    if want == "float" and have == "int":
-        value, have = float(value), "float"
-    if want != have:
-        ctx.add(path, f"is {_show(value)} ({_noun(have)}); expected {_expected(template, rule)}",
-                _fix(ctx, path, template, rule, value))
-        return value
-    if want == "list":
-        return _check_list(value, template, path, rule, ctx)
-    if want == "dict":
-        return _check_dict(value, template, path, rule, ctx)
-    _check_rules(value, path, rule, ctx, template)
-    return value
-
-
-def _check_list(value: list, template: list, path: tuple, rule: str, ctx: _Ctx) -> list:
-    item = _item_template(template)
-    if item is _MIXED:  # a record such as [model, arm, seed]: item by item
-        if len(value) != len(template):
-            ctx.add(path, f"has {len(value)} items; expected {_expected(template, rule)}",
-                    _fix(ctx, path, template, rule, value))
-            return value
-        return [_check(v, t, path + (i,), rule, ctx) for i, (v, t) in enumerate(zip(value, template, strict=True))]
-    out = [_check(v, item, path + (i,), rule, ctx) for i, v in enumerate(value)]
-    if _table_get(UNIQUE, rule) and not (path and isinstance(path[-1], int)):  # the outer list, not its items
-        repeats = sorted({_show(v) for i, v in enumerate(out) if v in out[:i]})
-        if repeats:
-            ctx.add(path, f"repeats {', '.join(repeats)}", "list each item once")
-    return out
-
-
-def _check_dict(value: dict, template: dict, path: tuple, rule: str, ctx: _Ctx) -> dict:
-    mapping = _mapping_type(rule)
-    out = {}
-    for key, v in value.items():
-        sub = path + (key,)
-        if mapping is not None:
-            if not isinstance(key, str):
-                ctx.add(sub, f"has {_noun(_kind(key))} as a key; expected a string", f'quote the key: "{key}"')
-            out[key] = _check(v, _TEMPLATES[mapping], sub, rule, ctx)
-        elif key not in template:
-            ctx.problems.append(_unknown(ctx.where(sub), sub, template, is_override=ctx.where(sub).startswith("-S")))
-            out[key] = v
-        else:
-            out[key] = _check(v, template[key], sub, f"{rule}.{key}" if rule else str(key), ctx)
-    return out
-
-
-def _check_rules(value: Any, path: tuple, rule: str, ctx: _Ctx, template: Any) -> None:
-    choices = _table_get(CHOICES, rule)
-    if choices and not (isinstance(value, str) and any(_chosen(value, c) for c in choices)):
-        ctx.add(path, f"is {_show(value)}, which is not implemented; choose one of {' | '.join(choices)}",
-                _fix(ctx, path, template, rule, value))
-    interval = _interval(rule)
-    if interval and (_kind(value) not in ("int", "float") or value not in interval):
-        # a range implies a number, which also catches a base value of the wrong type
-        number = 0.0 if _kind(template) not in ("int", "float") else template
-        ctx.add(path, f"is {_show(value)}; expected {_expected(number, rule)}", _fix(ctx, path, number, rule, value))
-
-
-def _relations(cfg: dict, profiles: dict) -> list[tuple[tuple, str, str]]:
-    """Checks that join two keys (run on a config whose types are already checked)."""
-    out = []
-    split = cfg.get("split")
-    if isinstance(split, dict) and all(isinstance(split.get(k), float) for k in ("val", "test")):
-        if split["val"] + split["test"] >= 1:
-            out.append((("split", "test"), f"+ split.val = {split['val'] + split['test']:g} leaves no training split",
-                        "make split.val + split.test < 1"))
-    for name, sec in (cfg.get("synth") or {}).items():
-        span = sec.get("images_per_patient") if isinstance(sec, dict) else None
-        if isinstance(span, list) and (len(span) != 2 or (all(isinstance(x, int) for x in span) and span[0] > span[1])):
-            out.append((("synth", name, "images_per_patient"), f"is {_show(span)}; expected an inclusive range [low, high]",
-                        "give two integers, low <= high, e.g. [2, 6]"))
-    for name, sec in (cfg.get("data") or {}).items():
-        classes = sec.get("classes") if isinstance(sec, dict) else None
-        if not isinstance(classes, list):
-            continue
-        if "positive" in sec and sec["positive"] not in classes:
-            out.append((("data", name, "positive"), f"is {_show(sec['positive'])}, not one of data.{name}.classes {classes}",
-                        f"set it to one of {classes}"))
-        for folder, label in (sec.get("folder_map") or {}).items():
-            if label not in classes:
-                out.append((("data", name, "folder_map", folder), f"maps to {_show(label)}, not one of data.{name}.classes",
-                            f"map it to one of {classes}"))
-    for i, pair in enumerate((cfg.get("grid") or {}).get("exclude") or []):
-        if not (isinstance(pair, list) and len(pair) == 2 and all(isinstance(x, str) for x in pair)
-                and pair[1] in arms.NAMES):
-            out.append((("grid", "exclude", i), f"is {_show(pair)}; expected [model, arm] with an arm of "
-                        f"{list(arms.NAMES)}", "write e.g. [resnet18, scratch]"))
-    proj = (cfg.get("report") or {}).get("projection")
-    if isinstance(proj, dict) and isinstance(proj.get("profile"), str) and proj["profile"] not in profiles:
-        out.append((("report", "projection", "profile"), f"is {proj['profile']!r}, not a profile",
-                    f"use one of {sorted(profiles)}"))
-    return out
-
-
-# ------------------------------------------------------------------------------------ helpers
-
-_MIXED = object()
-_TEMPLATES: dict[type, Any] = {str: "", int: 0, float: 0.0, bool: False}
-_NOUNS = {"null": ("null", "nulls"), "bool": ("true/false", "true/false values"), "int": ("an integer", "integers"),
-          "float": ("a number", "numbers"), "str": ("a string", "strings"), "list": ("a list", "lists"),
-          "dict": ("a mapping", "mappings")}
-
-
-@dataclass(frozen=True)
-class _Interval:
-    lo: float
-    hi: float
-    lo_closed: bool
-    hi_closed: bool
-
-    @classmethod
-    def parse(cls, text: str) -> _Interval:
-        m = re.fullmatch(r"([\[(])\s*([^,\s]+)\s*,\s*([^,\s]+)\s*([\])])", text)
-        if m is None:
-            raise ValueError(f"bad interval {text!r}")
-        return cls(float(m[2]), float(m[3]), m[1] == "[", m[4] == "]")
-
-    def __contains__(self, x: float) -> bool:
-        above = x >= self.lo if self.lo_closed else x > self.lo
-        below = x <= self.hi if self.hi_closed else x < self.hi
-        return bool(above and below)
-
-    def __str__(self) -> str:
-        lo = f"{self.lo:g}"
-        if math.isinf(self.hi):
-            return f"{'>=' if self.lo_closed else '>'} {lo}"
-        return f"in {'[' if self.lo_closed else '('}{lo}, {self.hi:g}{']' if self.hi_closed else ')'}"
-
-
-_PARSED_RANGES = {k: _Interval.parse(v) for k, v in RANGES.items()}
-_SEED = _Interval.parse(SEED_RANGE)
-
-
-def _kind(v: Any) -> str:
-    for t, name in ((type(None), "null"), (bool, "bool"), (int, "int"), (float, "float"), (str, "str"),
-                    (list, "list"), (dict, "dict")):
-        if isinstance(v, t):
-            return name
-    return type(v).__name__
-
-
-def _noun(kind: str, plural: bool = False) -> str:
-    return _NOUNS.get(kind, (kind, kind + "s"))[plural]
-
-
-def _dotted(path: tuple) -> str:
-    out = ""
-    for part in path:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out
-
-
-def _rule_key(path: tuple) -> str:
-    """The key the tables use: list positions dropped, a free mapping's own keys dropped."""
-    rule = ""
-    for part in path:
-        if isinstance(part, int) or (rule and _mapping_type(rule) is not None):
-            continue
-        rule = f"{rule}.{part}" if rule else str(part)
-    return rule
-
-
-def _matches(pattern: str, key: str) -> bool:
-    a, b = pattern.split("."), key.split(".")
-    return len(a) == len(b) and all(x in ("*", y) for x, y in zip(a, b, strict=True))
-
-
-def _table_get(table, key: str):
-    if key in table:
-        return table[key] if isinstance(table, dict) else True
-    for pattern in table:
-        if "*" in pattern and _matches(pattern, key):
-            return table[pattern] if isinstance(table, dict) else True
-    return None
-
-
-def _mapping_type(rule: str) -> type | None:
-    return _table_get(MAPPINGS, rule)
-
-
-def _interval(rule: str) -> _Interval | None:
-    last = rule.rsplit(".", 1)[-1]
-    if last in ("seed", "seeds") or last.endswith("_seed"):
-        return _SEED
-    found = _table_get(_PARSED_RANGES, rule)
-    return found
-
-
-def _chosen(value: str, choice: str) -> bool:
-    if choice.endswith(":N"):
-        prefix = choice[:-1]
-        return value.startswith(prefix) and value[len(prefix):].isdigit()
-    return value == choice
-
-
-def _item_template(template: list) -> Any:
-    kinds = {_kind(v) for v in template}
-    if not template:
-        return None
-    if kinds == {"int", "float"}:
-        return 0.0
-    return template[0] if len(kinds) == 1 else _MIXED
-
-
-def _expected(template: Any, rule: str) -> str:
-    """Plain words for what a key takes, e.g. 'an integer >= 1', 'a list of strings'."""
-    kind = _kind(template)
-    choices = _table_get(CHOICES, rule)
-    interval = _interval(rule)
-    nullable = " (or null)" if _table_get(NULLABLE, rule) else ""
-    if kind == "list":
-        item = _item_template(template)
-        if item is _MIXED:
-            return "[" + ", ".join(_noun(_kind(t)) for t in template) + "]" + nullable
-        if item is None:
-            return "a list" + nullable
-        return f"a list of {_item_words(item, choices, interval, plural=True)}" + nullable
-    if kind == "dict":
-        mapping = _mapping_type(rule)
-        if mapping is not None:
-            return f"a mapping of name: {_item_words(_TEMPLATES[mapping], choices, interval, plural=False)}" + nullable
-        return "a section" + nullable
-    return _item_words(template, choices, interval, plural=False) + nullable
-
-
-def _item_words(template: Any, choices, interval, plural: bool) -> str:
-    if choices:
-        return ("strings" if plural else "a string") + f", one of {' | '.join(choices)}"
-    words = _noun(_kind(template), plural)
-    return f"{words} {interval}" if interval and _kind(template) in ("int", "float") else words
-
-
-def _show(value: Any) -> str:
-    if isinstance(value, str):
-        return repr(value)
-    text = yaml.safe_dump(value, default_flow_style=True, width=10**6).strip()
-    return text.removesuffix("...").strip()
-
-
-def _example(template: Any, rule: str, value: Any) -> str:
-    """A value of the right shape for the fix text: the offending scalar wrapped in a list where a
-    list of such scalars is wanted, a choice, else the base value."""
-    choices = _table_get(CHOICES, rule)
-    if isinstance(template, list) and not isinstance(value, (list, dict)) and value is not None:
-        item = _item_template(template)
-        if item is not None and item is not _MIXED and _kind(item) == _kind(value):
-            return f"[{_show(value).strip(chr(39))}]"
-    if choices:
-        return choices[0]
-    return _show(template) if template is not None else "..."
-
-
-def _fix(ctx: _Ctx, path: tuple, template: Any, rule: str, value: Any) -> str:
-    key, override = _dotted(path), ctx.where(path).startswith("-S")
-    expected = _expected(template, rule)
-    if isinstance(template, str) and _kind(value) in ("int", "float", "bool"):
-        return (f"quote it for YAML: {_shell(key, chr(34) + _show(value) + chr(34))}" if override
-                else f'quote it for YAML: {key.rsplit(".", 1)[-1]}: "{_show(value)}"')
-    if isinstance(path[-1], int) or (len(path) > 1 and _mapping_type(_rule_key(path[:-1])) is not None):
-        return f"make each item {expected}"
-    choices = _table_get(CHOICES, rule)
-    if choices and isinstance(template, str):
-        return f"choose one, e.g. {_shell(key, choices[0])}" if override else "choose one of them"
-    if override:
-        return f"give {expected}, e.g. {_shell(key, _example(template, rule, value))}"
-    like = f" like the base value {_show(template)}" if template is not None and template != value else ""
-    return f"give {expected}{like}"
-
-
-def _shell(key: str, value: str) -> str:
-    return "-S " + shlex.quote(f"{key}={value}")
-
-
-def _unknown(where: str, path: tuple, known: dict, is_override: bool) -> ConfigProblem:
-    section = _dotted(path[:-1]) or "the top level"
-    names = [str(k) for k in known]
-    close = difflib.get_close_matches(str(path[-1]), names, n=3, cutoff=0.6)
-    hint = f"; did you mean {' or '.join(close)}?" if close else ""
-    fix = (f"use {close[0]}" if close else f"use one of {', '.join(sorted(names))}") if is_override else \
-        (f"rename it to {close[0]}" if close else f"remove it ({section} has {', '.join(sorted(names))})")
-    return ConfigProblem(where, _dotted(path), f"is not a key of {section}{hint}", fix)
-
-
-def _unique(problems: list[ConfigProblem]) -> list[ConfigProblem]:
-    return list(dict.fromkeys(problems))
 
 
 def _has(cfg: dict, path: tuple) -> bool:
@@ -789,5 +341,5 @@ def _template_at(cfg: dict, path: tuple) -> Any:
     takes the mapping's value type)."""
     if _has(cfg, path):
         return _get(cfg, path)
-    mapping = _mapping_type(_rule_key(path[:-1]))
-    return _TEMPLATES[mapping] if mapping is not None else None
+    mapping = mapping_type(rule_key(path[:-1]))
+    return TEMPLATES[mapping] if mapping is not None else None

@@ -4,8 +4,10 @@
   reports) goes through a temporary file in the same folder, fsync and os.replace, so a reader
   never sees a partial file and a crash keeps the previous version. Files are 0644 (a shared
   Slurm or container folder: others must read them; mkstemp alone gives 0600), whatever the umask.
-- `file_digest(path, "sha256" | "md5")`: streamed; the data fingerprints, weights checksums,
-  checkpoint hashes and the DVC directory hash all use it.
+- `file_digest(path, "sha256" | "md5")`: streamed; the data fingerprints, weights checksums and
+  checkpoint hashes use it.
+- `dvc_lock_output(lock, path)`: what dvc.lock records for one stage output (the data folder's
+  DVC hash, read by `data verify` and REPORT.md's provenance).
 - `git_describe()`: the commit of this checkout and whether the code or parameters differ from it
   (the only meaning of "dirty" here: tracked changes under the package or to params.yaml; outputs
   such as records or REPORT.md do not count).
@@ -130,3 +132,25 @@ def git_label(root: str | None = None) -> str | None:
     if d["commit"] is None:
         return None
     return d["commit"] + ("+dirty" if d["dirty"] else "")
+
+
+def dvc_lock_output(lock: str | os.PathLike, path: str | os.PathLike) -> tuple[str, dict, dict] | None:
+    """(stage name, its `outs` entry, its params.yaml values) of the dvc.lock output at `path`
+    (outputs are relative to the lock's folder; both sides are resolved), or None when the lock
+    is absent or records no such output. A lock that is not YAML raises ValueError."""
+    import yaml
+
+    lock = Path(lock)
+    if not lock.is_file():
+        return None
+    try:
+        doc = yaml.safe_load(lock.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ValueError(f"{lock} is not valid YAML ({exc}); restore it (`git checkout {lock.name}`) or "
+                         "rewrite it with `dvc repro`") from exc
+    want = Path(path).resolve()
+    for name, stage in (doc.get("stages") or {}).items():
+        for out in (stage or {}).get("outs") or []:
+            if (lock.parent / str(out.get("path", ""))).resolve() == want:
+                return str(name), out, (stage.get("params") or {}).get("params.yaml") or {}
+    return None

@@ -149,6 +149,22 @@ def read(path: str | os.PathLike) -> dict:
     return validate(rec, str(path))
 
 
+def index(records_dir: str | os.PathLike) -> dict:
+    """A small stand-in for a records folder: each record file's slug, case_id, status and sha256,
+    in slug order (the same folder gives the same bytes). dvc.yaml's grid stage writes it to
+    report/records.json, which the later stages depend on: a file in git in every checkout,
+    where the profile's records folder may not exist yet (docs/reproducibility.md)."""
+    from thtl_bench.io import sha256_file
+
+    rows = []
+    for f in sorted(Path(records_dir).rglob("*.json")):
+        rec = read(f)
+        rows.append({"slug": rec["slug"], "case_id": rec["case_id"], "status": rec["status"], "sha256": sha256_file(f)})
+    rows.sort(key=lambda r: r["slug"])
+    return {"records_dir": Path(records_dir).as_posix(), "n": len(rows),
+            "n_ok": sum(r["status"] == "ok" for r in rows), "records": rows}
+
+
 def load_all(sources: Iterable[str | os.PathLike]) -> list[dict]:
     """All records under the given folders/files (shards merge by simply listing their folders).
 

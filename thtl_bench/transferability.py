@@ -1,4 +1,4 @@
-"""Transferability scores and domain distances for ranking intermediate domains (numpy + scipy only).
+"""Transferability scores and domain distances for ranking intermediate domains (numpy, scipy, sklearn).
 
 The running side extracts, from the step-1 network (ImageNet -> intermediate domain), its outputs on
 the TARGET (larynx) training split and calls the pure functions here; nothing is trained:
@@ -13,11 +13,12 @@ Every score is "higher = more transferable"; every distance is "lower = closer" 
 
 Where a maintained implementation exists it was read and used as the test reference (numbers only,
 tests/test_transferability.py): thuml/LogME (LogME, LEEP, NCE), thuml/Transfer-Learning-Library
-``tllib/ranking`` (H-score, regularised H-score), mseitzer/pytorch-fid (Fréchet distance),
-scikit-learn ``LedoitWolf`` (shrinkage). No maintained PyPI package offers them as numpy
-functions: LogME and tllib are not on PyPI (its ``logme`` is a logging package) and need numba;
-pytorch-fid 0.3.0 (2023) and torch-fidelity import torch, and pytorch-fid calls
-``sqrtm(disp=False)``, deprecated in scipy 1.16 and due to go in 1.18. So the formulas are here.
+``tllib/ranking`` (H-score, regularised H-score), mseitzer/pytorch-fid (Fréchet distance). The
+Ledoit-Wolf shrinkage is scikit-learn's own (``sklearn.covariance.ledoit_wolf_shrinkage``). No
+maintained PyPI package offers the scores as numpy functions: LogME and tllib are not on PyPI (its
+``logme`` is a logging package) and need numba; pytorch-fid 0.3.0 (2023) and torch-fidelity import
+torch, and pytorch-fid calls ``sqrtm(disp=False)``, deprecated in scipy 1.16 and due to go in 1.18.
+So those formulas are here.
 """
 
 from __future__ import annotations
@@ -225,23 +226,13 @@ def nce(source_pred: Any, labels: Any) -> float:
 
 
 def ledoit_wolf_shrinkage(features: Any) -> float:
-    r"""Ledoit-Wolf (J. Multivariate Anal. 2004) shrinkage of the ML covariance towards mu I.
+    """Ledoit-Wolf (J. Multivariate Anal. 2004) shrinkage of the ML covariance towards mu I:
+    scikit-learn's ``sklearn.covariance.ledoit_wolf_shrinkage`` on the features (centred there),
+    so the coefficient is the library's, in [0, 1] (0 when the covariance is already mu I).
+    Imported here, not at the top: the reporting side imports this module and never calls it."""
+    from sklearn.covariance import ledoit_wolf_shrinkage as sk_shrinkage
 
-    X = centred features (N x D), S = X^T X / N, mu = tr(S) / D, d^2 = ||S - mu I||_F^2 / D,
-    b^2 = min(d^2, (1/N sum_k ||x_k||^4 - ||S||_F^2) / (N D)), shrinkage = b^2 / d^2 in [0, 1]
-    (0 when d^2 = 0). ||S||_F^2 is taken from the N x N Gram matrix when N < D, so the cost is
-    O(N D min(N, D)). Same value as scikit-learn ``LedoitWolf().shrinkage_``.
-    """
-    x = _matrix(features, "features")
-    x = x - x.mean(axis=0)
-    n, d = x.shape
-    gram = x @ x.T if n <= d else x.T @ x
-    s_fro2 = float((gram**2).sum()) / n**2
-    mu = float((x**2).sum()) / (n * d)
-    d2 = (s_fro2 - d * mu**2) / d
-    b2 = (float(((x**2).sum(axis=1) ** 2).sum()) / n - s_fro2) / (n * d)
-    b2 = min(b2, d2)
-    return 0.0 if d2 <= 0 else float(max(b2, 0.0) / d2)
+    return float(sk_shrinkage(_matrix(features, "features")))
 
 
 def hscore(features: Any, labels: Any, *, shrinkage: str | float | None = "ledoit-wolf") -> float:
@@ -440,22 +431,59 @@ def _tau_b_rows(x: np.ndarray, y: np.ndarray) -> np.ndarray:
         return np.where(den > 0, (sx * sy).sum(axis=1) / den, np.nan)
 
 
+MIN_BOOT_UNITS = 5  # no bootstrap interval over fewer resampling units: it would rest on a handful of draws
+EXACT_MAX = 9  # an exact permutation p over all n! orderings up to this many pairs; seeded Monte Carlo above
+
+
+def permutation_p(x: np.ndarray, y: np.ndarray, *, seed: int, n_resamples: int = 100_000,
+                  chunk: int = 4096) -> tuple[float, str]:
+    """Two-sided permutation p of Kendall's tau-b: the share of orderings of y whose |tau| is at
+    least the observed one. Exact (all n! orderings) for n <= EXACT_MAX, else a seeded Monte Carlo
+    with the observed ordering counted (p = (k + 1) / (B + 1)). Returns (p, method)."""
+    import itertools
+    import math
+
+    n = len(x)
+    obs = abs(float(_tau_b_rows(x[None], y[None])[0])) - 1e-12
+    if n <= EXACT_MAX:
+        perms = itertools.permutations(range(n))
+        hits = total = 0
+        while True:
+            block = np.array(list(itertools.islice(perms, chunk)), dtype=np.int64)
+            if not len(block):
+                break
+            t = _tau_b_rows(np.broadcast_to(x, block.shape), y[block])
+            hits += int((np.abs(t) >= obs).sum())
+            total += len(block)
+        assert total == math.factorial(n)
+        return hits / total, f"exact over all {total} orderings"
+    rng = np.random.default_rng(seed)
+    hits = 0
+    for start in range(0, n_resamples, chunk):
+        k = min(chunk, n_resamples - start)
+        idx = np.argsort(rng.random((k, n)), axis=1)
+        hits += int((np.abs(_tau_b_rows(np.broadcast_to(x, idx.shape), y[idx])) >= obs).sum())
+    return (hits + 1) / (n_resamples + 1), f"Monte Carlo over {n_resamples} orderings (seed {seed})"
+
+
 def kendall_tau(x: Sequence[float], y: Sequence[float], *, n_boot: int, seed: int,
                 confidence: float = 0.95, groups: Sequence[Any] | None = None,
                 chunk: int = 256) -> dict:
-    """Kendall's tau-b of (score, measured gain) pairs with a bootstrap percentile interval.
+    """Kendall's tau-b of (score, measured gain) pairs, its permutation p and, with at least
+    MIN_BOOT_UNITS resampling units, a bootstrap percentile interval.
 
-    tau and p are scipy.stats.kendalltau (tau-b; exact p without ties for small n, else the normal
-    approximation). The interval resamples the (domain, model) pairs with replacement ``n_boot``
-    times (numpy Generator seeded with ``seed``, so the same inputs give the same interval), or, if
-    ``groups`` is given (e.g. the domain of each pair), whole groups: pairs of one domain share its
-    images and are not independent. Resamples whose tau is undefined (constant x or y) are left
-    out and counted (``n_boot_valid``). Pairs with a missing (None/NaN) value are dropped and
-    counted. With fewer than 3 distinct (x, y) pairs, or x or y constant, tau/p/ci are None and
-    ``reason`` says why.
+    tau is scipy.stats.kendalltau's tau-b; p is a two-sided permutation p (`permutation_p`: exact
+    over every ordering for up to EXACT_MAX pairs, so it is right for 3 pairs too, where the
+    smallest possible p is 1/3). The interval resamples the (domain, model) pairs with replacement
+    ``n_boot`` times (seeded), or, if ``groups`` is given (e.g. the domain of each pair), whole
+    groups: pairs of one domain share its images and are not independent. With fewer than
+    MIN_BOOT_UNITS units (pairs, or groups) there is no interval (``reason`` says so): a
+    bootstrap over 3 pairs gives degenerate intervals such as [-1, -1]. Pairs with a missing
+    (None/NaN) value are dropped and counted. With fewer than 3 distinct (x, y) pairs, or x or y
+    constant, tau/p/ci are None and ``reason`` says why.
 
-    Returns dict(tau, p, ci=[low, high] | None, n, n_dropped, n_boot, n_boot_valid, confidence,
-    resample="pairs" | "groups", reason=None | str).
+    Returns dict(tau, p, p_method, ci=[low, high] | None, n, n_dropped, n_boot, n_boot_valid,
+    confidence, resample="pairs" | "groups", units, reason=None | str).
     """
     xa = np.array([np.nan if v is None else v for v in x], dtype=np.float64)
     ya = np.array([np.nan if v is None else v for v in y], dtype=np.float64)
@@ -467,10 +495,10 @@ def kendall_tau(x: Sequence[float], y: Sequence[float], *, n_boot: int, seed: in
         raise UserError(f"kendall_tau: need 0 < confidence < 1 and n_boot >= 0, got {confidence}, {n_boot}")
     ok = np.isfinite(xa) & np.isfinite(ya)
     xa, ya = xa[ok], ya[ok]
-    out: dict[str, Any] = {"tau": None, "p": None, "ci": None, "n": int(len(xa)),
+    out: dict[str, Any] = {"tau": None, "p": None, "p_method": None, "ci": None, "n": int(len(xa)),
                            "n_dropped": int((~ok).sum()), "n_boot": int(n_boot), "n_boot_valid": 0,
                            "confidence": float(confidence),
-                           "resample": "pairs" if groups is None else "groups", "reason": None}
+                           "resample": "pairs" if groups is None else "groups", "units": None, "reason": None}
     if len(set(zip(xa.tolist(), ya.tolist(), strict=True))) < 3:
         out["reason"] = "fewer than 3 distinct (score, gain) pairs"
         return out
@@ -478,13 +506,19 @@ def kendall_tau(x: Sequence[float], y: Sequence[float], *, n_boot: int, seed: in
         out["reason"] = f"all {'scores' if np.unique(xa).size < 2 else 'gains'} tied"
         return out
     res = sps.kendalltau(xa, ya)
-    out["tau"], out["p"] = float(res.statistic), float(res.pvalue)
-    rng = np.random.default_rng(seed)
+    out["tau"] = float(res.statistic)
+    out["p"], out["p_method"] = permutation_p(xa, ya, seed=seed)
     if groups is None:
         members = [np.array([i]) for i in range(len(xa))]
     else:
         g = np.asarray(groups, dtype=object)[ok]
         members = [np.flatnonzero(g == key) for key in dict.fromkeys(g.tolist())]
+    out["units"] = len(members)
+    if len(members) < MIN_BOOT_UNITS:
+        out["reason"] = (f"no interval: {len(members)} {out['resample']} to resample (a bootstrap needs at least "
+                         f"{MIN_BOOT_UNITS}); the permutation p stands alone")
+        return out
+    rng = np.random.default_rng(seed)
     equal = len({len(m) for m in members}) == 1  # resamples of one length: vectorised in chunks
     taus: list[float] = []
     for start in range(0, n_boot, chunk):

@@ -1,9 +1,8 @@
 """Verdict rules: the interval rule with its tolerance, TOST, Holm step-down levels on a hand
-example, missing / under-trained inputs, the plan hash and the stability labels."""
+example, missing / under-trained inputs (with and without the fit gate), judge and the plan hash."""
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 from scipy import stats as sps
 
@@ -14,8 +13,8 @@ TOL, MARGIN = 1e-9, 5.0
 
 
 def _ev(mean: float, se: float, df: float = 9.0, n: int = 10) -> Evidence:
-    """t-only evidence: p-values and intervals known in closed form."""
-    return Evidence(estimate=mean, n=(n,), boot=None, n_boot=0, t=(mean, se, df), decidable=True)
+    """Evidence with p-values and intervals known in closed form."""
+    return Evidence(estimate=mean, n=(n,), units=n, se=se, df=df, decidable=True)
 
 
 def _p(mean, se, df=9.0):
@@ -117,7 +116,7 @@ def test_family_members_without_data_count_and_others_are_exploratory():
 
 def test_under_trained_and_single_replicate_are_not_decided():
     strong = _ev(-10.0, 1.0)
-    one = Evidence(estimate=-10.0, n=(1,), boot=np.array([-11.0, -10.0, -9.0]), n_boot=3, t=None, decidable=False)
+    one = Evidence(estimate=-10.0, n=(1,), units=1, se=None, df=None, decidable=False)
     hyps = [rules.Hypothesis("C1", "a", "directional", -1, strong, undertrained=("thtl_last",)),
             rules.Hypothesis("C2", "a", "directional", +1, one),
             rules.Hypothesis("C3", "a", "directional", -1, None, note="no ok records for swft"),
@@ -126,20 +125,32 @@ def test_under_trained_and_single_replicate_are_not_decided():
     v = {r["id"]: r for r in rows}
     assert v["C1"]["verdict"] == rules.UNDERTRAINED and "thtl_last" in v["C1"]["note"]
     assert v["C1"]["interval_pp"] is not None  # still reported
-    assert v["C2"]["verdict"] == rules.INCONCLUSIVE and "1 replicate(s)" in v["C2"]["note"]
+    assert v["C2"]["verdict"] == rules.INCONCLUSIVE and "1 split(s)" in v["C2"]["note"]
     assert v["C3"]["verdict"] == rules.INCONCLUSIVE and v["C3"]["note"] == "no ok records for swft"
     # C4 ranks first (the others have p = 1) and is judged at .05 / 4.
     assert v["C4"]["rank"] == 1 and v["C4"]["level"] == pytest.approx(0.0125) and v["C4"]["verdict"] == rules.REPRODUCED
     assert all(v[c]["basis"] == "none" for c in ("C1", "C2", "C3")) and v["C4"]["basis"] == "interval"
     (few,) = rules.decide([hyps[3]], family=[], alpha=0.05, margin=MARGIN, tol=TOL, min_replicates=20)
     assert few["verdict"] == rules.INCONCLUSIVE and "at least 20" in few["note"]
+    # without the gate, the under-trained claim is decided on its interval (the report shows both)
+    free = {r["id"]: r for r in rules.decide(hyps, family=[(h.id, "a") for h in hyps], alpha=0.05,
+                                              margin=MARGIN, tol=TOL, gate=False)}
+    assert free["C1"]["verdict"] == rules.REPRODUCED and free["C2"]["verdict"] == rules.INCONCLUSIVE
+
+
+def test_judge_is_decide_for_a_family_of_one():
+    for ev, kind, direction in ((_ev(-3.0, 1.0), "directional", -1), (_ev(-2.0, 1.0), "directional", -1),
+                                (_ev(1.0, 1.5), "equivalence", 0), (_ev(9.0, 1.0), "directional", -1)):
+        h = rules.Hypothesis("x", "m", kind, direction, ev)
+        (row,) = rules.decide([h], family=[("x", "m")], alpha=0.05, margin=MARGIN, tol=TOL)
+        assert rules.judge(h, 0.05, margin=MARGIN, tol=TOL) == row["verdict"]
 
 
 # ----------------------------------------------------------------------------- plan
 
 def _plan(**kw):
     base = dict(alpha=0.05, margin_pp=5.0, tolerance_pp=1e-9, family=[("C1", "resnet18"), ("C5", "resnet18")],
-                min_replicates=2, n_boot=2000, bootstrap_seed=0,
+                min_replicates=2, fit_gate={"min_train_accuracy": 0.95, "min_kappa": 0.25, "require_convergence": True},
                 claims=[{"id": "C1", "metric": "accuracy", "direction": -1}])
     base.update(kw)
     return rules.plan(**base)
@@ -149,39 +160,13 @@ def test_plan_hash_sees_every_number_and_is_stable():
     h = rules.plan_hash(_plan())
     assert h == rules.plan_hash(_plan()) and len(h) == 12
     assert h == rules.plan_hash(_plan(claims=[{"direction": -1, "metric": "accuracy", "id": "C1"}]))
-    for change in (dict(margin_pp=4.0), dict(alpha=0.1), dict(family=[("C1", "resnet18")]), dict(n_boot=1000),
-                   dict(tolerance_pp=0.0), dict(claims=[{"id": "C1", "metric": "recall", "direction": -1}])):
+    for change in (dict(margin_pp=4.0), dict(alpha=0.1), dict(family=[("C1", "resnet18")]), dict(min_replicates=3),
+                   dict(tolerance_pp=0.0), dict(claims=[{"id": "C1", "metric": "recall", "direction": -1}]),
+                   dict(fit_gate={"min_train_accuracy": 0.95, "min_kappa": 0.3, "require_convergence": True})):
         assert rules.plan_hash(_plan(**change)) != h, change
 
 
 def test_rules_markdown_states_the_numbers():
     text = rules.rules_markdown(_plan(margin_pp=4.0))
     assert "margin 4 pp" in text and "C1/resnet18, C5/resnet18" in text and "m = 2" in text
-    assert rules.plan_hash(_plan(margin_pp=4.0)) in text and "2000 resamples" in text
-
-
-# ----------------------------------------------------------------------------- stability labels
-
-def _row(lo, hi, verdict=None, kind="directional", direction=-1, level=0.05):
-    v = verdict or rules.interval_verdict(kind, direction, (lo, hi), MARGIN, TOL)
-    return {"kind": kind, "direction": direction, "interval_pp": [lo, hi], "verdict": v, "basis": "interval",
-            "level": level}
-
-
-def test_borderline_is_a_shift_within_noise():
-    assert rules.borderline(_row(-12.0, -3.0), 4.0, MARGIN, TOL)  # +4 pp makes it [-8, +1]
-    assert not rules.borderline(_row(-12.0, -5.0), 4.0, MARGIN, TOL)
-    assert rules.borderline(_row(-2.0, 6.0), 4.0, MARGIN, TOL)  # -4 pp makes it reproduced
-    assert not rules.borderline({**_row(-2.0, 6.0), "basis": "none"}, 4.0, MARGIN, TOL)
-
-
-def test_explain_change_labels():
-    a, b = _row(-12.0, -6.0), _row(-5.0, 1.0)
-    assert rules.explain_change(a, a, flagged=False, shift_pp=1.0, margin=MARGIN, tol=TOL) == ""
-    assert rules.explain_change(a, b, flagged=True, shift_pp=1.0, margin=MARGIN, tol=TOL) == "beyond noise"
-    assert rules.explain_change(a, b, flagged=False, shift_pp=1.5, margin=MARGIN, tol=TOL) == "borderline"
-    assert rules.explain_change(a, b, flagged=False, shift_pp=0.5, margin=MARGIN, tol=TOL) == "UNEXPLAINED"
-    assert rules.explain_change(a, {**b, "level": 0.025}, flagged=False, shift_pp=0.5, margin=MARGIN,
-                                tol=TOL) == "Holm level changed"
-    assert rules.explain_change(a, {**b, "basis": "none"}, flagged=False, shift_pp=0.5, margin=MARGIN,
-                                tol=TOL) == "inputs differ"
+    assert rules.plan_hash(_plan(margin_pp=4.0)) in text and "sigma_sys^2 / N" in text and "0.25" in text

@@ -40,62 +40,6 @@ def test_t_interval_edge_cases():
     assert flat["ci_low"] == flat["ci_high"] == 0.5
 
 
-def test_paired_t_hand_computed():
-    a, b = [0.80, 0.75, 0.90], [0.70, 0.72, 0.80]
-    out = intervals.paired(a, b)
-    d = np.array([0.10, 0.03, 0.10])
-    sd = math.sqrt(((d - d.mean()) ** 2).sum() / 2)
-    t = d.mean() / (sd / math.sqrt(3))
-    # Student t with 2 degrees of freedom has CDF 1/2 + t / (2 sqrt(2 + t^2)).
-    assert out["p"] == pytest.approx(1 - t / math.sqrt(2 + t * t), rel=1e-9)
-    assert out["mean"] == pytest.approx(d.mean())
-    half = 4.302652730 * sd / math.sqrt(3)  # t(0.975, 2)
-    assert out["ci_low"] == pytest.approx(d.mean() - half, abs=1e-8)
-    assert out["ci_high"] == pytest.approx(d.mean() + half, abs=1e-8)
-
-
-def test_paired_constant_differences_and_single_pair():
-    assert intervals.paired([0.8, 0.9], [0.7, 0.8])["p"] == 0.0
-    assert intervals.paired([0.8, 0.9], [0.8, 0.9])["p"] == 1.0
-    assert intervals.paired([0.8], [0.7])["p"] is None
-
-
-def test_welch_hand_computed():
-    a, b = [1.0, 2.0, 3.0], [2.0, 4.0, 6.0, 8.0]
-    va, vb = np.var(a, ddof=1) / 3, np.var(b, ddof=1) / 4
-    t = (np.mean(a) - np.mean(b)) / math.sqrt(va + vb)
-    df = (va + vb) ** 2 / (va ** 2 / 2 + vb ** 2 / 3)
-    assert intervals.welch_p(a, b) == pytest.approx(2 * sps.t.sf(abs(t), df), rel=1e-9)
-    assert intervals.welch_p([1.0], b) is None
-
-
-def test_bootstrap_deterministic_and_exact_cases():
-    rng = np.random.default_rng(1)
-    ca = rng.random((3, 50)) < 0.8
-    cb = rng.random((3, 50)) < 0.6
-    den = np.ones(50)
-    one = intervals.bootstrap_paired(ca, cb, den, n_boot=300, seed=5)
-    two = intervals.bootstrap_paired(ca, cb, den, n_boot=300, seed=5)
-    other = intervals.bootstrap_paired(ca, cb, den, n_boot=300, seed=6)
-    assert one == two and one["ci_pp"] != other["ci_pp"]
-    # Point estimate = mean over seeds of the accuracy difference.
-    assert one["diff_pp"] == pytest.approx(100 * (ca.mean(1) - cb.mean(1)).mean())
-    assert one["ci_pp"][0] < one["diff_pp"] < one["ci_pp"][1]
-    same = intervals.bootstrap_paired(ca, ca, den, n_boot=100, seed=0)
-    assert same["ci_pp"] == [0.0, 0.0]
-    perfect = intervals.bootstrap_paired(np.ones((2, 10)), np.zeros((2, 10)), np.ones(10), n_boot=100, seed=0)
-    assert perfect["ci_pp"] == [100.0, 100.0]
-
-
-def test_bootstrap_recall_uses_positives_only():
-    labels = np.array([1, 1, 1, 1, 0, 0, 0, 0])
-    pos = labels == 1
-    a = np.array([[1, 1, 1, 0, 0, 0, 0, 0]], bool)  # recall 3/4, all negatives wrong
-    b = np.array([[1, 0, 0, 0, 1, 1, 1, 1]], bool)  # recall 1/4, all negatives right
-    out = intervals.bootstrap_paired(a & pos, b & pos, pos.astype(float), n_boot=200, seed=0)
-    assert out["diff_pp"] == pytest.approx(50.0)
-
-
 @pytest.mark.parametrize("direction,ci,expected", [
     (+1, (1.0, 5.0), "reproduced"), (+1, (-5.0, -1.0), "contradicted"), (+1, (-1.0, 5.0), "inconclusive"),
     (-1, (-5.0, -1.0), "reproduced"), (-1, (1.0, 5.0), "contradicted"), (-1, (-5.0, 0.5), "inconclusive"),
@@ -139,13 +83,12 @@ def test_claim_statistic_interval_and_paper_number():
     assert row["diff_pp"] == pytest.approx(d.mean()) and row["estimate_pp"] == row["diff_pp"]
     un = row["unadjusted"]
     assert un["values_pp"] == [pytest.approx(list(d))]
-    assert un["se_replicates_pp"] == pytest.approx(d.std(ddof=1) / math.sqrt(3)) and un["t_df"] == 2.0
-    # the t part uses the larger of the replicate and bootstrap SEs; the interval is the hull
-    se = max(un["se_replicates_pp"], un["se_bootstrap_pp"])
-    half = sps.t.ppf(0.975, 2) * se
-    assert un["t_ci_pp"] == [pytest.approx(d.mean() - half), pytest.approx(d.mean() + half)]
-    t_ci, b_ci = un["t_ci_pp"], un["boot_ci_pp"]
-    assert row["ci_pp"] == [min(t_ci[0], b_ci[0]), max(t_ci[1], b_ci[1])]
+    # each replicate on its own split with its own patients: no shared patient, so the interval
+    # is the replicate-level t (2 df)
+    assert un["se_units_pp"] == pytest.approx(d.std(ddof=1) / math.sqrt(3)) and un["df"] == pytest.approx(2.0)
+    assert un["se_shared_pp"] == 0.0 and un["units"] == 3
+    half = sps.t.ppf(0.975, 2) * un["se_pp"]
+    assert row["ci_pp"] == [pytest.approx(d.mean() - half), pytest.approx(d.mean() + half)]
     # m = 1: the deciding interval is the unadjusted one
     assert row["level"] == pytest.approx(0.05) and row["adj_ci_pp"] == pytest.approx(row["ci_pp"])
     assert row["adj_ci_pp"][1] < 0 and row["verdict"] == "reproduced"
@@ -157,22 +100,23 @@ def test_claim_statistic_interval_and_paper_number():
 def test_claim_needs_replicates_not_seeds_alone():
     # One replicate holds the trained models fixed: reported, never decided, whatever its size.
     one = _claim(claims.evaluate(pair(1, 0.3, 0.95, n=200), CFG))
-    assert one["verdict"] == "inconclusive" and "1 replicate(s)" in one["note"] and one["basis"] == "none"
-    assert one["diff_pp"] is not None and one["ci_pp"] is not None
+    assert one["verdict"] == "inconclusive" and "1 split(s)" in one["note"] and one["basis"] == "none"
+    assert one["diff_pp"] is not None and one["ci_pp"] is None  # no interval from one split
     # stats.min_replicates raises the floor
     recs = pair(3, 0.5, 0.95, n=80)
     few = _claim(claims.evaluate(recs, {"stats": {**PARAMS, "min_replicates": 4}}))
     assert few["verdict"] == "inconclusive" and "at least 4" in few["note"]
     many = _claim(claims.evaluate(pair(5, 0.5, 0.95, n=80), CFG))
-    assert many["verdict"] == "reproduced" and many["n_pairs"] == 5 and many["unadjusted"]["t_df"] == 4.0
+    assert many["verdict"] == "reproduced" and many["n_pairs"] == 5 and many["unadjusted"]["df"] == pytest.approx(4.0)
 
 
 def test_claim_under_trained_arm_is_not_decided():
     recs = pair(3, 0.5, 0.95, n=80)
-    recs[0]["fit"]["ok"] = False  # thtl_last, replicate (0, 0)
+    recs[0]["stages"][0]["fit"]["train_accuracy"] = 0.55  # thtl_last, replicate (0, 0): kappa 0.1
     row = _claim(claims.evaluate(recs, CFG))
     assert row["verdict"] == rules.UNDERTRAINED and "thtl_last" in row["note"]
     assert row["adj_ci_pp"] is not None  # still reported
+    assert row["verdict_ungated"] == "reproduced"  # and decided without the gate
 
 
 def test_claim_on_the_child_of_an_under_trained_step_1_is_not_decided():
@@ -184,10 +128,10 @@ def test_claim_on_the_child_of_an_under_trained_step_1_is_not_decided():
     child["parent"] = {"slug": step1["slug"], "case_id": step1["case_id"]}
     row = _claim(claims.evaluate(recs + [step1], CFG))
     assert row["verdict"] == rules.UNDERTRAINED and "thtl_last's step 1" in row["note"]
-    assert child["fit"]["ok"] is True  # the record itself is not changed
+    assert "gate" not in child  # the record itself is not changed
     cell = next(c for c in summ.summarise(recs + [step1], CFG)["cells"] if c["arm"] == "thtl_last")
     assert cell["fit"]["undertrained"] == [child["slug"] + " (step 1)"]
-    step1["fit"]["ok"] = True  # a learned step 1: the claim is decided again
+    step1["stages"][0]["fit"]["train_accuracy"] = 0.99  # a learned step 1: the claim is decided again
     assert _claim(claims.evaluate(recs + [step1], CFG))["verdict"] == "reproduced"
 
 
@@ -197,19 +141,19 @@ def test_an_under_trained_replicate_outside_the_pairs_does_not_block_the_claim()
     assert _claim(claims.evaluate(recs + [extra], CFG))["verdict"] == "reproduced"
 
 
-def test_inherit_fit_links_by_case_id_and_survives_odd_records():
-    from thtl_bench.analysis import replicates as reps
+def test_the_gate_links_children_by_case_id_and_survives_odd_records():
+    from thtl_bench.analysis import fit
 
     step1 = record(Case("resnet18", "thtl_step1", 0, 0, "fundus"), [True] * 10, fit_ok=False)
     child = record(Case("resnet18", "thtl_last", 0, 0, "fundus"), [True] * 10)
     child["parent"] = {"slug": step1["slug"], "case_id": "an-older-step-1"}  # same slug, other settings
-    bare = {"status": "ok", "fit": {"ok": False}}  # no slug, no case_id, no parent
+    bare = {"status": "ok"}  # no slug, no case_id, no stages, no parent
     odd = {**record(Case("resnet18", "thtl_all", 0, 0, "fundus"), [True] * 10), "parent": "not-a-dict"}
-    out = reps.inherit_fit([step1, child, bare, odd])
-    assert [r.get("fit", {}).get("ok") for r in out] == [False, True, False, True]  # the stale link is no link
+    out = fit.gated([step1, child, bare, odd], fit.Gate())
+    assert [r["gate"]["ok"] for r in out] == [False, True, False, True]  # the stale link is no link
     child["parent"]["case_id"] = step1["case_id"]
-    assert reps.inherit_fit([step1, child])[1]["fit"] == {**child["fit"], "ok": False, "own_ok": True,
-                                                            "parent_undertrained": step1["slug"]}
+    linked = fit.gated([step1, child], fit.Gate())[1]["gate"]
+    assert not linked["ok"] and linked["own_ok"] and linked["parent"] == step1["slug"]
 
 
 def test_claim_missing_arm_and_model_without_paper_number():
@@ -268,11 +212,9 @@ def test_summarise_cells_and_not_run():
     acc = cell["metrics"]["accuracy"]
     assert acc["values"] == list(_acc(recs, "onestep_last")) and acc["n"] == 2
     assert acc["mean"] == pytest.approx(np.mean(acc["values"]))
-    # ratio metrics: the two-level hull, never narrower than the t-interval over the replicates
-    # (both within [0, 1]: a proportion's interval is clipped to its range)
-    t = intervals.t_interval(acc["values"])
-    assert acc["interval"].startswith("two-level bootstrap")
-    assert 0.0 <= acc["ci_low"] <= max(0.0, t["ci_low"]) < acc["mean"] < min(1.0, t["ci_high"]) <= acc["ci_high"] <= 1.0
+    # ratio metrics: the claims' rule (within [0, 1]: a proportion's interval is clipped to its range)
+    assert acc["interval"].startswith("the claims' rule")
+    assert 0.0 <= acc["ci_low"] < acc["mean"] < acc["ci_high"] <= 1.0
     auc = cell["metrics"]["auc"]  # not a ratio of sums: t over replicates only
     assert auc["interval"] == "t over replicates" and auc["ci_low"] == pytest.approx(
         intervals.t_interval(auc["values"])["ci_low"])
@@ -280,7 +222,7 @@ def test_summarise_cells_and_not_run():
 
 def test_summarise_flags_under_trained_replicates():
     recs = pair(2, 0.6, 0.8)
-    recs[2]["fit"]["ok"] = False  # thtl_last, replicate (1, 1)
+    recs[2]["stages"][0]["fit"]["train_accuracy"] = 0.55  # thtl_last, replicate (1, 1)
     cells = {c["arm"]: c for c in summ.summarise(recs, CFG)["cells"]}
     assert cells["thtl_last"]["fit"]["undertrained"] == [recs[2]["slug"]]
     assert cells["thtl_last"]["fit"]["ok"] == [True, False] and cells["onestep_last"]["fit"]["undertrained"] == []

@@ -1,15 +1,17 @@
-"""load_domain: one geometry, decoded once, split files written/validated; DVC directory hash."""
+"""load_domain: one geometry, decoded once, split files written/validated; the data folder vs dvc.lock."""
 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 from support.data import make_cfg, png
 
 from thtl_bench.data import cache
-from thtl_bench.data.check import dvc_dir_hash, verify, write_dvc_file
+from thtl_bench.data.check import dvc_hash, verify
 from thtl_bench.data.errors import DataError
 from thtl_bench.data.phantoms import synth
 
@@ -89,39 +91,73 @@ def test_fraction_marks_unused_and_phantom_masks(tmp_path):
     assert len(full.index("train")) == len(dt.index("train")) + len(dt.index("unused"))
 
 
-def test_dvc_dir_hash_matches_dvc_data(tmp_path):
-    dvc_tree = pytest.importorskip("dvc_data.hashfile.tree")
-    from dvc_data.hashfile.hash_info import HashInfo
-    from dvc_data.hashfile.meta import Meta
-
-    from thtl_bench.io import file_digest
-
-    root = tmp_path / "d"
-    png(root / "a" / "x.png", 1)
-    png(root / "b.png", 2)
-    tree = dvc_tree.Tree()
-    for p in sorted(root.rglob("*.png")):
-        tree.add(tuple(p.relative_to(root).parts), Meta(), HashInfo("md5", file_digest(p, "md5")))
-    tree.digest()
-    assert dvc_dir_hash(root)["md5"] == tree.hash_info.value
-
-
-def test_verify_regenerates_missing_phantoms(tmp_path, monkeypatch):
+def _phantom_cfg(tmp_path, monkeypatch) -> dict:
+    """A tiny phantom profile whose data folder is data/smoke under tmp_path (the cwd), params
+    and dvc.lock beside it."""
     monkeypatch.chdir(tmp_path)
     cfg = make_cfg(tmp_path)
-    cfg["data"]["root"] = "data"
+    cfg.update(profile="smoke", _params_file=str(tmp_path / "params.yaml"))
+    cfg["data"].update(root="data/smoke", kind="phantom")
+    for d in ("fundus", "larynx"):
+        cfg["data"][d]["root"] = f"data/smoke/{d}"
     cfg["synth"]["fundus"]["per_grade"] = [1, 1, 1, 1, 1]
     cfg["synth"]["larynx"]["patients"] = {"benign": 1, "malignant": 1}
-    synth("data", cfg["synth"])
-    write_dvc_file(cfg)
-    assert "phantom" in (tmp_path / "data.dvc").read_text()
-    assert "matches" in verify(cfg)[-1]
-    (tmp_path / "data" / "larynx" / "manifest.csv").write_text("path,label\n")
-    with pytest.raises(DataError, match="does not match data.dvc"):
+    return cfg
+
+
+def _lock(tmp_path, cfg, md5: str, **params) -> None:
+    entry = {"cmd": ["thtl-bench synth --profile smoke"],
+             "params": {"params.yaml": {"synth": cfg["synth"], "grid.domains": cfg["grid"]["domains"],
+                                        "profiles.smoke": {}, **params}},
+             "outs": [{"path": "data/smoke", "hash": "md5", "md5": md5}]}
+    (tmp_path / "dvc.lock").write_text(yaml.safe_dump({"schema": "2.0", "stages": {"synth": entry}}))
+
+
+def test_dvc_hash_is_what_dvc_records(tmp_path):
+    """dvc_hash (dvc-data's build) gives the md5 `dvc add` writes for the same folder."""
+    import shutil
+    import subprocess
+    import sys
+
+    dvc = shutil.which("dvc") or shutil.which("dvc", path=str(Path(sys.executable).parent))
+    if dvc is None:
+        pytest.skip("dvc not installed")
+    png(tmp_path / "d" / "a" / "x.png", 1)
+    png(tmp_path / "d" / "b.png", 2)
+    subprocess.run(["git", "init", "-q"], cwd=tmp_path, check=True)
+    subprocess.run([dvc, "init", "-q"], cwd=tmp_path, check=True)
+    subprocess.run([dvc, "add", "-q", "d"], cwd=tmp_path, check=True)
+    want = yaml.safe_load((tmp_path / "d.dvc").read_text())["outs"][0]
+    got = dvc_hash(tmp_path / "d")
+    assert (got["md5"], got["nfiles"], got["size"]) == (want["md5"], want["nfiles"], want["size"])
+    png(tmp_path / "d" / "b.png", 3)
+    assert dvc_hash(tmp_path / "d")["md5"] != want["md5"]
+
+
+def test_verify_checks_the_folder_against_dvc_lock_and_regenerates_missing_phantoms(tmp_path, monkeypatch):
+    cfg = _phantom_cfg(tmp_path, monkeypatch)
+    synth("data/smoke", cfg["synth"], ["fundus", "larynx"], profile="smoke")
+    assert "records no stage output data/smoke" in verify(cfg)[-1]  # no dvc.lock yet: used as found
+    made = dvc_hash(tmp_path / "data" / "smoke")
+    _lock(tmp_path, cfg, made["md5"])
+    assert "matches" in verify(cfg)[-1] and "stage synth" in verify(cfg)[-1]
+    (tmp_path / "data" / "smoke" / "larynx" / "manifest.csv").write_text("path,label\n")  # planted change
+    with pytest.raises(DataError, match=r"does not match .*dvc.lock \(stage synth\)"):
         verify(cfg)
     import shutil
 
     shutil.rmtree("data")
-    lines = verify(cfg)
+    lines = verify(cfg)  # regenerated, deterministically: the recorded hash again
     assert lines[0].startswith("regenerated") and "matches" in lines[-1]
-    assert json.loads((tmp_path / "data" / "larynx" / "phantom_stats.json").read_text())["kind"] == "phantom"
+    assert json.loads((tmp_path / "data" / "smoke" / "larynx" / "phantom_stats.json").read_text())["kind"] == "phantom"
+    other = {**cfg["synth"], "seed": cfg["synth"]["seed"] + 1}
+    _lock(tmp_path, cfg, "0" * 32 + ".dir", synth=other)  # the lock describes another recipe
+    assert "other synth parameters" in verify(cfg)[-1]
+
+
+def test_verify_never_makes_phantoms_for_missing_real_data(tmp_path, monkeypatch):
+    cfg = _phantom_cfg(tmp_path, monkeypatch)
+    cfg["data"]["kind"] = "real"
+    with pytest.raises(DataError, match="dvc pull synth"):
+        verify(cfg)
+    assert not (tmp_path / "data").exists()

@@ -12,15 +12,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import yaml
 from PIL import Image
 from support.data import BASE
 
 from thtl_bench import config
 from thtl_bench.data import detmath as dm
 from thtl_bench.data import fundus_phantom, larynx_phantom, phantoms
-from thtl_bench.data.check import dvc_dir_hash
+from thtl_bench.data.check import dvc_hash, recorded_recipe
 from thtl_bench.data.phantoms import synth
+from thtl_bench.io import dvc_lock_output
 
 ROOT = Path(__file__).resolve().parents[2]
 FACTORIAL = ("fundus_lesion", "fundus_lesion_tortuous", "fundus_vessel", "fundus_vessel_tortuous")
@@ -106,15 +106,21 @@ def test_bytes_do_not_depend_on_transcendental_last_bits(tmp_path, monkeypatch):
     assert calls == []
 
 
-def test_default_profile_reproduces_data_dvc(tmp_path):
-    """params.yaml as committed -> the md5 data.dvc records (what `thtl-bench synth` writes)."""
+def test_default_profile_reproduces_the_hash_dvc_lock_records(tmp_path):
+    """params.yaml as committed -> the bytes whose DVC hash dvc.lock records for the synth stage's
+    output (made on another machine): the phantoms are the same on every CPU. The lock's recipe
+    must be today's, else the lock is stale (not the generator)."""
     cfg = config.load(ROOT / "params.yaml")
-    want = yaml.safe_load((ROOT / "data.dvc").read_text())
-    synth(tmp_path / "data", cfg["synth"], profile=cfg["profile"])
-    got = dvc_dir_hash(tmp_path / "data")
-    assert got["md5"] == want["outs"][0]["md5"], "data.dvc is stale: `thtl-bench synth` then `thtl-bench data verify --update`"
-    assert got["nfiles"] == want["outs"][0]["nfiles"]
-    assert want["meta"]["profile"] == cfg["profile"] and want["meta"]["image_size"] == cfg["synth"]["image_size"]
+    found = dvc_lock_output(ROOT / "dvc.lock", ROOT / cfg["data"]["root"])
+    assert found is not None, f"dvc.lock records no output {cfg['data']['root']}: run `dvc repro synth`, commit dvc.lock"
+    stage, want, params = found
+    assert stage == "synth"
+    assert recorded_recipe(cfg, params) == {"synth": cfg["synth"], "domains": cfg["grid"]["domains"]}, \
+        "dvc.lock's synth stage ran with other parameters: run `dvc repro synth`, commit dvc.lock"
+    synth(tmp_path / "data", cfg["synth"], cfg["grid"]["domains"] + ["larynx"], profile=cfg["profile"])
+    got = dvc_hash(tmp_path / "data")  # DVC's own hashing (dvc-data), as `dvc status` computes it
+    assert (got["md5"], got["nfiles"], got["size"]) == (want["md5"], want["nfiles"], want["size"]), \
+        "the phantoms differ from the bytes dvc.lock records: a generator change needs `dvc repro synth`"
 
 
 def test_meta_records_version_params_hash_and_profile(tmp_path):

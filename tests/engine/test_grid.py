@@ -98,3 +98,24 @@ def test_run_grid_runs_its_shard_and_reports_failures(monkeypatch):
     with pytest.raises(UserError, match=r"(?s)1 case\(s\) failed.*m__swft__fundus__s2__k2"):
         grid.run_grid(cfg, progress=False)
     assert seen == grid.cases(cfg)  # a failure does not stop the other cases
+
+
+def test_arm_and_model_replicate_counts():
+    from thtl_bench import config
+
+    cfg = config.load(None, "smoke", ["grid.models=[efficientnet_lite0, resnet18]", "grid.domains=[fundus]",
+                                      "grid.replicates=[[0, 0], [1, 1], [2, 2]]",
+                                      "grid.arm_replicates={swft: 1, thtl_all: 5}",
+                                      "grid.model_replicates={resnet18: 2}"])
+    cs = grid.cases(cfg)
+    runs: dict = {}
+    for c in cs:
+        runs.setdefault((c.model, c.arm), set()).add(c.seed)
+    runs = {k: sorted(v) for k, v in runs.items()}
+    assert runs[("efficientnet_lite0", "swft")] == [0]  # its first replicate only
+    assert runs[("efficientnet_lite0", "thtl_all")] == [0, 1, 2]  # more than there are: all
+    assert runs[("efficientnet_lite0", "thtl_step1")] == [0, 1, 2]  # step 1 wherever a child runs
+    assert runs[("resnet18", "thtl_all")] == [0, 1]  # the model's count caps every arm
+    assert runs[("resnet18", "swft")] == [0]
+    with pytest.raises(Exception, match="at least one"):
+        config.load(None, "smoke", ["grid.arm_replicates={swft: 0}"])

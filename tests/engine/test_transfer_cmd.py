@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from support.models import accept_model_names
 from torch import nn
 
 from thtl_bench import config, transfer, transferability
@@ -65,6 +66,15 @@ def _overrides(tmp: Path) -> list[str]:
             "train.patience=2", "train.num_threads=1", "train.device=cpu", "grid.replicates=[[0, 0], [1, 1]]",
             "grid.models=[tiny, noweights]", "grid.arms=[onestep_last, thtl_step1, thtl_last]",
             "stats.bootstrap=50"]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def stand_in_models():
+    """tiny and noweights are built by this module's `tiny`; config accepts their names."""
+    mp = pytest.MonkeyPatch()
+    accept_model_names(mp, "tiny", "noweights")
+    yield
+    mp.undo()
 
 
 @pytest.fixture(scope="module")

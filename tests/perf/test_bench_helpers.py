@@ -171,11 +171,14 @@ def test_step1_is_matched_per_domain_and_replicate_and_shared_across_target_shar
 
 def test_a_partial_benchmark_run_is_not_the_session():
     # `pytest benchmarks -k ...`, node ids, one file, -x or Ctrl-C: not the whole suite.
-    want = {"test_study.py": 3, "test_perf.py": 2}
-    assert session.partial_reason({"test_study.py": 3, "test_perf.py": 2}, want, 0, False) is None
-    assert session.partial_reason({"test_perf.py": 2}, want, 0, False) == "test_study.py not run"
-    assert session.partial_reason({"test_study.py": 3, "test_perf.py": 1}, want, 0, False) \
-        == "1 of 2 cases of test_perf.py selected"
+    want = {"test_study.py": 3, "test_perf.py": 2, "test_calibration.py": 1}
+    assert session.partial_reason(dict(want), want, 0, False) is None
+    assert session.partial_reason({"test_study.py": 3, "test_perf.py": 2}, want, 0, False) \
+        == "test_calibration.py not run"
+    assert session.partial_reason({"test_perf.py": 2, "test_calibration.py": 1}, want, 0, False) \
+        == "test_study.py not run"
+    assert session.partial_reason({"test_study.py": 3, "test_perf.py": 1, "test_calibration.py": 1}, want, 0,
+                                  False) == "1 of 2 cases of test_perf.py selected"
     assert session.partial_reason(want, want, 0, True) == "the run was stopped before the end"
     assert session.partial_reason(want, want, 1, False) == "1 case(s) deselected"
 
@@ -199,10 +202,12 @@ def test_a_failed_or_partial_run_never_overwrites_measured_figures(tmp_path):
 
 
 def test_benchmark_files_hold_the_expected_cases():
-    # The session's completeness check counts test_ functions of test_perf.py: five targets.
+    # The session's completeness check counts test_ functions of test_perf.py: five targets; the
+    # study file holds the grid (its workers train) and the per-case test; one calibration case.
     text = (BENCHMARKS / "test_perf.py").read_text()
     assert text.count("\ndef test_") == 5
-    assert (BENCHMARKS / "test_study.py").read_text().count("\ndef test_") == 1
+    assert (BENCHMARKS / "test_study.py").read_text().count("\ndef test_") == 2
+    assert (BENCHMARKS / "test_calibration.py").read_text().count("\ndef test_") == 1
 
 
 def test_scaling_check_compares_step_time_with_counted_flops(monkeypatch):
@@ -229,3 +234,63 @@ def test_progress_eta_weights_cases_by_arm_cost():
     assert grid.case_cost(Case("m", "swft", 0, 1, "fundus")) == 2.5
     assert session.eta_s(10.0, 1.0, 3.0) == pytest.approx(20.0)  # 10 s per unit, 2 units left
     assert session.eta_s(10.0, 3.0, 3.0) == 0.0
+
+
+def _bench_conftest():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("bench_conftest", BENCHMARKS / "conftest.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_benchmark_parts_partition_the_study_by_engine_shards():
+    """THTL_BENCH_PART (the sharded GPU workflow): study:I/N keeps exactly the engine's shard I of
+    N of the study cases, the parts together are the whole study once, perf keeps the rest."""
+    from types import SimpleNamespace
+
+    from thtl_bench import config
+    from thtl_bench.engine import grid
+    from thtl_bench.errors import UserError
+
+    conf = _bench_conftest()
+    cfg = config.load(BENCHMARKS.parent / "params.yaml", "paper")
+    cases = grid.cases(cfg)
+    study = [SimpleNamespace(fspath=BENCHMARKS / "test_study.py", callspec=SimpleNamespace(params={"case": c}))
+             for c in cases]
+    perf_items = [SimpleNamespace(fspath=BENCHMARKS / "test_perf.py") for _ in range(5)]
+    items = study + perf_items
+    seen = []
+    for i in range(3):
+        keep = conf.part_filter(f"study:{i}/3", cfg)
+        kept = [it.callspec.params["case"] for it in items if keep(it)]
+        assert kept == grid.shard(cases, i, 3)
+        seen += kept
+    assert sorted(seen) == sorted(cases)
+    perf_only = conf.part_filter("perf", cfg)
+    assert [it for it in items if perf_only(it)] == perf_items
+    for bad in ("study:3/3", "study:x", "grid:0/2"):
+        with pytest.raises(UserError, match="THTL_BENCH_PART"):
+            conf.part_filter(bad, cfg)
+
+
+def _pred_rec(probs, bitwise: bool, acc: float = 0.5) -> dict:
+    return {"predictions": {"test": {"ids": ["a", "b"], "labels": [0, 1], "probs": probs}},
+            "metrics": {"test": {"accuracy": acc}}, "env": {"determinism": {"bitwise": bitwise}}}
+
+
+def test_cached_and_uncached_predictions_compare_within_rounding_or_a_tolerance():
+    p = [[0.6, 0.4], [0.3, 0.7]]
+    q = [[0.61, 0.39], [0.3, 0.7]]
+    assert perf.same_predictions(_pred_rec(p, True), _pred_rec(p, True), 0.05) == 0.0
+    r = [[0.6 + 3e-7, 0.4 - 3e-7], [0.3, 0.7]]  # two fp32 batchings of one prefix (measured on CPU)
+    assert perf.same_predictions(_pred_rec(p, True), _pred_rec(r, True), 0.05) == pytest.approx(3e-7)
+    with pytest.raises(AssertionError, match="differ by up to 0.01"):
+        perf.same_predictions(_pred_rec(p, True), _pred_rec(q, True), 0.05)  # CPU fp32: rounding only
+    assert perf.same_predictions(_pred_rec(p, False), _pred_rec(q, False), 0.05) == pytest.approx(0.01)
+    with pytest.raises(AssertionError, match="differ by up to 0.2"):
+        perf.same_predictions(_pred_rec(p, False), _pred_rec([[0.4, 0.6], [0.3, 0.7]], False), 0.05)
+    with pytest.raises(AssertionError, match="not the same test images"):
+        perf.same_predictions(_pred_rec(p, False), {**_pred_rec(p, False), "predictions": {"test": {
+            "ids": ["b", "a"], "labels": [0, 1], "probs": p}}}, 0.05)

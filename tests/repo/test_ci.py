@@ -246,16 +246,23 @@ def test_grid_matrix_passes_grid_args_as_words(tmp_path):
     assert "2/4" in argv and build_parser().parse_args(argv).profile == "smoke"
 
 
+GPU_GOOD = {"PROFILE": "paper", "SHARDS": "8", "IMAGE": "thtl-bench:x",
+            "FETCH_WEIGHTS": "resnet18 tv:resnet34,timm:resnet10t", "DATA_DIR": ""}
+
+
 @pytest.mark.parametrize("bad", [{"PROFILE": "../etc"}, {"PROFILE": "a b"}, {"FETCH_WEIGHTS": "resnet18; curl x"},
-                                 {"FETCH_WEIGHTS": "$(id)"}])
+                                 {"FETCH_WEIGHTS": "$(id)"}, {"SHARDS": "0"}, {"SHARDS": "65"}, {"SHARDS": "2; id"}])
 def test_gpu_workflow_rejects_crafted_inputs(tmp_path, bad):
     doc = _workflow("gpu-benchmark.yml")
-    step = next(s for s in doc["jobs"]["benchmark"]["steps"] if s.get("name") == "Check the inputs")
-    good = {"PROFILE": "paper", "IMAGE": "thtl-bench:x", "FETCH_WEIGHTS": "resnet18 tv:resnet34,timm:resnet10t",
-            "DATA_DIR": ""}
-    assert _run_step(doc, "benchmark", step, tmp_path, tmp_path, good).returncode == 0
-    res = _run_step(doc, "benchmark", step, tmp_path, tmp_path, {**good, **bad})
-    assert res.returncode != 0 and res.stderr.strip()
+    step = next(s for s in doc["jobs"]["plan"]["steps"] if s.get("name") == "Check the inputs")
+    out = tmp_path / "out"
+    res = _run_step(doc, "plan", step, tmp_path, tmp_path, GPU_GOOD, {"GITHUB_OUTPUT": str(out)})
+    assert res.returncode == 0, res.stderr
+    outputs = dict(line.split("=", 1) for line in out.read_text().splitlines())
+    assert outputs == {"n": "8", "shards": "[0,1,2,3,4,5,6,7]"}
+    out.unlink()
+    res = _run_step(doc, "plan", step, tmp_path, tmp_path, {**GPU_GOOD, **bad}, {"GITHUB_OUTPUT": str(out)})
+    assert res.returncode != 0 and res.stderr.strip() and not out.exists()
 
 
 # --------------------------------------------------------------------- GPU: what the container sees
@@ -277,7 +284,7 @@ def _gpu_container_args(tmp_path: Path, data_dir: str, profile: str = "paper") -
     gh_env = tmp_path / "github_env"
     env = {"RUNNER_TEMP": str(tmp_path / "runner-temp"), "GITHUB_ENV": str(gh_env), "GITHUB_SHA": "a" * 40,
            "DOCKER_LOG": str(tmp_path / "docker.log")}
-    values = {"PROFILE": profile, "IMAGE": "thtl-bench:test", "FETCH_WEIGHTS": "", "DATA_DIR": data_dir}
+    values = {"PROFILE": profile, "SHARDS": "8", "IMAGE": "thtl-bench:test", "FETCH_WEIGHTS": "", "DATA_DIR": data_dir}
     res = _run_step(doc, "benchmark", step, tmp_path, checkout, values, env)
     assert res.returncode == 0, res.stderr
     exported = dict(line.split("=", 1) for line in gh_env.read_text().splitlines())
@@ -335,7 +342,7 @@ GATES = [("ci.yml", "smoke-gate", "smoke"), ("gpu-benchmark.yml", "benchmark", "
 def _gate_values(name: str, profile: str) -> dict:
     if name == "ci.yml":
         return {"PROFILE": profile, "BASE_REV": "origin/main"}
-    return {"PROFILE": profile, "IMAGE": "thtl-bench:x", "FETCH_WEIGHTS": "", "DATA_DIR": ""}
+    return {"PROFILE": profile, "SHARDS": "8", "IMAGE": "thtl-bench:x", "FETCH_WEIGHTS": "", "DATA_DIR": ""}
 
 
 @pytest.mark.parametrize("name,job,profile", GATES)
@@ -413,16 +420,21 @@ def test_smoke_gate_base_revision(tmp_path):
         assert res.returncode != 0 and not outputs, bad
 
 
-@pytest.mark.parametrize("name,job", [("ci.yml", None), ("gpu-benchmark.yml", "benchmark")])
+@pytest.mark.parametrize("name,job", [("ci.yml", None), ("gpu-benchmark.yml", "grid"),
+                                      ("gpu-benchmark.yml", "benchmark")])
 def test_concurrency_cancels_only_pull_requests(name, job):
     doc = _workflow(name)
     conc = doc["jobs"][job]["concurrency"] if job else doc["concurrency"]
     assert conc["cancel-in-progress"] == PR_ONLY_CANCEL
     # Outside pull requests every commit has its own group, so no baseline run waits to be replaced.
     assert "github.event_name == 'pull_request' && github.ref || github.sha" in conc["group"]
-    if job:  # on the job, claimed after its `if`: adding another label to a pull request cancels nothing
+    if job:  # on the jobs, claimed after the plan job's `if`: adding another label cancels nothing
         assert "concurrency" not in doc
-        assert "github.event.label.name == 'gpu-benchmark'" in doc["jobs"][job]["if"]
+        assert "github.event.label.name == 'gpu-benchmark'" in doc["jobs"]["plan"]["if"]
+        needs = doc["jobs"][job]["needs"]
+        assert "plan" in ([needs] if isinstance(needs, str) else needs)
+    if job == "grid":  # one group per shard: the matrix jobs of one run never cancel each other
+        assert conc["group"].endswith("-grid-${{ matrix.shard }}")
 
 
 @pytest.mark.parametrize("name,job,profile", GATES)
@@ -435,7 +447,8 @@ def test_benchmark_json_is_kept_per_commit(name, job, profile):
     art = upload["with"]["name"]
     assert art.endswith("-${{ env.PROFILE }}-${{ github.sha }}"), art
     assert "${{ env.PROFILE }}-*.json" in upload["with"]["path"] and upload["with"]["include-hidden-files"] is True
-    assert upload["if"].startswith("${{ !cancelled()")  # kept also when the gate failed
+    # kept also when the gate failed; on the GPU also when the job timed out (a timeout is a cancel)
+    assert upload["if"].startswith("${{ always()" if name == "gpu-benchmark.yml" else "${{ !cancelled()")
     download = art.replace("${{ env.PROFILE }}", "$PROFILE").replace("${{ github.sha }}", "$sha")
     assert any(f'-n "{download}"' in s.get("run", "") for s in steps), download
     noxfile = (ROOT / "noxfile.py").read_text()
@@ -674,7 +687,7 @@ def test_dockerignore_matcher_follows_docker_rules():
 SECRET_OR_LARGE = [
     ".git/config", ".git/HEAD", ".dvc/config.local", ".dvc/tmp/lock", ".dvc/cache/files/md5/ab/cdef",
     ".env", ".env.production", "scripts/.env", "params.local", "thtl_bench/x.local", ".netrc", "deploy/key.pem",
-    "secrets/server.key", ".ssh/id_rsa", "id_ed25519.pub", "data/larynx/B/1.png", "data-paper/fundus/1.png",
+    "secrets/server.key", ".ssh/id_rsa", "id_ed25519.pub", "data/larynx/B/1.png", "data/paper/fundus/1.png",
     "checkpoints/paper/x/best.pt", "weights/resnet18.pth", "m.safetensors", ".benchmarks/smoke-x.json",
     ".cache/tensors/x.npy", ".venv/bin/python", ".nox/tests/x", "thtl_bench/__pycache__/a.pyc", "logs/a.log",
 ]
@@ -693,6 +706,6 @@ def test_dockerignore_keeps_what_the_image_needs():
     tracked = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True).stdout.split()
     needed = [p for p in tracked if p.startswith(("thtl_bench/", "requirements/", "benchmarks/", "splits/",
                                                    "records/", ".dvc/"))]
-    needed += ["pyproject.toml", "README.md", "params.yaml", "dvc.yaml", "noxfile.py", "data.dvc", "data-paper.dvc"]
+    needed += ["pyproject.toml", "README.md", "params.yaml", "dvc.yaml", "dvc.lock", "noxfile.py"]
     assert not [p for p in needed if excluded(p)]
     assert ".dvc/config" in needed  # tracked, holds no credentials (those go to config.local)

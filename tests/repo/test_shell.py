@@ -200,10 +200,14 @@ def _fake_bin(tmp_path: Path, name: str, body: str) -> None:
 
 
 def _env(tmp_path: Path, **extra) -> dict:
+    """The scripts' environment: fake tools first; THTL_PYTHON logs the preflight (`-m ...`, exit
+    status $PREFLIGHT_RC) and runs this interpreter for anything else (the config queries)."""
+    _fake_bin(tmp_path, "python-shim", 'if [ "$1" = -m ]; then echo "PREFLIGHT CUDA=${CUDA_VISIBLE_DEVICES-unset} $*" '
+              f'>> "$LOG"; exit "${{PREFLIGHT_RC:-0}}"; fi\nexec {sys.executable} "$@"\n')
     env = {**os.environ, "PATH": f"{tmp_path / 'bin'}:{os.environ['PATH']}", "LOG": str(tmp_path / "calls.log"),
-           "PYTHONPATH": str(ROOT)}
-    env.pop("THTL_PROFILE", None)
-    env.pop("SLURM_JOB_ID", None)
+           "PYTHONPATH": str(ROOT), "THTL_PYTHON": str(tmp_path / "bin" / "python-shim")}
+    for key in ("THTL_PROFILE", "SLURM_JOB_ID", "SLURM_CPUS_PER_TASK", "CUDA_VISIBLE_DEVICES", "NGPUS", "THREADS"):
+        env.pop(key, None)
     env.update(extra)
     return env
 
@@ -267,6 +271,59 @@ def test_slurm_task_runs_its_shard(tmp_path, phase):
                CHECKPOINTS_DIR=str(ck), RECORDS_DIR=str(tmp_path / "rec"))
     out = subprocess.run(["bash", str(SCRIPTS[1]), "--replicates", "0/0"], capture_output=True, text=True, timeout=60, env=env)
     assert out.returncode == 0, out.stderr
-    (call,) = _calls(tmp_path)
+    preflight, call = _calls(tmp_path)
+    assert preflight == "PREFLIGHT CUDA=unset -m thtl_bench.perf.preflight --profile smoke"  # before any work
     assert call.startswith("grid --profile smoke") and "--shard 2/5" in call and f"grid.checkpoints_dir={ck}" in call
     assert call.endswith("--replicates 0/0 --arms thtl_step1") if phase == "step1" else call.endswith("--replicates 0/0")
+    assert "train.num_threads" not in call  # no CPU count given: torch's default
+
+
+def test_slurm_task_uses_its_cpus_and_stops_when_the_gpu_does_not_come_up(tmp_path):
+    _fake_bin(tmp_path, "thtl-bench", 'echo "OMP=${OMP_NUM_THREADS:-} $*" >> "$LOG"\n')
+    base = dict(SLURM_JOB_ID="7", SLURM_SUBMIT_DIR=str(ROOT), SLURM_ARRAY_TASK_ID="0", SLURM_ARRAY_TASK_MIN="0",
+                SLURM_ARRAY_TASK_COUNT="2", PHASE="grid", THTL_PROFILE="paper", CHECKPOINTS_DIR=str(tmp_path / "ck"),
+                RECORDS_DIR=str(tmp_path / "rec"), SLURM_CPUS_PER_TASK="6", CUDA_VISIBLE_DEVICES="3")
+    out = subprocess.run(["bash", str(SCRIPTS[1])], capture_output=True, text=True, timeout=60, env=_env(tmp_path, **base))
+    assert out.returncode == 0, out.stderr
+    preflight, call = _calls(tmp_path)
+    assert preflight.startswith("PREFLIGHT CUDA=3 ")  # Slurm's mask, untouched
+    assert call.startswith("OMP=6 grid --profile paper") and "-S train.num_threads=6" in call
+    (tmp_path / "calls.log").unlink()
+    out = subprocess.run(["bash", str(SCRIPTS[1])], capture_output=True, text=True, timeout=60,
+                         env=_env(tmp_path, **base, PREFLIGHT_RC="2"))
+    assert out.returncode == 2 and not [c for c in _calls(tmp_path) if not c.startswith("PREFLIGHT")]
+
+
+def _multi_gpu(tmp_path: Path, **extra) -> tuple[subprocess.CompletedProcess, list[str]]:
+    _fake_bin(tmp_path, "thtl-bench", 'echo "CUDA=${CUDA_VISIBLE_DEVICES:-} OMP=${OMP_NUM_THREADS:-} $*" >> "$LOG"\n')
+    _fake_bin(tmp_path, "nproc", 'echo 16\n')
+    out = subprocess.run(["bash", str(SCRIPTS[0])], capture_output=True, text=True, timeout=60,
+                         env=_env(tmp_path, CHECKPOINTS_DIR=str(tmp_path / "ck"), RECORDS_DIR=str(tmp_path / "rec"),
+                                  LOG_DIR=str(tmp_path / "logs"), STEP1_PHASE="0", **extra))
+    log = tmp_path / "calls.log"
+    return out, (log.read_text().splitlines() if log.is_file() else [])
+
+
+def test_multi_gpu_respects_an_existing_mask_and_divides_the_cores(tmp_path):
+    out, calls = _multi_gpu(tmp_path, CUDA_VISIBLE_DEVICES="3,GPU-5f2e,7")
+    assert out.returncode == 0, out.stderr
+    assert calls[0].startswith("PREFLIGHT CUDA=3 -m thtl_bench.perf.preflight")
+    workers = sorted(c for c in calls if " grid " in c)
+    assert [(re.search(r"CUDA=(\S+)", c).group(1), re.search(r"--shard (\S+)", c).group(1)) for c in workers] == \
+        [("3", "0/3"), ("7", "2/3"), ("GPU-5f2e", "1/3")]  # each worker one entry of the mask, never another GPU
+    assert all(" OMP=5 " in c and "-S train.num_threads=5" in c for c in workers)  # 16 cores / 3 workers
+
+
+@pytest.mark.parametrize("extra,error", [
+    ({"CUDA_VISIBLE_DEVICES": "0,1", "NGPUS": "3"}, "allows 2"),
+    ({"CUDA_VISIBLE_DEVICES": ""}, "hides every GPU"),
+    ({"CUDA_VISIBLE_DEVICES": "-1"}, "hides every GPU"),
+])
+def test_multi_gpu_refuses_more_workers_than_the_mask_allows(tmp_path, extra, error):
+    out, calls = _multi_gpu(tmp_path, **extra)
+    assert out.returncode == 2 and error in out.stderr and not calls
+
+
+def test_multi_gpu_stops_before_any_worker_when_the_gpu_does_not_come_up(tmp_path):
+    out, calls = _multi_gpu(tmp_path, NGPUS="2", PREFLIGHT_RC="2", THREADS="2")
+    assert out.returncode == 2 and calls == ["PREFLIGHT CUDA=0 -m thtl_bench.perf.preflight --profile smoke"]

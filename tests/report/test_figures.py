@@ -359,3 +359,33 @@ def test_style_does_not_leak_rc_params():
     before = dict(matplotlib.rcParams)
     figures.build_arms_dot(_cells())
     assert dict(matplotlib.rcParams) == before
+
+
+def test_mechanism_figure_and_the_cam_lift(tmp_path):
+    from thtl_bench.analysis import mediator
+    from thtl_bench.report import mechanism
+
+    def entry(via, patient, mt, ms, ft=0.1, fs=0.3, arm="thtl_last"):
+        return {"model": "m", "arm": arm, "via": via, "image_id": f"{patient}/i.png", "group": patient,
+                "segment_mass": {"g1": {"straight": 0.5, "tortuous": 0.5, "dots": 0.0},
+                                 "g2": {"straight": ms, "tortuous": mt, "dots": 0.0}},
+                "segment_fraction": {"straight": fs, "tortuous": ft, "dots": 0.0}}
+
+    entries = [entry("fundus_vessel_tortuous", p, mt, 0.2) for p, mt in (("a", 0.3), ("b", 0.2), ("c", 0.25))]
+    entries += [entry(None, "a", 0.05, 0.2, arm="onestep_last"), entry(None, "b", 0.05, 0.2, arm="onestep_last")]
+    entries.append(entry("fundus_vessel", "a", 0.0, 0.0))  # no segment mass: left out
+    lifts = {(r["arm"], r["via"]): r for r in mediator.segment_lift(entries)}
+    r = lifts[("thtl_last", "fundus_vessel_tortuous")]
+    chance = 100 * 0.1 / 0.4
+    want = np.array([100 * m / (m + 0.2) - chance for m in (0.3, 0.2, 0.25)])
+    assert r["group"] == "g2" and r["patients"] == 3 and r["lift_pp"] == pytest.approx(want.mean())
+    assert r["lo_pp"] < r["lift_pp"] < r["hi_pp"] and r["chance_pp"] == pytest.approx(chance)
+    assert lifts[("thtl_last", "fundus_vessel")]["lift_pp"] is None
+    effects = [{"claim": c, "model": "m", "diff_pp": v, "ci_pp": [v - 5, v + 5], "adj_ci_pp": [v - 6, v + 6],
+                "verdict": "inconclusive", "n_pairs": 8} for c, v in (("C6", 4.0), ("C6v", 3.0), ("C6l", -1.0))]
+    png = mechanism.mechanism_figure(effects, list(lifts.values()), tmp_path / "mech.png")
+    assert png.is_file() and png.stat().st_size > 5000
+    rows = mechanism.mechanism_rows(effects, list(lifts.values()))
+    assert [r["name"] for r in rows[:3]] == ["C6", "C6v", "C6l"]
+    with pytest.raises(ValueError):
+        mechanism.build_mechanism([], [])

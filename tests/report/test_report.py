@@ -23,8 +23,8 @@ from thtl_bench.analysis import aggregate as agg
 from thtl_bench.analysis import claims
 from thtl_bench.analysis import summary as summ
 from thtl_bench.cli import report as report_cli
+from thtl_bench.report import decisions, sections
 from thtl_bench.report import plots as plots_mod
-from thtl_bench.report import sections
 
 DATA = Path(samples.HERE)
 
@@ -55,6 +55,30 @@ def _same(a, b, path="$") -> list[str]:
             return [f"{path}: length {len(a)} != {len(b)}"]
         return [d for i, (x, y) in enumerate(zip(a, b, strict=True)) for d in _same(x, y, f"{path}[{i}]")]
     return [] if a == b else [f"{path}: {a!r} != {b!r}"]
+
+
+def test_calibration_section_from_its_artefact(tmp_path, monkeypatch):
+    import functools
+
+    from thtl_bench.analysis import calibration, components
+
+    monkeypatch.setattr(calibration.components, "fit",
+                        functools.partial(components.fit, fit_splits=6, pools=2, maxiter=15))
+    cfg = _cfg(tmp_path, primary_claims=["C1"], primary_models=["resnet18"])
+    cfg["stats"]["calibration"] = {**cfg["stats"]["calibration"], "n_sim": 30}
+    recs = records.load_all([DATA / "records"])
+    cal = calibration.run(recs, cfg, workers=1)
+    (tmp_path / "report" / "calibration.json").write_text(json.dumps(cal))
+    text = report.write(cfg, [DATA / "records"]).read_text()
+    section = text[text.index("## Calibration and power of the rule"):text.index("## Larynx test results")]
+    assert "C1 resnet18" in section and "estimated" in section and "pessimistic" in section
+    assert "false decisions % (nominal 5)" in section and "power %" in section
+    glance = text[:text.index("## Figures")]
+    assert "**Calibration at this design** (30 simulated studies" in glance
+    # a calibration of other records is not shown as this run's
+    cal["key"] = "someone-else"
+    (tmp_path / "report" / "calibration.json").write_text(json.dumps(cal))
+    assert "belongs to other records" in report.write(cfg, [DATA / "records"]).read_text()
 
 
 def _cfg(tmp_path: Path, **stats_over) -> dict:
@@ -99,10 +123,11 @@ def test_report_writes_every_section_figures_first(tmp_path):
     cfg = _cfg(tmp_path, bootstrap=200)
     path = report.write(cfg, [DATA / "records"])
     text = path.read_text()
-    order = ["# thtl-bench report", "> **Data:**", "## Verdicts at a glance", "**Power at this design:**",
-             "**Training fit:**", "## Figures", "### Claims", "### Test accuracy and malignant recall per arm",
+    order = ["# thtl-bench report", "> **Data:**", "## Verdicts at a glance", "**Calibration and power:**",
+             "**Fit gate", "## Figures", "### Claims", "### Test accuracy and malignant recall per arm",
              "### Confusion matrices: resnet18", "### SWFT steps: resnet18 via fundus", "### LayerCAM",
-             "## Claims: every test", "Decision rules:", "## Larynx test results", "## THTL step 1",
+             "## Claims: every test", "Decision rules:", "## Calibration and power of the rule",
+             "## Larynx test results", "## THTL step 1",
              "## Training budget and fit", "## Reference points", "## Which intermediate domain fits",
              "## Cases not run", "## Speed and cost", "### Projected cost of the full study",
              "### Benchmark targets", "## Provenance", "## Assumptions"]
@@ -118,8 +143,8 @@ def test_report_writes_every_section_figures_first(tmp_path):
     assert "**Absent**" in text and "cam.json" in text  # no cam.json written
     assert "An extrapolation" in text and "CPU-hours" in text
     assert "vit_b_16 | onestep_last" in text  # a not-run case with its reason
-    assert "data.dvc not found" in text
-    assert "at most 30 epochs" in text and "not before epoch 5" in text  # the budget rule with the records' numbers
+    assert "dvc.lock records no stage output" in text or "dvc.lock not found" in text
+    assert "at most 30 epochs" in text and "not before epoch 8" in text  # the budget rule with the records' numbers
     assert "<details>" in text
     rdir = tmp_path / "report"
     for f in ("summary.json", "metrics.json", "headline.json", "figures/claims_forest.png", "figures/arms_dot.png",
@@ -129,13 +154,16 @@ def test_report_writes_every_section_figures_first(tmp_path):
     for img in _images(text):  # every figure the report shows exists
         assert (tmp_path / img).is_file(), img
     metrics = json.loads((rdir / "metrics.json").read_text())
-    assert metrics["claims.C3.resnet18.verdict"] == 0
     summary = agg.load_summary(rdir / "summary.json")
-    assert metrics["grid.resnet18.swft.via_fundus.accuracy.mean"] == pytest.approx(
-        next(c for c in summary["cells"] if (c["model"], c["arm"]) == ("resnet18", "swft"))["metrics"]["accuracy"]["mean"],
-        abs=1e-6)
+    row = next(r for r in summary["claims"] if (r["id"], r["model"]) == ("C3", "resnet18"))
+    assert metrics["claims"]["C3.resnet18"]["verdict"] == row["verdict"] and isinstance(row["verdict"], str)
+    assert metrics["claims"]["C1.resnet50"]["verdict"] is None and metrics["claims"]["C1.resnet50"]["p"] is None
+    swft = next(c for c in summary["cells"] if (c["model"], c["arm"]) == ("resnet18", "swft"))["metrics"]["accuracy"]
+    cell = metrics["cells"]["resnet18.swft.via_fundus"]["accuracy_pct"]
+    assert cell["mean"] == pytest.approx(100 * swft["mean"], abs=1e-4)
+    assert (cell["low"], cell["high"]) == (pytest.approx(100 * swft["ci_low"], abs=1e-4), pytest.approx(100 * swft["ci_high"], abs=1e-4))
     head = json.loads((rdir / "headline.json").read_text())
-    assert 5 <= len(head) <= 30 and head["cases_ok"] == 42 and "C1.resnet18.verdict" in head
+    assert head["cases_ok"] == 42 and head["primary_claims"]["without_data"] == 5  # resnet50: no records
     first = {f: (rdir / f).read_bytes() for f in ("metrics.json", "headline.json", "summary.json",
                                                   "plots/swft_steps.csv", "figures/arms_dot.png")}
     report.write(cfg, [DATA / "records"])
@@ -175,7 +203,9 @@ def test_swft_that_kept_step_1_is_said_so(tmp_path, sample_records):
 
 def test_report_cam_section_and_data_version(tmp_path):
     cfg = _cfg(tmp_path, bootstrap=100)
-    (tmp_path / "data.dvc").write_text("outs:\n- md5: 0123456789abcdef.dir\n  path: data\n")
+    cfg["_params_file"] = str(tmp_path / "params.yaml")  # dvc.lock is read beside it
+    (tmp_path / "dvc.lock").write_text("schema: '2.0'\nstages:\n  synth:\n    outs:\n    - path: data\n"
+                                       "      hash: md5\n      md5: 0123456789abcdef.dir\n")
     rdir = tmp_path / "report"
     fig = rdir / "figures" / "cam__resnet18.png"
     fig.parent.mkdir(parents=True)
@@ -186,7 +216,7 @@ def test_report_cam_section_and_data_version(tmp_path):
                for arm, via, share in (("thtl_last", "fundus", 0.2), ("swft", "fundus", 0.6))]
     (rdir / "cam.json").write_text(json.dumps(entries))
     text = report.write(cfg, [DATA / "records"]).read_text()
-    assert "md5 0123456789abcdef.dir" in text
+    assert f"md5 0123456789abcdef.dir ({tmp_path / 'dvc.lock'}, stage synth)" in text
     assert "**Absent**" not in text
     assert "| resnet18 | swft via fundus      | larynx malignant | 1      | 10.0              | 60.0     | 30.0     |" in text
     assert "min-max scaled" in text
@@ -236,7 +266,7 @@ def test_assumptions_read_per_arm_lrs_and_the_common_budget_from_records(sample_
     assert rows[next(k for k in rows if k.startswith("lr, body"))] == (
         "scratch 0.001; onestep_last/onestep_all/thtl_step1/thtl_last/thtl_all/swft 0.0001")
     budget = rows[next(k for k in rows if k.startswith("Epoch budget"))]
-    assert budget.startswith("the same for every arm: scratch 5/30/5")
+    assert budget.startswith("the same for every arm: scratch 8/30/4")
 
     unfair = copy.deepcopy(sample_records)
     for r in unfair:
@@ -249,14 +279,21 @@ def test_assumptions_read_per_arm_lrs_and_the_common_budget_from_records(sample_
 
 
 def test_glance_names_each_arms_domain_and_claims_outside_the_grid(tmp_path, sample_records):
-    # a domains-profile grid: no SWFT, THTL through two domains; C6 compares thtl_last across them
+    # a domains-profile grid: no SWFT, THTL through several domains; C6v compares thtl_last across two,
+    # C6 (the factorial's interaction) across four
     recs = [r for r in copy.deepcopy(sample_records) if r["case"]["arm"] not in ("swft", "thtl_all")]
     summary = agg.aggregate(recs, _cfg(tmp_path, bootstrap=50), samples.GOLDEN_ORDER)
     c1 = next(r for r in summary["claims"] if r["id"] == "C1" and r.get("n_pairs"))
-    summary["claims"].append({**c1, "id": "C6a", "claim": "C6a", "arm_b": "thtl_last", "domain": None,
-                              "domain_a": "fundus_tortuous", "domain_b": "fundus"})
-    text = "\n".join(sections.verdicts(summary))
-    assert "thtl_last[fundus_tortuous] - thtl_last[fundus] (accuracy)" in text
+    summary["claims"].append({**c1, "id": "C6v", "claim": "C6v", "arm_b": "thtl_last", "domain": None,
+                              "domain_a": "fundus_vessel_tortuous", "domain_b": "fundus_vessel"})
+    summary["claims"].append({**c1, "id": "C6", "claim": "C6", "arm_b": "thtl_last", "domain": None,
+                              "domain_a": "fundus_vessel_tortuous", "domain_b": "fundus_vessel",
+                              "arm_c": "thtl_last", "arm_d": "thtl_last", "domain_c": "fundus_lesion_tortuous",
+                              "domain_d": "fundus_lesion"})
+    text = "\n".join(decisions.verdicts(summary))
+    assert "thtl_last[fundus_vessel_tortuous] - thtl_last[fundus_vessel] (accuracy)" in text
+    assert ("(thtl_last[fundus_vessel_tortuous] - thtl_last[fundus_vessel]) - (thtl_last[fundus_lesion_tortuous] - "
+            "thtl_last[fundus_lesion]) (accuracy)") in text
     outside = next(line for line in text.splitlines() if line.startswith("- an arm not in this profile's grid"))
     assert "C2*" in outside and "C4*" in outside and "C1" not in outside  # arms swft / thtl_all not in the grid
     # a claim is listed once, under one reason: primary members of a model the grid has are "arm" rows too

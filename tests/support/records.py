@@ -22,18 +22,24 @@ def larynx_test_set(split: int, n: int = 40) -> tuple[list[str], list[str], np.n
     return ids, patients, labels
 
 
-def record(case: Case, correct: Sequence[bool], n: int | None = None, fit_ok: bool | None = True) -> dict:
+def record(case: Case, correct: Sequence[bool], n: int | None = None, fit_ok: bool | None = True,
+           pool: int | None = None) -> dict:
     """An ok record of `case` on its split's larynx test set whose predictions are right exactly
-    where `correct` is True."""
+    where `correct` is True. Its one stage passes the default fit gate (`fit_ok`), or learned too
+    little (False: train accuracy 0.6 on a 0.5 majority); None: no stage on record. `pool`: the
+    data set's patients (default: four times the test patients)."""
     correct = np.asarray(correct, bool)
     ids, patients, labels = larynx_test_set(case.split, len(correct) if n is None else n)
     pred = np.where(correct, labels, 1 - labels)
     probs = np.stack([0.9 - 0.8 * pred, 0.1 + 0.8 * pred], 1)
+    n_test = len(set(patients))
+    total = pool or 4 * n_test
     rec = {
         "schema": SCHEMA, "status": "ok", "case_id": f"id-{case.slug}", "slug": case.slug,
-        "case": case.as_dict() | {"profile": "t"}, "config": {}, "created": "2024-01-01T00:00:00Z",
+        "case": case.as_dict() | {"profile": "t"}, "config": {"train": {"patience": 4, "max_epochs": 20}},
+        "created": "2024-01-01T00:00:00Z",
         "data": {"domain": "larynx", "classes": CLASSES, "positive": "malignant",
-                 "patients": {"test": len(set(patients))}},
+                 "patients": {"train": total - 2 * n_test, "val": n_test, "test": n_test}},
         "metrics": {"test": metrics.compute(labels, probs, CLASSES, "malignant")},
         "predictions": {"test": {"ids": ids, "groups": patients, "labels": labels.tolist(),
                                  "probs": probs.tolist()}},
@@ -42,7 +48,8 @@ def record(case: Case, correct: Sequence[bool], n: int | None = None, fit_ok: bo
         "env": {"device": "cpu", "device_name": "test CPU"},
     }
     if fit_ok is not None:
-        rec["fit"] = {"ok": fit_ok, "train_accuracy": 0.99 if fit_ok else 0.6}
+        rec["stages"] = [{"name": "main", "epochs": 12, "best_epoch": 8,
+                          "fit": {"train_accuracy": 0.99 if fit_ok else 0.6, "majority": 0.5}}]
     return rec
 
 

@@ -2,16 +2,27 @@
 
 Each claim is a paired difference of one test metric between two cells (arm A minus arm B of
 one model, paired on the replicates both have: the same seed on the same patient split), in
-percentage points. The evidence is `inference.paired` (a two-level bootstrap over replicates and
-patients, hulled with a replicate-level t-interval); the verdict is `rules.decide`'s (Holm over
-the primary family, TOST for the equivalence claim, tolerance, "not decided: under-trained" when
-a compared arm missed its training fit). The plan (rules, margins, family) is hashed.
+percentage points. The evidence is `inference.paired` (a t over the split units that counts
+training, test-patient and shared-patient variance once each); the verdict is `rules.decide`'s
+(Holm over the primary family, TOST for the equivalence claim, tolerance, "not decided:
+under-trained" when a compared arm fails the plan's fit gate, analysis.fit), and each row also
+carries the verdict with the gate off. The plan (rules, margins, family, fit gate) is hashed.
 
 Claims whose sides name the domain "*" are evaluated once per intermediate domain present in
 the records (C1-C4 go through THTL); the paper's numbers belong to its own intermediate domain
-(`stats.primary_domain`). C6 is the mechanism claim: the same THTL last-layer arm through the
-tortuous fundus control against the radial fundus (the one-step arm C1 subtracts is common to
-both, so C1's drop is smaller with the tortuous domain exactly when this difference is positive).
+(`stats.primary_domain`).
+
+C6 is the mechanism as a 2 x 2 factorial (thtl_bench.domains.factorial): what step 1 sees (radial
+vs tortuous vessel trees) x what it must learn (lesion-graded vs vessel-graded labels of the same
+images). The paper's explanation (radial fundus vessels keep the network from learning the
+tortuous malignant vessels) predicts an *interaction*: swapping radial for tortuous trees helps
+THTL last-layer more when step 1 must learn the vessels than when it grades lesions and can
+ignore them. C6 = (vessel-graded: tortuous - radial) - (lesion-graded: tortuous - radial), a
+contrast of four cells on the same replicates (weights +1, -1, -1, +1), direction +, registered
+before the run with the effect its power is stated at (`design_effect_pp`); C6r is the same on
+malignant recall, C6v and C6l the two simple effects (exploratory). The one-step arm C1
+subtracts is common to every cell, so C6 reads as C1's drop shrinking more when step 1 learned
+tortuous vessels.
 """
 
 from __future__ import annotations
@@ -21,7 +32,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from thtl_bench.analysis import inference, rules
+from thtl_bench.analysis import fit, inference, rules
 from thtl_bench.analysis import replicates as reps_mod
 from thtl_bench.analysis.summary import canonical_order
 
@@ -45,10 +56,22 @@ class Claim:
     direction: int = 0
     paper: dict = field(default_factory=dict)  # model -> the abstract's number (pp)
     paper_says: dict = field(default_factory=dict)  # model -> statement for claims without a number
+    c: Side | None = None  # an interaction: (a - b) - (c - d)
+    d: Side | None = None
+    design_effect_pp: float | None = None  # registered effect its power is stated at (no paper number)
+
+    @property
+    def sides(self) -> tuple[Side, ...]:
+        return (self.a, self.b) if self.c is None else (self.a, self.b, self.c, self.d)
+
+    @property
+    def weights(self) -> tuple[float, ...] | None:
+        """The contrast over `sides`: None for A - B, (1, -1, -1, 1) for an interaction."""
+        return None if self.c is None else (1.0, -1.0, -1.0, 1.0)
 
     @property
     def per_domain(self) -> bool:
-        return ANY in (self.a.domain, self.b.domain)
+        return any(x.domain == ANY for x in self.sides)
 
 
 CLAIMS: tuple[Claim, ...] = (
@@ -67,12 +90,22 @@ CLAIMS: tuple[Claim, ...] = (
     Claim("C5", "one-step (ImageNet, all layers) vs scratch: a small, non-significant accuracy difference",
           Side("onestep_all"), Side("scratch"), "accuracy", "equivalence",
           paper_says={"resnet18": "yes", "resnet50": "yes"}),
-    Claim("C6a", "mechanism: THTL last-layer accuracy via tortuous-vessel fundus minus via radial fundus",
-          Side("thtl_last", "fundus_tortuous"), Side("thtl_last", "fundus"), "accuracy", "directional", +1,
-          paper_says={"resnet18": "implied", "resnet50": "implied"}),
-    Claim("C6b", "mechanism: THTL last-layer malignant recall via tortuous-vessel fundus minus via radial fundus",
-          Side("thtl_last", "fundus_tortuous"), Side("thtl_last", "fundus"), "recall", "directional", +1,
-          paper_says={"resnet18": "implied", "resnet50": "implied"}),
+    Claim("C6", "mechanism (interaction): THTL last-layer accuracy gain of tortuous over radial step-1 trees when "
+                "step 1 learns vessel signs, minus the same gain when it learns lesions",
+          Side("thtl_last", "fundus_vessel_tortuous"), Side("thtl_last", "fundus_vessel"), "accuracy", "directional",
+          +1, paper_says={"resnet18": "implied", "resnet50": "implied"},
+          c=Side("thtl_last", "fundus_lesion_tortuous"), d=Side("thtl_last", "fundus_lesion"),
+          design_effect_pp=10.0),
+    Claim("C6r", "mechanism (interaction) on malignant recall", Side("thtl_last", "fundus_vessel_tortuous"),
+          Side("thtl_last", "fundus_vessel"), "recall", "directional", +1,
+          paper_says={"resnet18": "implied", "resnet50": "implied"},
+          c=Side("thtl_last", "fundus_lesion_tortuous"), d=Side("thtl_last", "fundus_lesion")),
+    Claim("C6v", "simple effect: THTL last-layer accuracy via tortuous minus via radial trees, step 1 learning vessel signs",
+          Side("thtl_last", "fundus_vessel_tortuous"), Side("thtl_last", "fundus_vessel"), "accuracy", "directional",
+          +1, paper_says={"resnet18": "implied", "resnet50": "implied"}),
+    Claim("C6l", "simple effect: THTL last-layer accuracy via tortuous minus via radial trees, step 1 learning lesions",
+          Side("thtl_last", "fundus_lesion_tortuous"), Side("thtl_last", "fundus_lesion"), "accuracy", "directional",
+          +1, paper_says={"resnet18": "implied", "resnet50": "implied"}),
 )
 BY_ID = {c.id: c for c in CLAIMS}
 
@@ -91,10 +124,10 @@ def plan(params: dict) -> dict:
     """The analysis plan (rules.plan) with the claims' definitions, from the `stats:` section."""
     return rules.plan(alpha=1.0 - float(params["confidence"]), margin_pp=float(params["equivalence_margin_pp"]),
                       tolerance_pp=float(params["tolerance_pp"]), family=family(params),
-                      min_replicates=int(params["min_replicates"]), n_boot=int(params["bootstrap"]),
-                      bootstrap_seed=int(params["bootstrap_seed"]),
-                      claims=[{"id": c.id, "a": asdict(c.a), "b": asdict(c.b), "metric": c.metric, "kind": c.kind,
-                               "direction": c.direction} for c in CLAIMS]
+                      min_replicates=int(params["min_replicates"]), fit_gate=fit.Gate.of(params).as_dict(),
+                      claims=[{"id": c.id, "sides": [asdict(x) for x in c.sides], "weights": c.weights,
+                               "metric": c.metric, "kind": c.kind, "direction": c.direction,
+                               "design_effect_pp": c.design_effect_pp} for c in CLAIMS]
                       + [{"primary_domain": params["primary_domain"]}])
 
 
@@ -111,62 +144,78 @@ def evaluate(records: Sequence[dict], cfg: dict, order: dict | None = None) -> l
     """Every claim for every model with ok records (per intermediate domain where the claim has
     one), claims first, then models, then domains; decided together (one Holm family)."""
     params = cfg["stats"]
-    index = reps_mod.index(records)
+    index = reps_mod.index(records, fit.Gate.of(params))
     models = canonical_order("models", [k[0] for k in index], order)
     doms = [d for d in dict.fromkeys(k[2] for k in index if k[2] is not None)]
     primary_domain = str(params["primary_domain"])
     doms = sorted(doms, key=lambda d: (d != primary_domain, d))
-    n_boot, seed = int(params["bootstrap"]), int(params["bootstrap_seed"])
     hyps, extra = [], []
     for claim in CLAIMS:
         for model in models:
             for d in (doms if claim.per_domain else [None]):
-                fixed = {x.domain for x in (claim.a, claim.b) if x.domain not in (None, ANY)}
+                fixed = {x.domain for x in claim.sides if x.domain not in (None, ANY)}
                 if fixed - {k[2] for k in index if k[0] == model}:
                     continue  # a claim about domains this model's records do not go through
-                a, b = _cell(index, model, claim.a, d), _cell(index, model, claim.b, d)
+                cells = [_cell(index, model, x, d) for x in claim.sides]
                 hid = _hid(claim, d, primary_domain)
-                info = _describe(claim, model, d, a, b)
+                info = _describe(claim, model, d, cells)
                 ev, note = None, ""
                 try:
-                    pairs = reps_mod.paired_replicates(a, b, claim.metric) if a and b else []
+                    pairs = reps_mod.contrast_replicates(cells, claim.metric, claim.weights) if all(cells) else []
                     if pairs:
-                        ev = inference.paired(pairs, n_boot=n_boot, seed=seed)
+                        ev = inference.paired(pairs)
                 except ValueError as exc:  # arms of a replicate on other test samples; every replicate undefined
                     pairs, note = None, str(exc)
                 if pairs == []:
-                    missing = [f"{s.arm}" + (f"[{d if s.domain == ANY else s.domain}]" if s.domain else "")
-                               for s, cell in ((claim.a, a), (claim.b, b)) if not cell]
-                    note = f"no ok records for {', '.join(missing)}" if missing else "no replicate has both arms"
-                sa, sb = reps_mod.shared(a, b)  # only the replicates the estimate pairs can block it
-                under = tuple(sorted(set(reps_mod.undertrained_arms(sa) + reps_mod.undertrained_arms(sb))))
+                    missing = [f"{x.arm}" + (f"[{d if x.domain == ANY else x.domain}]" if x.domain else "")
+                               for x, cell in zip(claim.sides, cells, strict=True) if not cell]
+                    note = f"no ok records for {', '.join(missing)}" if missing else "no replicate has every arm"
+                kept = reps_mod.shared_all(cells)  # only the replicates the estimate pairs can block it
+                under = tuple(sorted({u for cell in kept for u in reps_mod.undertrained_arms(cell)}))
                 hyps.append(rules.Hypothesis(hid, model, claim.kind, claim.direction, ev, note, under))
-                extra.append(info)
-    rows = rules.decide(hyps, family=family(params), alpha=1.0 - float(params["confidence"]),
-                        margin=float(params["equivalence_margin_pp"]), tol=float(params["tolerance_pp"]),
-                        min_replicates=int(params["min_replicates"]))
+                extra.append({**info, **_swft_head_only(claim, kept)})
+    kw = dict(family=family(params), alpha=1.0 - float(params["confidence"]),
+              margin=float(params["equivalence_margin_pp"]), tol=float(params["tolerance_pp"]),
+              min_replicates=int(params["min_replicates"]))
+    rows = rules.decide(hyps, **kw)
+    ungated = rules.decide(hyps, **kw, gate=False)
     out = []
-    for i, row in enumerate(rows):
+    for i, (row, free) in enumerate(zip(rows, ungated, strict=True)):
+        row = {**row, "verdict_ungated": free["verdict"], "interval_ungated_pp": free["interval_pp"],
+               "level_ungated": free["level"]}
         if i < len(extra):
             info = extra[i]
         else:  # a member of the primary family with no records at all
             claim = BY_ID[row["id"].split("@")[0]]
-            info = _describe(claim, row["model"], primary_domain if claim.per_domain else None, {}, {})
+            info = _describe(claim, row["model"], primary_domain if claim.per_domain else None,
+                             [{} for _ in claim.sides])
         out.append(_finish({**info, **row}, params))
     return out
 
 
-def _describe(claim: Claim, model: str, domain: str | None, a: dict, b: dict) -> dict:
+def _swft_head_only(claim: Claim, cells: list[dict]) -> dict:
+    """For a claim with a SWFT side: how many of its paired replicates selected SWFT's head-only
+    step (there SWFT is THTL last-layer retrained, so a SWFT - THTL last-layer difference is 0 by
+    construction)."""
+    for side, cell in zip(claim.sides, cells, strict=True):
+        if side.arm == "swft":
+            flags = [bool((r.get("gate") or {}).get("head_only")) for r in cell.values()]
+            return {"swft_head_only": sum(flags), "swft_replicates": len(flags)}
+    return {}
+
+
+def _describe(claim: Claim, model: str, domain: str | None, cells: list[dict]) -> dict:
     def mean(cell: dict) -> float | None:
         v = [x for x in reps_mod.values(cell, claim.metric) if x is not None]
         return float(np.mean(v)) if v else None
 
-    return {"claim": claim.id, "text": claim.text, "domain": domain, "arm_a": claim.a.arm, "arm_b": claim.b.arm,
-            "domain_a": domain if claim.a.domain == ANY else claim.a.domain,
-            "domain_b": domain if claim.b.domain == ANY else claim.b.domain,
-            "metric": claim.metric, "paper_value_pp": claim.paper.get(base_model(model)),
-            "paper_says": claim.paper_says.get(base_model(model)), "mean_a": mean(a), "mean_b": mean(b),
-            "n_a": len(a), "n_b": len(b)}
+    out = {"claim": claim.id, "text": claim.text, "domain": domain, "metric": claim.metric,
+           "paper_value_pp": claim.paper.get(base_model(model)), "paper_says": claim.paper_says.get(base_model(model)),
+           "design_effect_pp": claim.design_effect_pp, "weights": claim.weights}
+    for letter, side, cell in zip("abcd", claim.sides, cells, strict=False):
+        out.update({f"arm_{letter}": side.arm, f"domain_{letter}": domain if side.domain == ANY else side.domain,
+                    f"mean_{letter}": mean(cell), f"n_{letter}": len(cell)})
+    return out
 
 
 def _finish(row: dict, params: dict) -> dict:
@@ -202,16 +251,19 @@ def _ci(ci: Sequence[float] | None) -> str:
 def in_grid(r: dict, arms: Sequence[str]) -> bool:
     """Whether a claim row belongs to a grid of `arms`: both its arms trained there, or it is a
     primary-family member (those keep their row, and their place in Holm's m, whatever ran)."""
-    return r.get("family") == "primary" or {r["arm_a"], r["arm_b"]} <= set(arms)
+    return r.get("family") == "primary" or {r.get(f"arm_{x}") for x in "abcd" if r.get(f"arm_{x}")} <= set(arms)
 
 
 def contrast(r: dict) -> str:
-    """"A - B (metric)" of a claim row; an arm's domain in brackets where it is not the row's own
-    (C6: thtl_last[fundus_tortuous] - thtl_last[fundus])."""
+    """"A - B (metric)" of a claim row, "(A - B) - (C - D) (metric)" for an interaction; an arm's
+    domain in brackets where it is not the row's own (C6v: thtl_last[fundus_vessel_tortuous] -
+    thtl_last[fundus_vessel])."""
     def arm(side: str) -> str:
         d = r.get(f"domain_{side}")
         return r.get(f"arm_{side}", "?") + (f"[{d}]" if d and d != r.get("domain") else "")
 
+    if r.get("arm_c"):
+        return f"({arm('a')} - {arm('b')}) - ({arm('c')} - {arm('d')}) ({r.get('metric', '?')})"
     return f"{arm('a')} - {arm('b')} ({r.get('metric', '?')})"
 
 

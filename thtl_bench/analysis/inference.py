@@ -1,40 +1,50 @@
-"""Replicate-level inference for claims and compare (numpy/scipy only).
+"""Replicate-level inference for claims, cells and compare (numpy/scipy only).
 
-A *replicate* is one training run on one split: a (seed, split_seed) pair. On its test split each
-sample has a patient id and, per arm, a numerator and a denominator (accuracy: correct / 1;
-malignant recall: correct & malignant / malignant; see `metric_parts`). The metric of an arm in
-a replicate is sum(num) / sum(den) over its test samples; a paired claim's statistic is the mean
-over replicates of (metric_A - metric_B), in percentage points (pp).
+A *replicate* is one training run evaluated on one patient split: a (seed, split seed) pair. On
+its test split each sample has a patient id and, per arm, a numerator and a denominator
+(accuracy: correct / 1; malignant recall: correct & malignant / malignant; `metric_parts`). The
+metric of an arm in a replicate is sum(num) / sum(den) over its test samples; a paired claim's
+per-replicate value d_r is metric_A - metric_B in percentage points (pp).
 
-Two parts, and the decision uses their hull (the union, never narrower than the wider one):
-- a two-level bootstrap: replicates are resampled with replacement, and the test patients of
-  each split are resampled with replacement (patients are the clusters; images of a patient
-  move together). One patient draw per split per resample is shared by every replicate that
-  was evaluated on that split and by both arms: replicates on one split saw the same patients,
-  so drawing them independently per replicate would treat one test set as several and shrink
-  the patient variance. Percentile interval.
-- a Student-t interval of the mean over replicates (paired: the per-replicate differences,
-  df = R - 1; unpaired: Welch df) whose standard error is the LARGER of the replicate-level
-  SE and the bootstrap SE. Either alone is too narrow (measured in simulation, see
-  tests/analysis/test_calibration.py): the replicate SE misses the patient variance that the
-  replicates of one split share; the bootstrap SE from a few replicates is biased low and its
-  percentile interval ignores that it is itself estimated from R replicates. It needs >= 2
-  replicates (per side).
-With one replicate the bootstrap only resamples patients, i.e. it holds the trained models fixed
-and measures test-set sampling alone: `Evidence.decidable` is then False and no verdict may rest
-on it. P-values are dual to the intervals: the c-level hull excludes theta exactly when the
-two-sided p for theta is below 1 - c (for the bootstrap part this uses the inverse of numpy's
-linear percentile, so the duality is exact, not approximate).
+**The rule** (docs/study.md gives the reasons; `Evidence` carries every part):
+
+- *Units.* Replicates are grouped by their split: a unit is one patient split, its value the mean
+  of its replicates' d_r. The estimate is the mean over the U units (the diagonal designs run one
+  seed per split, so a unit is a replicate).
+- *Variance, each component once.* Var(estimate) = s_u^2 / U + sigma_sys^2 / N.
+  - s_u^2, the sample variance of the unit values. Every unit was trained and tested on its own
+    split, so its value already carries the training noise *and* the test-patient sampling
+    within the data set: nothing is resampled a second time.
+  - sigma_sys^2 / N, what repeated splits of one data set of N patients share and their spread
+    cannot show (Nadeau & Bengio 2003): the systematic part of each patient's contribution
+    (the part a patient brings whatever the run: hard for arm A, easy for B) averages over the N
+    patients of the data set, not over fresh ones. A patient's linearised contribution a_jr to
+    d_r (delta method for a ratio of sums) is the same systematic part plus run noise, and run
+    noise is independent between runs, so the mean of a_jr * a_jr' over patients found in the
+    test sets of two replicates r != r' estimates sigma_sys^2 (method of moments, clipped at 0).
+    It matters little for 3 replicates and decides the precision for 20: without it, a mean over
+    many splits of one data set claims a precision the data set does not have.
+- *Interval and tests.* estimate +- t(df) * se with the Welch-Satterthwaite df of the two terms
+  (U - 1 for the first; the number of patients whose pairs estimate the second, minus 1, for the
+  second: 2 s^4 / Var(s^2) of its moment estimate, the patients as clusters). P-values are the
+  same t's, so an interval and its test never disagree. At least two
+  units are needed (`decidable`): one split holds the trained models and the patients fixed.
+
+The calibration of this rule (false decisions near the nominal rate, coverage, power) is
+measured by simulation at the real design in benchmarks/test_calibration.py
+(thtl_bench.analysis.calibration), not assumed.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import math
-from collections import Counter
 from collections.abc import Hashable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
+from scipy import special
 from scipy import stats as sps
 
 RATIO_METRICS = ("accuracy", "recall", "specificity", "precision", "f1")
@@ -47,28 +57,96 @@ class Replicate:
     """One (seed, split_seed) run reduced to per-patient sums.
 
     `num`, `den`: (arms, patients) sums over each patient's test samples; 2 arms for a paired
-    claim (value = metric_0 - metric_1), 1 arm for a single cell metric (value = metric_0).
-    `split` names the test split: replicates with the same split share their patients' draws.
+    claim (value = metric_0 - metric_1), 1 arm for a single cell metric (value = metric_0), or
+    any number of arms with contrast `weights` (value = sum_k w_k metric_k; e.g. (1, -1, -1, 1)
+    for an interaction: a difference of two differences).
+    `patients`: the patient ids (strings from records; any sortable ids, e.g. integers in
+    simulations), one per column.
+    `split` names the test split (replicates with the same split form one unit); `pool` is the
+    number of patients in the data set the split was drawn from (None: unknown, then the shared
+    patient term is left out and `Evidence.note` says so).
     """
 
     key: tuple
     split: Hashable
-    patients: tuple[str, ...]
+    patients: Sequence
     num: np.ndarray
     den: np.ndarray
+    pool: int | None = None
+    strata: np.ndarray | None = None  # per patient: its class (splits are stratified by class)
+    weights: tuple[float, ...] | None = None  # contrast over the arms; None: (1,) or (1, -1)
+
+    @property
+    def w(self) -> np.ndarray:
+        if self.weights is not None:
+            return np.asarray(self.weights, np.float64)
+        return np.array([1.0]) if self.num.shape[0] == 1 else np.array([1.0, -1.0])
 
     def value(self) -> float:
         """The replicate's metric (1 arm) or metric difference (2 arms) in pp; NaN if undefined."""
+        return self._value
+
+    @functools.cached_property
+    def _value(self) -> float:
         n, d = self.num.sum(1), self.den.sum(1)
         with np.errstate(invalid="ignore", divide="ignore"):
             m = 100.0 * n / d
-        return float(m[0] - m[1]) if len(m) == 2 else float(m[0])
+        return float(self.w @ m) if np.all(np.isfinite(m)) else math.nan
+
+    def contributions(self) -> np.ndarray:
+        return self._contributions
+
+    @functools.cached_property
+    def _contributions(self) -> np.ndarray:
+        """Per patient, the linearised contribution (pp) to `value()` minus its mean: for a ratio
+        of sums m = sum(num) / sum(den) over n patients, (num_j - m den_j) / mean(den) (delta
+        method); for two arms, arm 0's minus arm 1's. They sum to 0; their variance / n is the
+        patient-sampling variance of the value with the trained models held fixed."""
+        n = self.num.shape[1]
+        tot_n, tot_d = self.num.sum(1), self.den.sum(1)
+        m = tot_n / tot_d
+        z = 100.0 * (self.num - m[:, None] * self.den) / (tot_d[:, None] / n)
+        return self.w @ z
+
+    def centred(self) -> np.ndarray:
+        """`contributions()` centred within each class stratum: the splits are stratified, so the
+        classes' mean contributions never vary between splits and are no patient-sampling noise."""
+        z = self.contributions()
+        return centre_within(z, np.zeros(len(z)) if self.strata is None else np.asarray(self.strata))
+
+    def identical(self) -> bool:
+        """Whether the two arms made the same predictions (per patient the same sums): a
+        structural zero, no sampling draw (SWFT that selected its head-only step is THTL
+        last-layer retrained)."""
+        return self.num.shape[0] == 2 and self.weights is None and bool(
+            np.array_equal(self.num[0], self.num[1]) and np.array_equal(self.den[0], self.den[1]))
+
+    def within_var(self) -> float:
+        """Patient-cluster variance of `value()` given the trained models (pp^2)."""
+        z = self.contributions()
+        n = len(z)
+        return float((z**2).sum() / (n * (n - 1))) if n > 1 else math.nan
 
 
-def replicate(key: tuple, groups: Sequence, num, den, split: Hashable | None = None) -> Replicate:
+def centre_within(z: np.ndarray, strata: np.ndarray) -> np.ndarray:
+    """`z` minus its mean within each stratum, scaled by sqrt(n_s / (n_s - 1)) (n_s patients in
+    the stratum; the usual finite-sample factor of a variance from centred values). Centring on a
+    few patients shrinks each value by about 1 - 1/n_s while the overlap of two test sets adds
+    back part of it; with this factor the products of two replicates' values estimate the shared
+    variance without a visible bias (checked by simulation at the smoke design: docs/study.md)."""
+    keys, inv = np.unique(strata, return_inverse=True)
+    n = np.bincount(inv, minlength=len(keys)).astype(np.float64)
+    means = np.bincount(inv, weights=z, minlength=len(keys)) / n
+    scale = np.where(n > 1, np.sqrt(n / np.maximum(n - 1, 1)), 0.0)
+    return (z - means[inv]) * scale[inv]
+
+
+def replicate(key: tuple, groups: Sequence, num, den, split: Hashable | None = None,
+              pool: int | None = None, labels: Sequence | None = None) -> Replicate:
     """A Replicate from per-sample arrays: `groups` (n,) patient ids (str or int; kept as str),
     `num` (n,) or (arms, n), `den` (n,) shared by the arms or (arms, n). `split` names the test
-    split and defaults to key[1] (the split seed)."""
+    split and defaults to key[1] (the split seed); `pool`: patients in the data set; `labels`
+    (n,): each sample's class (a patient's class is its first sample's), the split's strata."""
     groups = np.asarray(groups)
     num = np.atleast_2d(np.asarray(num, np.float64))
     den = np.asarray(den, np.float64)
@@ -80,15 +158,22 @@ def replicate(key: tuple, groups: Sequence, num, den, split: Hashable | None = N
     for k in range(num.shape[0]):
         sums[0, k] = np.bincount(inv, weights=num[k], minlength=len(patients))
         sums[1, k] = np.bincount(inv, weights=den[k], minlength=len(patients))
+    strata = None
+    if labels is not None:
+        first = np.zeros(len(patients), np.int64)
+        first[inv[::-1]] = np.arange(len(inv))[::-1]
+        strata = np.asarray(labels)[first]
     return Replicate(tuple(key), key[1] if split is None else split, tuple(str(p) for p in patients.tolist()),
-                     sums[0], sums[1])
+                     sums[0], sums[1], None if pool is None else int(pool), strata)
 
 
 def aligned_replicate(key: tuple, metric: str, arms: Sequence[dict], positive: int = 1,
-                      split: Hashable | None = None) -> Replicate:
+                      split: Hashable | None = None, pool: int | None = None,
+                      weights: Sequence[float] | None = None) -> Replicate:
     """The Replicate of one (seed, split_seed) from each arm's per-sample test predictions.
 
-    `arms`: one dict per arm (1 for a cell, 2 for a claim: A then B) with equal-length "ids",
+    `arms`: one dict per arm (1 for a cell, 2 for a claim: A then B, or more with contrast
+    `weights`) with equal-length "ids",
     "patients", "labels" and "preds" (arg-max class). The arms must hold the same test samples
     (ids, each once) with the same labels and patients; they are aligned by id.
     """
@@ -109,7 +194,8 @@ def aligned_replicate(key: tuple, metric: str, arms: Sequence[dict], positive: i
         nums.append(num)
         dens.append(den)
     den = dens[0] if all(np.array_equal(d, dens[0]) for d in dens) else np.stack(dens)
-    return replicate(key, ref["patients"], np.stack(nums), den, split=split)
+    r = replicate(key, ref["patients"], np.stack(nums), den, split=split, pool=pool, labels=ref["labels"])
+    return r if weights is None else dataclasses.replace(r, weights=tuple(float(w) for w in weights))
 
 
 def metric_parts(metric: str, labels, preds, positive: int = 1) -> tuple[np.ndarray, np.ndarray]:
@@ -136,83 +222,45 @@ def metric_parts(metric: str, labels, preds, positive: int = 1) -> tuple[np.ndar
 
 # ----------------------------------------------------------------------------- evidence
 
-def _inv_percentile(x: np.ndarray, theta: float) -> tuple[float, float]:
-    """(F_lo, F_hi): the quantile levels q at which numpy's linear percentile of sorted `x`
-    equals theta (an interval when values tie at theta); 0/1 outside the range."""
-    n = len(x)
-    left, right = int(np.searchsorted(x, theta, "left")), int(np.searchsorted(x, theta, "right"))
-    if n == 1:
-        return (0.0, 1.0) if left < right else ((1.0, 1.0) if left == 1 else (0.0, 0.0))
-    if left < right:
-        return left / (n - 1), (right - 1) / (n - 1)
-    if left == 0:
-        return 0.0, 0.0
-    if left == n:
-        return 1.0, 1.0
-    pos = left - 1 + (theta - x[left - 1]) / (x[left] - x[left - 1])
-    return pos / (n - 1), pos / (n - 1)
-
-
 @dataclass(frozen=True)
 class Evidence:
-    """What a decision may rest on: a point estimate (pp), the sorted bootstrap statistics and
-    a t part (mean, se, df). Intervals and p-values are the hull of the available parts."""
+    """What a decision rests on: the estimate (pp), its standard error and t degrees of freedom,
+    and the parts (see the module docstring). Intervals and p-values are the t's."""
 
     estimate: float
-    n: tuple[int, ...]  # replicates per side (paired: one side)
-    boot: np.ndarray | None  # sorted valid bootstrap statistics, pp
-    n_boot: int
-    t: tuple[float, float, float] | None  # (mean, se, df); se = max(se_replicates, se_bootstrap)
+    n: tuple[int, ...]  # replicates per side (paired and single: one side)
+    units: int  # splits (units of the t)
+    se: float | None  # None: fewer than 2 units
+    df: float | None
     decidable: bool
     values: tuple[tuple[float, ...], ...] = ()  # replicate-level values per side (pp)
     improve: float | None = None  # paired: P(A > B) over replicates, ties one half
-    boot_improve: np.ndarray | None = field(default=None, repr=False)
     dropped: tuple = ()  # replicate keys left out (undefined metric)
-    se_replicates: float | None = None  # replicate-level SE (paired t / Welch)
-    se_bootstrap: float | None = None  # sd of the bootstrap statistics
-    stratified: bool = False  # unpaired: resampled and tested within splits
-
-    # -- the parts
-    def _boot_interval(self, c: float) -> tuple[float, float] | None:
-        if self.boot is None or not len(self.boot):
-            return None
-        lo, hi = np.percentile(self.boot, [50 * (1 - c), 50 * (1 + c)])
-        return float(lo), float(hi)
-
-    def _t_interval(self, c: float) -> tuple[float, float] | None:
-        if self.t is None:
-            return None
-        m, se, df = self.t
-        h = float(sps.t.ppf(0.5 + c / 2, df)) * se if se > 0 else 0.0
-        return m - h, m + h
+    se_units: float | None = None  # sqrt(s_u^2 / U)
+    se_shared: float | None = None  # sqrt(sigma_sys^2 / N): the data set's shared patients
+    sigma_sys: float | None = None  # per-patient systematic SD (pp) behind se_shared
+    within_se: tuple[float, ...] = ()  # per replicate: patient-sampling SE with the models fixed (pp)
+    pool: int | None = None  # N, patients in the data set
+    pairs: int = 0  # (patient, replicate pair) products behind sigma_sys
+    note: str = ""
 
     def interval(self, confidence: float) -> tuple[float, float] | None:
-        """Two-sided hull interval at `confidence` (pp); None without any part."""
-        parts = [p for p in (self._boot_interval(confidence), self._t_interval(confidence)) if p]
-        if not parts:
+        """Two-sided t-interval at `confidence` (pp); None when not decidable."""
+        if self.se is None or self.df is None:
             return None
-        return min(p[0] for p in parts), max(p[1] for p in parts)
+        # scipy.special.stdtrit is scipy.stats.t.ppf without the distribution machinery (the
+        # calibration runs this millions of times)
+        h = float(special.stdtrit(self.df, 0.5 + confidence / 2)) * self.se if self.se > 0 else 0.0
+        return self.estimate - h, self.estimate + h
 
     def _one_sided(self, theta: float) -> tuple[float, float]:
-        """(p_above, p_below): p for "d > theta" and for "d < theta", each the larger over the
-        parts. The c-level hull's lower end is above theta iff p_above < (1 - c) / 2."""
-        above, below = [], []
-        if self.boot is not None and len(self.boot):
-            f_lo, f_hi = _inv_percentile(self.boot, theta)
-            above.append(f_hi)
-            below.append(1.0 - f_lo)
-        if self.t is not None:
-            m, se, df = self.t
-            if se > 0:
-                z = (m - theta) / se
-                above.append(float(sps.t.sf(z, df)))
-                below.append(float(sps.t.cdf(z, df)))
-            else:
-                above.append(0.0 if m > theta else 1.0)
-                below.append(0.0 if m < theta else 1.0)
-        if not above:
+        """(p for "d > theta", p for "d < theta"); 1, 1 when not decidable."""
+        if self.se is None or self.df is None:
             return 1.0, 1.0
-        return max(above), max(below)
+        if self.se > 0:
+            z = (self.estimate - theta) / self.se
+            return float(special.stdtr(self.df, -z)), float(special.stdtr(self.df, z))
+        return (0.0 if self.estimate > theta else 1.0), (0.0 if self.estimate < theta else 1.0)
 
     def p_above(self, theta: float = 0.0) -> float:
         return self._one_sided(theta)[0]
@@ -225,218 +273,166 @@ class Evidence:
         return min(1.0, 2.0 * min(a, b))
 
     def summary(self, confidence: float) -> dict:
-        """JSON-able figures at `confidence` (unadjusted): the parts and their hull."""
-        ti, bi = self._t_interval(confidence), self._boot_interval(confidence)
-        out = {
-            "estimate_pp": self.estimate, "n_replicates": list(self.n), "decidable": self.decidable,
-            "confidence": confidence, "ci_pp": _list(self.interval(confidence)),
-            "t_ci_pp": _list(ti), "boot_ci_pp": _list(bi), "p": self.p_two_sided(0.0),
-            "n_boot": self.n_boot, "n_boot_valid": 0 if self.boot is None else len(self.boot),
-            "se_replicates_pp": self.se_replicates, "se_bootstrap_pp": self.se_bootstrap,
-            "t_df": None if self.t is None else self.t[2],
-            "deciding_part": None if ti is None or bi is None else ("t" if ti[1] - ti[0] >= bi[1] - bi[0] else "bootstrap"),
+        """JSON-able figures at `confidence` (unadjusted)."""
+        return {
+            "estimate_pp": self.estimate, "n_replicates": list(self.n), "units": self.units,
+            "decidable": self.decidable, "confidence": confidence, "ci_pp": _list(self.interval(confidence)),
+            "se_pp": self.se, "df": self.df, "p": self.p_two_sided(0.0) if self.decidable else None,
+            "se_units_pp": self.se_units, "se_shared_pp": self.se_shared, "sigma_sys_pp": self.sigma_sys,
+            "within_se_pp": list(self.within_se), "pool_patients": self.pool, "pool_pairs": self.pairs,
             "values_pp": [list(v) for v in self.values], "p_improve": self.improve,
-            "p_improve_ci": None, "dropped": [list(k) for k in self.dropped],
+            "dropped": [list(k) for k in self.dropped], "note": self.note,
         }
-        if self.boot_improve is not None and len(self.boot_improve):
-            out["p_improve_ci"] = [float(v) for v in np.percentile(self.boot_improve,
-                                                                   [50 * (1 - confidence), 50 * (1 + confidence)])]
-        return out
 
 
 def _list(x):
     return None if x is None else [float(v) for v in x]
 
 
-# ----------------------------------------------------------------------------- bootstrap core
-
-def _counts(rng: np.random.Generator, n_boot: int, k: int) -> np.ndarray:
-    """(n_boot, k) multinomial counts of k draws with replacement from k items."""
-    idx = rng.integers(0, k, size=(n_boot, k)) + k * np.arange(n_boot)[:, None]
-    return np.bincount(idx.ravel(), minlength=n_boot * k).reshape(n_boot, k).astype(np.float64)
-
-
-def _order(reps: Sequence[Replicate]) -> list[Replicate]:
-    # Input order must not change the draws: sort by (split, key).
-    return sorted(reps, key=lambda r: (repr(r.split), repr(r.key)))
-
-
-def _replicate_values(sides: list[list[Replicate]], n_boot: int, rng: np.random.Generator) -> list[np.ndarray]:
-    """Per side, (n_boot, R) replicate values (pp) under one patient draw per split per resample."""
-    members: dict[Hashable, set[str]] = {}
-    for side in sides:
-        for r in side:
-            members.setdefault(r.split, set()).update(r.patients)
-    splits = {s: sorted(members[s]) for s in sorted(members, key=repr)}
-    weights = {s: _counts(rng, n_boot, len(p)) for s, p in splits.items()}
-    out = []
-    for side in sides:
-        vals = np.empty((n_boot, len(side)))
-        for j, r in enumerate(side):
-            pos = {p: i for i, p in enumerate(splits[r.split])}
-            w = weights[r.split][:, [pos[p] for p in r.patients]]
-            num, den = w @ r.num.T, w @ r.den.T  # (n_boot, arms); integer-valued sums: exact
-            with np.errstate(invalid="ignore", divide="ignore"):
-                m = 100.0 * num / den
-            vals[:, j] = m[:, 0] - m[:, 1] if m.shape[1] == 2 else m[:, 0]
-        out.append(vals)
-    return out
-
-
-def _side_mean(vals: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Mean over drawn replicates per resample, and which resamples drew an undefined value."""
-    bad = np.isnan(vals)
-    invalid = (bad & (counts > 0)).any(1)
-    return (np.where(bad, 0.0, vals) * counts).sum(1) / counts.sum(1), invalid
-
-
-def _sd(boot: np.ndarray) -> float | None:
-    return float(boot.std(ddof=1)) if len(boot) >= 2 else None
-
-
 def _usable(reps: Sequence[Replicate]) -> tuple[list[Replicate], tuple]:
-    reps = _order(reps)
+    # Input order must not change anything: sort by (split, key).
+    reps = sorted(reps, key=lambda r: (repr(r.split), repr(r.key)))
     ok = [r for r in reps if math.isfinite(r.value())]
     return ok, tuple(r.key for r in reps if not math.isfinite(r.value()))
 
 
-def paired(reps: Sequence[Replicate], *, n_boot: int, seed: int) -> Evidence:
-    """Paired claim evidence (arm 0 minus arm 1, pp) over replicates of two arms.
+def shared_patient_variance(contrib: np.ndarray, patients: np.ndarray) -> tuple[float, int, int, float]:
+    """(sigma_sys^2 in pp^2, products, patients, df) from the flat per-patient contributions of all
+    replicates (`Replicate.centred`, concatenated) and their patient ids: the mean over patients j
+    found in the test sets of two replicates r != r' of a_jr * a_jr', clipped at 0, and the
+    degrees of freedom of that estimate (2 s^4 / Var(s^2), Var from the patients as clusters of
+    products, at most patients - 1, at least 1).
 
-    Replicates whose metric is undefined (an empty denominator) are left out (`dropped`).
-    Bootstrap resamples that draw an undefined value (a patient draw with no positive, for
-    recall) are dropped; `summary` reports how many remained.
-    """
+    A patient is in a replicate's test set once, so every pair of one patient's entries comes from
+    two replicates. Run noise is independent between runs: only the part of a patient's
+    contribution that every run shares survives the product. (0, 0, 0, 0) when no patient is in
+    two test sets."""
+    ids, inv = np.unique(patients, return_inverse=True)
+    s1 = np.bincount(inv, weights=contrib, minlength=len(ids))  # per patient: sum over its replicates
+    s2 = np.bincount(inv, weights=contrib**2, minlength=len(ids))
+    m = np.bincount(inv, minlength=len(ids))  # replicates whose test set holds the patient
+    c = m * (m - 1) // 2  # products per patient
+    count = int(c.sum())
+    if not count:
+        return 0.0, 0, 0, 0.0
+    # sum over unordered pairs r < r' of a_jr a_jr' = ((sum_r a_jr)^2 - sum_r a_jr^2) / 2
+    per = (s1**2 - s2) / 2.0
+    est = float(per.sum() / count)
+    shared = int((m >= 2).sum())
+    var = float(((per - est * c) ** 2).sum()) / count**2  # ratio-estimator variance, patients as clusters
+    df = min(max(1.0, 2.0 * est**2 / var), max(1.0, shared - 1.0)) if var > 0 else max(1.0, shared - 1.0)
+    return max(0.0, est), count, shared, df
+
+
+def combine(reps: Sequence[Replicate]) -> Evidence:
+    """The rule of the module docstring over replicates of one or two arms (all alike)."""
     reps, dropped = _usable(reps)
-    if any(r.num.shape[0] != 2 for r in reps):
-        raise ValueError("paired evidence needs replicates of two arms")
     if not reps:
         raise ValueError("no replicate with a defined metric")
-    d = np.array([r.value() for r in reps])
-    rng = np.random.default_rng(seed)
-    (vals,) = _replicate_values([reps], n_boot, rng)
-    counts = _counts(rng, n_boot, len(reps))
-    stat, invalid = _side_mean(vals, counts)
-    # P(A > B) per resample: the drawn replicates' share of positive differences (ties half).
-    win = np.where(vals > 0, 1.0, np.where(vals == 0, 0.5, 0.0))
-    share = (win * counts).sum(1) / counts.sum(1)
-    keep = ~invalid
-    boot = np.sort(stat[keep])
-    se_b = _sd(boot)
-    t, se_r = None, None
-    if len(d) >= 2:
-        se_r = float(d.std(ddof=1)) / math.sqrt(len(d))
-        t = (float(d.mean()), max(se_r, se_b or 0.0), float(len(d) - 1))
-    return Evidence(
-        estimate=float(d.mean()), n=(len(d),), boot=boot, n_boot=n_boot, t=t,
-        decidable=len(d) >= 2, values=(tuple(float(v) for v in d),),
-        improve=float(np.mean(np.where(d > 0, 1.0, np.where(d == 0, 0.5, 0.0)))),
-        boot_improve=np.sort(share[keep]), dropped=dropped, se_replicates=se_r, se_bootstrap=se_b)
+    if len({(r.num.shape[0], tuple(r.w)) for r in reps}) != 1:
+        raise ValueError("replicates of different arms or contrasts cannot be combined")
+    pools = {r.pool for r in reps}
+    pool = pools.pop() if len(pools) == 1 else None
+    two = reps[0].num.shape[0] >= 2
+    ev = from_arrays(np.array([r.value() for r in reps]), [repr(r.split) for r in reps],
+                     np.concatenate([r.centred() for r in reps]),
+                     np.concatenate([np.asarray(r.patients) for r in reps]), pool, paired=two,
+                     identical=np.array([two and r.identical() for r in reps]),
+                     owner=np.repeat(np.arange(len(reps)), [len(r.patients) for r in reps]))
+    within = tuple(math.sqrt(w) if math.isfinite(w := r.within_var()) else math.nan for r in reps)
+    note = ev.note or ("" if pool is not None else "the data set's patient count is not on record (or differs "
+                       "between replicates): the shared patient term is left out")
+    return dataclasses.replace(ev, dropped=dropped, within_se=within, note=note)
 
 
-def single(reps: Sequence[Replicate], *, n_boot: int, seed: int) -> Evidence:
-    """One cell's mean metric (pp) over 1-arm replicates, with the same two-level hull interval
-    as `paired` (replicates, then patients per split; t over replicates with the larger SE)."""
-    reps, dropped = _usable(reps)
-    if not reps or any(r.num.shape[0] != 1 for r in reps):
-        raise ValueError("single-cell evidence needs 1-arm replicates with a defined metric")
-    v = np.array([r.value() for r in reps])
-    rng = np.random.default_rng(seed)
-    (vals,) = _replicate_values([reps], n_boot, rng)
-    stat, invalid = _side_mean(vals, _counts(rng, n_boot, len(reps)))
-    boot = np.sort(stat[~invalid])
-    se_b = _sd(boot)
-    t, se_r = None, None
-    if len(v) >= 2:
-        se_r = float(v.std(ddof=1)) / math.sqrt(len(v))
-        t = (float(v.mean()), max(se_r, se_b or 0.0), float(len(v) - 1))
-    return Evidence(estimate=float(v.mean()), n=(len(v),), boot=boot, n_boot=n_boot, t=t, decidable=len(v) >= 2,
-                    values=(tuple(float(x) for x in v),), dropped=dropped, se_replicates=se_r, se_bootstrap=se_b)
+def from_arrays(values: np.ndarray, splits: Sequence, contrib: np.ndarray, patients: np.ndarray,
+                pool: int | None, *, paired: bool = True, identical: np.ndarray | None = None,
+                owner: np.ndarray | None = None) -> Evidence:
+    """The rule on arrays: per replicate its value (pp), split and whether its two arms predicted
+    alike; the flat per-patient contributions of all replicates (centred within class strata:
+    Replicate.centred) with their patient ids and `owner` (the replicate of each entry; needed
+    with `identical`); the data set's patient count. The one
+    implementation: `combine` (records) and the calibration simulations (thtl_bench.analysis.
+    simulate) both come here.
+
+    A unit whose replicates all predicted alike is a structural zero: it enters the estimate as 0
+    but no variance (it is no draw of the difference's noise). With U units of which k differ the
+    estimate is (k / U) x the mean of the k, and its variance (k / U)^2 x (s_k^2 / k + sigma_sys^2 / N):
+    the t conditions on which units predicted alike (fixed by validation, not by the test
+    split), so zeros do not make it conservative. At least two differing units are needed."""
+    values = np.asarray(values, np.float64)
+    keys, unit_of = np.unique(np.asarray(splits), return_inverse=True)
+    units = np.bincount(unit_of, weights=values) / np.bincount(unit_of)
+    u = len(keys)
+    same = np.zeros(len(values), bool) if identical is None else np.asarray(identical, bool)
+    zero_unit = np.bincount(unit_of, weights=(~same).astype(float), minlength=u) == 0
+    k = int((~zero_unit).sum())
+    improve = float(np.mean(np.where(values > 0, 1.0, np.where(values == 0, 0.5, 0.0)))) if paired else None
+    note = "" if k == u else f"{u - k} of {u} split unit(s) with identical predictions of the two arms: structural zeros"
+    base = dict(estimate=float(units.mean()), n=(len(values),), units=u, values=(tuple(values.tolist()),),
+                improve=improve, pool=pool, note=note)
+    if u < 2:
+        return Evidence(se=None, df=None, decidable=False, **base)
+    if k == 0:  # every unit predicted alike: the difference is exactly 0, no noise to estimate
+        return Evidence(se=0.0, df=float(u - 1), decidable=True, se_units=0.0, se_shared=0.0, sigma_sys=0.0, **base)
+    if k < 2:
+        return Evidence(se=None, df=None, decidable=False, **{**base, "note": base["note"] + (
+            "; fewer than two split units where the arms differ: no variance to judge the difference by")})
+    live = units[~zero_unit]
+    w = k / u
+    a = w * w * float(live.var(ddof=1)) / k
+    if same.any():  # structural zeros hold no patient draw: only the differing replicates' patients
+        keep = ~same[np.asarray(owner)]
+        contrib, patients = np.asarray(contrib)[keep], np.asarray(patients)[keep]
+    s2, pairs, shared, df_b = shared_patient_variance(contrib, patients) if pool else (0.0, 0, 0, 0.0)
+    b = w * w * s2 / pool if pool else 0.0
+    var = a + b
+    if var > 0:
+        terms = [(a, k - 1)] + ([(b, df_b)] if b > 0 else [])
+        df = var**2 / sum(q * q / d for q, d in terms if q > 0)
+    else:
+        df = float(k - 1)
+    return Evidence(se=math.sqrt(var), df=float(df), decidable=True, se_units=math.sqrt(a),
+                    se_shared=math.sqrt(b), sigma_sys=math.sqrt(s2), pairs=pairs, **base)
 
 
-def unpaired(reps_a: Sequence[Replicate], reps_b: Sequence[Replicate], *, n_boot: int, seed: int) -> Evidence:
-    """Two-sample evidence for mean(B) - mean(A) (pp) of independent runs of the same cell or
-    claim (1-arm or 2-arm replicates), e.g. the same study on two machines.
-
-    Patients are drawn once per split per resample, shared by both sides where they used the
-    same split: the test set is the same, so its sampling error is common to A and B. When both
-    sides hold the same number of replicates of each split (and >= 2 of each), the comparison
-    is stratified by split: replicates are resampled within their split and the t part is a
-    Welch-Satterthwaite over the per-split differences, so split-to-split variation (real, but
-    common to A and B) is not taken for noise. Otherwise: one stratum, plain Welch.
-    """
-    (ra, da), (rb, db) = _usable(reps_a), _usable(reps_b)
-    if not ra or not rb:
-        raise ValueError("unpaired evidence needs a replicate with a defined metric on each side")
-    if len({r.num.shape[0] for r in ra + rb}) != 1:
-        raise ValueError("both sides need replicates of the same number of arms")
-    va, vb = np.array([r.value() for r in ra]), np.array([r.value() for r in rb])
-    per_a, per_b = Counter(repr(r.split) for r in ra), Counter(repr(r.split) for r in rb)
-    by_split = per_a == per_b and min(per_a.values()) >= 2
-    sa = [repr(r.split) if by_split else "" for r in ra]
-    sb = [repr(r.split) if by_split else "" for r in rb]
-    rng = np.random.default_rng(seed)
-    vals_a, vals_b = _replicate_values([ra, rb], n_boot, rng)
-    ca, cb = _strata_counts(rng, n_boot, sa), _strata_counts(rng, n_boot, sb)
-    (ma, ia), (mb, ib) = _side_mean(vals_a, ca), _side_mean(vals_b, cb)
-    keep = ~(ia | ib)
-    boot = np.sort((mb - ma)[keep])
-    se_b = _sd(boot)
-    t, se_r = None, None
-    strata = sorted(set(sa))
-    groups_a = [va[[k == s for k in sa]] for s in strata]
-    groups_b = [vb[[k == s for k in sb]] for s in strata]
-    if min(len(g) for g in groups_a + groups_b) >= 2:
-        m, se_r, df = welch_strata(groups_a, groups_b)
-        t = (m, max(se_r, se_b or 0.0), df)
-    return Evidence(estimate=float(vb.mean() - va.mean()), n=(len(va), len(vb)), boot=boot,
-                    n_boot=n_boot, t=t, decidable=t is not None,
-                    values=(tuple(float(v) for v in va), tuple(float(v) for v in vb)), dropped=da + db,
-                    se_replicates=se_r, se_bootstrap=se_b, stratified=by_split)
+def paired(reps: Sequence[Replicate]) -> Evidence:
+    """Paired claim evidence (arm 0 minus arm 1, or a contrast of several arms: pp) over
+    replicates of two or more arms. Replicates whose metric is undefined (an empty denominator)
+    are left out (`dropped`)."""
+    if any(r.num.shape[0] < 2 for r in reps):
+        raise ValueError("paired evidence needs replicates of two arms or more")
+    return combine(reps)
 
 
-def _strata_counts(rng: np.random.Generator, n_boot: int, labels: Sequence[str]) -> np.ndarray:
-    """(n_boot, R) counts: each stratum's replicates resampled with replacement among themselves."""
-    out = np.zeros((n_boot, len(labels)))
-    for s in sorted(set(labels)):
-        cols = [i for i, k in enumerate(labels) if k == s]
-        out[:, cols] = _counts(rng, n_boot, len(cols))
-    return out
+def single(reps: Sequence[Replicate]) -> Evidence:
+    """One cell's mean metric (pp) over one-arm replicates, by the same rule."""
+    if any(r.num.shape[0] != 1 for r in reps):
+        raise ValueError("single-cell evidence needs one-arm replicates")
+    return combine(reps)
 
 
-def unpaired_values(values_a: Sequence[float], values_b: Sequence[float]) -> Evidence:
-    """Welch-only evidence for mean(B) - mean(A) of replicate-level values (pp) of a metric that
-    is not a ratio of sums (ROC AUC, kappa): no bootstrap part."""
-    va = np.array([v for v in values_a if v is not None and math.isfinite(v)], float)
-    vb = np.array([v for v in values_b if v is not None and math.isfinite(v)], float)
-    if not len(va) or not len(vb):
-        raise ValueError("unpaired evidence needs a defined value on each side")
-    t = welch(va, vb) if len(va) >= 2 and len(vb) >= 2 else None
-    return Evidence(estimate=float(vb.mean() - va.mean()), n=(len(va), len(vb)), boot=None, n_boot=0,
-                    t=t, decidable=t is not None, values=(tuple(va.tolist()), tuple(vb.tolist())),
-                    se_replicates=None if t is None else t[1])
+def paired_values(values_a: Sequence[float | None], values_b: Sequence[float | None]) -> Evidence:
+    """Evidence for mean(A - B) (pp) of per-replicate values paired by position (a metric that is
+    not a ratio of sums, e.g. ROC AUC, or a side without per-sample predictions): the t over
+    replicates; no shared patient term (no patient-level data)."""
+    pairs = [(a, b) for a, b in zip(values_a, values_b, strict=True)
+             if a is not None and b is not None and math.isfinite(a) and math.isfinite(b)]
+    d = np.array([a - b for a, b in pairs], float)
+    if not len(d):
+        raise ValueError("no replicate has a defined value on both sides")
+    base = dict(estimate=float(d.mean()), n=(len(d),), units=len(d), values=(tuple(d.tolist()),),
+                improve=float(np.mean(np.where(d > 0, 1.0, np.where(d == 0, 0.5, 0.0)))),
+                note="no per-sample predictions: t over replicate values, no shared patient term")
+    if len(d) < 2:
+        return Evidence(se=None, df=None, decidable=False, **base)
+    se = float(d.std(ddof=1)) / math.sqrt(len(d))
+    return Evidence(se=se, df=float(len(d) - 1), decidable=True, se_units=se, **base)
 
 
-def welch(a: np.ndarray, b: np.ndarray) -> tuple[float, float, float]:
-    """(mean(b) - mean(a), se, Welch-Satterthwaite df); df = n_a + n_b - 2 when se is 0."""
-    return welch_strata([np.asarray(a, float)], [np.asarray(b, float)])
-
-
-def welch_strata(groups_a: Sequence[np.ndarray], groups_b: Sequence[np.ndarray]) -> tuple[float, float, float]:
-    """Stratified Welch for mean(B) - mean(A): strata k with n_k replicates on each side (of A
-    and of B; n_k may differ between strata), weight w_k = share of all replicates of A;
-    se^2 = sum w_k^2 (s2_Ak / n_Ak + s2_Bk / n_Bk), Satterthwaite df (sum of the n - 2 when se is 0).
-    One stratum: plain Welch."""
-    na = sum(len(g) for g in groups_a)
-    est, terms = 0.0, []
-    for a, b in zip(groups_a, groups_b, strict=True):
-        w = len(a) / na
-        est += w * (b.mean() - a.mean())
-        terms += [(w * w * a.var(ddof=1) / len(a), len(a) - 1), (w * w * b.var(ddof=1) / len(b), len(b) - 1)]
-    var = sum(q for q, _ in terms)
-    se = math.sqrt(var)
-    df = var**2 / sum(q * q / d for q, d in terms if q > 0) if se > 0 else float(sum(d for _, d in terms))
-    return float(est), se, float(df)
+def swap(reps: Sequence[Replicate]) -> list[Replicate]:
+    """Two-arm replicates with the arms exchanged (B - A)."""
+    return [dataclasses.replace(r, num=r.num[::-1].copy(), den=r.den[::-1].copy()) for r in reps]
 
 
 def prob_improvement(values_a: Sequence[float], values_b: Sequence[float]) -> float:

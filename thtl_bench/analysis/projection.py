@@ -1,8 +1,16 @@
-"""Projected cost of a profile's whole grid (e.g. the paper's) from measured per-case times.
+"""Projected cost of a profile's whole grid (e.g. the paper's), two ways.
+
+- `from_records`: measured per-case times, scaled to the projected sizes by counted FLOPs (and
+  models never measured estimated from their FLOPs);
+- `flop_projection`: the grid's training FLOPs counted stage by stage (which stages train, which
+  are a cached frozen prefix, at the fewest and the most epochs the budget rule allows) divided by
+  an achieved FLOP rate: the GPU's peak x an assumed model-FLOP utilisation (MFU) range, stated
+  with its source, until scripts/gpu_check.sh measures the rate on a card.
 
 Inputs: the records and the FLOP artefact `report/flops.json` the running side writes
 (`thtl-bench flops`: forward FLOPs per image of each model at the measured and projected sizes,
-and the projected profile's settings), so this module needs no model code.
+every projected model's stages, and the projected profile's settings), so this module needs no
+model code.
 """
 
 from __future__ import annotations
@@ -109,7 +117,7 @@ def _factors(cells: dict[tuple[str, str], float], iters: int = 100) -> tuple[dic
     return {m: math.exp(v) for m, v in lm.items()}, {a: math.exp(v) for a, v in la.items()}
 
 
-def projection(records: Sequence[dict], counts: dict | None, order: dict | None = None) -> dict:
+def from_records(records: Sequence[dict], counts: dict | None, order: dict | None = None) -> dict:
     """Projected cost of the paper profile from measured per-case times (see _case_projection).
 
     GPU records are used when any exist, else CPU ones. A measured (model, arm) costs the mean
@@ -182,4 +190,114 @@ def projection(records: Sequence[dict], counts: dict | None, order: dict | None 
     out["total_hours_range"] = [totals["low"], totals["high"]]
     out["estimated_hours"] = sum(e["estimated_hours"] for e in paper)
     out["seconds_per_gflop"] = {m: r * 1e9 for m, r in rates.items()}
+    return out
+
+
+def projection(records: Sequence[dict], counts: dict | None, order: dict | None = None) -> dict:
+    """The projected cost of the paper grid, both ways: scaled from measured case times
+    (`from_records`, the keys at the top level) and from counted FLOPs at a stated rate
+    (`flops`: flop_projection)."""
+    return {**from_records(records, counts, order), "flops": flop_projection(counts)}
+
+
+# ----------------------------------------------------------------------------- from counted FLOPs
+
+CACHE_BYTES = {"bf16": 2, "fp16": 2}  # bytes per cached feature element under that autocast; else 4
+
+
+def _epoch_bounds(plan: arms.Plan, patience: int) -> tuple[int, int]:
+    """Fewest and most epochs a stage can run under the budget rule: early stopping fires once the
+    validation loss has not improved for `patience` epochs, not before the stage's minimum; the
+    cap is max_epochs."""
+    return min(plan.max_epochs, max(int(plan.min_epochs), patience + 1)), int(plan.max_epochs)
+
+
+def _stage_flops(plan: arms.Plan, st: dict, n: dict[str, float], epochs: int, t: dict) -> float:
+    """Training and evaluation FLOPs of one stage, as the engine runs it (engine.loop, feeder):
+    a frozen prefix (leading stages with nothing to train) runs once per image into the feature
+    cache when the plan caches and the cache fits `feature_cache_max_gb`, else every epoch
+    (forward only); the trainable suffix costs 3x its forward per training image (forward +
+    backward), 1x per evaluated image (validation each epoch and at epoch 0, every split at the
+    end)."""
+    names, fwd = st["stages"], st["forward"]
+    trainable = set(plan.stages)
+    p = next((i for i, s in enumerate(names) if s in trainable), len(names))
+    f_pre, f_suf = float(sum(fwd[:p])), float(sum(fwd[p:]))
+    views = max(1, int(plan.views)) if plan.cache else 1
+    n_all = n["train"] + n["val"] + n["test"]
+    cached = False
+    if plan.cache and p > 0:
+        size = st["out_numel"][p - 1] * CACHE_BYTES.get(str(t.get("precision")), 4)
+        cached = size * (n_all + (views - 1) * n["train"]) <= float(t.get("feature_cache_max_gb", 4)) * 2**30
+    evals = n["val"] * (epochs + 1) + n_all  # epoch 0 + every epoch (val), then train/val/test once
+    if cached:
+        return f_pre * (n_all + (views - 1) * n["train"]) + epochs * 3 * f_suf * n["train"] + f_suf * evals
+    return epochs * (f_pre + 3 * f_suf) * n["train"] + (f_pre + f_suf) * evals
+
+
+def case_flops(model: str, arm: str, counts: dict) -> tuple[float, float] | None:
+    """(fewest, most) FLOPs of one case of the projected grid: its stages (arms.plans, the engine's
+    own layout) over the images of the domain it trains on, at the fewest and the most epochs the
+    budget rule allows. None without the model's stage structure in the FLOP artefact."""
+    p = counts["settings"]
+    st = (counts.get("staging") or {}).get(model)
+    if not st or not p.get("train"):
+        return None
+    t = {**p["train"], "max_epochs": int(p["max_epochs"])}
+    a = arms.get(arm)
+    domain = "fundus" if a.trains_on == "intermediate" else "larynx"
+    total = float(p[f"{domain}_images"])
+    val, test = float(p["split"]["val"]), float(p["split"]["test"])
+    n = {"train": total * (1 - val - test), "val": total * val, "test": total * test}
+    plans = arms.plans(a, [(g, list(s)) for g, s in st["groups"]], list(st["stages"]), t)
+    lo = hi = 0.0
+    for plan in plans:
+        e_lo, e_hi = _epoch_bounds(plan, int(t["patience"]))
+        lo += _stage_flops(plan, st, n, e_lo, t)
+        hi += _stage_flops(plan, st, n, e_hi, t)
+    return lo, hi
+
+
+def flop_projection(counts: dict | None, rates: dict[str, float] | None = None) -> dict:
+    """Hours for the projected grid from counted training FLOPs (case_flops, over its models, arms
+    and replicates; THTL step 1 once per replicate, shared by its children) at an achieved FLOP
+    rate. Without `rates`: the assumed rate of the artefact's settings, `gpu_peak_tflops` x the
+    `mfu` range (a projection, stated with its source, until a card measures it). With `rates`
+    ({model: achieved FLOP/s}, e.g. measured by scripts/gpu_check.sh): those. The range runs from
+    the fewest epochs at the highest rate to the most epochs at the lowest."""
+    if not counts or not (counts.get("settings") or {}).get("train") or not counts.get("staging"):
+        return {"available": False, "missing": "no stage FLOP counts (report/flops.json from `thtl-bench flops`)"}
+    p = counts["settings"]
+    seeds = int(p["seeds"]) if not isinstance(p["seeds"], list) else len(p["seeds"])
+    per_model, unpriced = {}, []
+    for m in p["models"]:
+        cells = {a: case_flops(m, a, counts) for a in p["arms"]}
+        if any(v is None for v in cells.values()):
+            unpriced.append(m)
+            continue
+        per_model[m] = {"eflop": [seeds * sum(v[i] for v in cells.values()) / 1e18 for i in (0, 1)],
+                        "arm_eflop": {a: [seeds * v[0] / 1e18, seeds * v[1] / 1e18] for a, v in cells.items()}}
+    out = {"available": True, "models": list(per_model), "unpriced": unpriced, "seeds": seeds,
+           "epochs": "from the fewest epochs the budget rule allows (every stage stopping early at the "
+                     f"earliest) to the most (every stage at max_epochs={p['max_epochs']})",
+           "eflop": [sum(v["eflop"][i] for v in per_model.values()) for i in (0, 1)]}
+    if rates is None:
+        peak, mfu = p.get("gpu_peak_tflops"), p.get("mfu")
+        if not peak or not mfu:
+            return {**out, "hours": None, "missing": "report.projection.gpu_peak_tflops / mfu not set"}
+        lo_mfu, hi_mfu = float(min(mfu)), float(max(mfu))
+        rate = {m: (float(peak) * 1e12 * lo_mfu, float(peak) * 1e12 * hi_mfu) for m in per_model}
+        out.update(basis="assumed", gpu=p.get("gpu"), gpu_peak_tflops=float(peak), mfu=[lo_mfu, hi_mfu],
+                   mfu_source=p.get("mfu_source"))
+    else:
+        missing = [m for m in per_model if not rates.get(m)]
+        if missing:
+            return {**out, "hours": None, "missing": f"no measured rate for {', '.join(missing)}"}
+        rate = {m: (float(rates[m]), float(rates[m])) for m in per_model}
+        out.update(basis="measured", achieved_tflops={m: float(rates[m]) / 1e12 for m in per_model})
+    for m, v in per_model.items():
+        v["hours"] = [v["eflop"][0] * 1e18 / rate[m][1] / 3600, v["eflop"][1] * 1e18 / rate[m][0] / 3600]
+    out["per_model"] = per_model
+    out["hours"] = [sum(v["hours"][i] for v in per_model.values()) for i in (0, 1)]
+    out["complete"] = not unpriced
     return out

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
-from thtl_bench.analysis import inference
+from thtl_bench.analysis import fit, inference
 from thtl_bench.records import Case
 
 CellKey = tuple  # (model, arm, domain, target_fraction, intermediate_fraction)
@@ -23,14 +23,26 @@ def cell_key(rec: dict) -> CellKey:
     return c.model, c.arm, c.domain, float(c.target_fraction), float(c.intermediate_fraction)
 
 
-def index(records: Iterable[dict]) -> dict[CellKey, dict[tuple[int, int], dict]]:
-    """{cell: {(seed, split): record}} of the ok records (THTL children of an under-trained step 1
-    marked so: inherit_fit)."""
+def index(records: Iterable[dict], gate: fit.Gate | None = None) -> dict[CellKey, dict[tuple[int, int], dict]]:
+    """{cell: {(seed, split): record}} of the ok records, each with `gate` (analysis.fit: the fit
+    gate of the plan, a THTL child failing with its step 1; the default gate when none is given)."""
     out: dict[CellKey, dict[tuple[int, int], dict]] = {}
-    for r in inherit_fit(list(records)):
+    for r in fit.gated(list(records), gate or fit.Gate()):
         if r["status"] == "ok":
             out.setdefault(cell_key(r), {})[Case.of(r).replicate] = r
     return out
+
+
+def pool_size(rec: dict) -> int | None:
+    """Patients in the target data set the record's splits were drawn from (train + val + test),
+    or None when the record does not say (older records)."""
+    pts = (rec.get("data") or {}).get("patients") or {}
+    if not all(isinstance(pts.get(k), int) for k in ("train", "val", "test")):
+        return None
+    frac = float((rec.get("case") or {}).get("target_fraction", 1.0))
+    if frac != 1.0:  # a training share: the train count is the share, the pool is not
+        return None
+    return int(pts["train"] + pts["val"] + pts["test"])
 
 
 def samples(rec: dict) -> dict:
@@ -53,53 +65,50 @@ def cell_replicates(by_rep: dict[tuple[int, int], dict], metric: str) -> list[in
     out = []
     for key in sorted(by_rep):
         s = samples(by_rep[key])
-        out.append(inference.aligned_replicate(key, metric, [s], positive=s["positive"], split=key[1]))
+        out.append(inference.aligned_replicate(key, metric, [s], positive=s["positive"], split=key[1],
+                                               pool=pool_size(by_rep[key])))
     return out
 
 
 def paired_replicates(a: dict[tuple[int, int], dict], b: dict[tuple[int, int], dict],
                       metric: str) -> list[inference.Replicate]:
     """2-arm replicates (A, B) on the replicates both cells have."""
-    out = []
-    for key in sorted(set(a) & set(b)):
-        sa, sb = samples(a[key]), samples(b[key])
-        out.append(inference.aligned_replicate(key, metric, [sa, sb], positive=sa["positive"], split=key[1]))
-    return out
+    return contrast_replicates([a, b], metric)
 
 
-def inherit_fit(records: Sequence[dict]) -> list[dict]:
-    """`records` with a THTL child marked under-trained where its step-1 parent is: a child of an
-    intermediate domain that step 1 never learned transfers nothing of it, so a claim on the child
-    would rest on an under-trained stage. The child's own fit stays in `fit` (`own_ok`)."""
-    by_id = {r["case_id"]: r for r in records if r.get("status") == "ok" and r.get("case_id")}
+def contrast_replicates(cells: Sequence[dict[tuple[int, int], dict]], metric: str,
+                        weights: Sequence[float] | None = None) -> list[inference.Replicate]:
+    """Replicates of several cells (A, B, ...) on the replicates all of them have, with the
+    claim's contrast `weights` (None: A - B)."""
     out = []
-    for r in records:
-        link = r.get("parent") if isinstance(r.get("parent"), dict) else {}
-        # by case_id, not slug: a re-run step 1 (other settings, same slug) is not this child's parent
-        parent = by_id.get(link.get("case_id")) if link.get("case_id") else None
-        fit = r.get("fit") or {}
-        if parent is not None and (parent.get("fit") or {}).get("ok") is False and fit.get("ok") is not False:
-            r = {**r, "fit": {**fit, "ok": False, "own_ok": fit.get("ok"),
-                              "parent_undertrained": parent.get("slug") or parent["case_id"]}}
-        out.append(r)
+    for key in keys(cells):
+        ss = [samples(c[key]) for c in cells]
+        out.append(inference.aligned_replicate(key, metric, ss, positive=ss[0]["positive"], split=key[1],
+                                               pool=pool_size(cells[0][key]), weights=weights))
     return out
 
 
 def _failed(by_rep: dict[tuple[int, int], dict]) -> list[tuple[dict, bool]]:
-    """(record, only its step 1 failed) of each under-trained replicate, in replicate order."""
-    return [(r, bool(r["fit"].get("parent_undertrained"))) for _, r in sorted(by_rep.items())
-            if (r.get("fit") or {}).get("ok") is False]
+    """(record, only its step 1 failed) of each replicate that fails the fit gate, in replicate order."""
+    return [(r, bool(r["gate"].get("parent"))) for _, r in sorted(by_rep.items())
+            if not (r.get("gate") or {}).get("ok", True)]
 
 
 def undertrained(by_rep: dict[tuple[int, int], dict]) -> list[str]:
-    """Slugs of the cell's replicates that did not reach their training fit (or whose step 1 did
-    not: inherit_fit), the latter marked "(step 1)"."""
+    """Slugs of the cell's replicates that fail the fit gate (or whose step 1 does), the latter
+    marked "(step 1)"."""
     return [r["slug"] + (" (step 1)" if via else "") for r, via in _failed(by_rep)]
 
 
 def undertrained_arms(by_rep: dict[tuple[int, int], dict]) -> list[str]:
-    """The arm of each under-trained replicate, "<arm>'s step 1" where only its parent is."""
+    """The arm of each replicate failing the gate, "<arm>'s step 1" where only its parent does."""
     return [Case.of(r).arm + ("'s step 1" if via else "") for r, via in _failed(by_rep)]
+
+
+def shared_all(cells: Sequence[dict[tuple[int, int], dict]]) -> list[dict]:
+    """Cells cut to the replicates all of them have (the ones a contrast pairs)."""
+    both = set(keys(cells))
+    return [{k: v for k, v in c.items() if k in both} for c in cells]
 
 
 def shared(a: dict[tuple[int, int], dict], b: dict[tuple[int, int], dict]) -> tuple[dict, dict]:

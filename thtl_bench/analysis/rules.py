@@ -2,8 +2,10 @@
 words (`rules_markdown`) and a hash of the analysis plan (`plan_hash`), so that a change of the
 rules or of their numbers after results were seen shows.
 
-Every verdict is read off an interval of `inference.Evidence` (the hull of a two-level
-bootstrap and a replicate-level t-interval), never off a point estimate:
+Every verdict is read off an interval of `inference.Evidence` (a t-interval over the replicate
+units whose variance holds each component once: training and test-patient sampling through the
+units' spread, the data set's shared patients through a separate term), never off a point
+estimate:
 - directional (C1-C4, arm A minus arm B with a sign the paper states): **reproduced** when the
   interval lies beyond 0 on the paper's side by more than `tol` pp, **contradicted** when it lies
   beyond 0 on the other side by more than `tol`, else **inconclusive**. An interval ending at
@@ -19,8 +21,10 @@ bootstrap and a replicate-level t-interval), never off a point estimate:
   exactly Holm's step-down decision, read off an interval (see `decide`). Exploratory pairs
   (outside the family) are judged at a, unadjusted, and labelled so.
 - no evidence (missing arm or replicates), one replicate, or fewer than `min_replicates`:
-  **inconclusive** with a note; an arm flagged as not having reached its training fit:
-  **not decided: under-trained**. Such a family member keeps its place in m (p = 1).
+  **inconclusive** with a note; an arm that fails the plan's fit gate (analysis.fit):
+  **not decided: under-trained**. Such a family member keeps its place in m (p = 1). Every
+  verdict is also computed with the gate off (`decide(..., gate=False)`), so what the gate hides
+  is shown.
 """
 
 from __future__ import annotations
@@ -35,7 +39,8 @@ from thtl_bench.analysis.inference import Evidence
 REPRODUCED, CONTRADICTED, INCONCLUSIVE = "reproduced", "contradicted", "inconclusive"
 UNDERPOWERED, UNDERTRAINED = "underpowered", "not decided: under-trained"
 DECISIVE = (REPRODUCED, CONTRADICTED)
-RULES_VERSION = 3  # bump with any change of the rules below (the plan hash changes anyway); 3: no evidence before under-trained
+RULES_VERSION = 4  # bump with any change of the rules below (the plan hash changes anyway)
+# 4: t over split units with the shared-patient term (no bootstrap); the fit gate in the plan
 
 
 @dataclass(frozen=True)
@@ -91,16 +96,29 @@ def decision_p(h: Hypothesis, margin: float) -> float:
     return min(tost, outside)
 
 
-def _blocker(h: Hypothesis, min_replicates: int) -> tuple[str, str] | None:
+def _blocker(h: Hypothesis, min_replicates: int, gate: bool = True) -> tuple[str, str] | None:
     """(verdict, note) when h cannot be decided from its evidence, else None."""
     if h.evidence is None:  # nothing to decide on: a missing arm is not an under-trained one
         return INCONCLUSIVE, h.note or "no evidence"
-    if h.undertrained:
-        return UNDERTRAINED, f"arm(s) {', '.join(h.undertrained)} did not reach their training fit"
+    if gate and h.undertrained:
+        return UNDERTRAINED, f"arm(s) {', '.join(h.undertrained)} failed the fit gate"
     if not h.evidence.decidable or min(h.evidence.n) < min_replicates:
-        return INCONCLUSIVE, (f"{min(h.evidence.n)} replicate(s); at least {max(2, min_replicates)} are "
-                              "needed: one replicate holds the trained models fixed")
+        return INCONCLUSIVE, (f"{h.evidence.units} split(s) of {min(h.evidence.n)} replicate(s); at least "
+                              f"{max(2, min_replicates)} are needed: one split holds the trained models and the "
+                              "patients fixed")
     return None
+
+
+def judge(h: Hypothesis, level: float, *, margin: float, tol: float, min_replicates: int = 2,
+          gate: bool = True) -> str:
+    """The verdict of one hypothesis judged alone at `level` (a family of one): what `decide`
+    gives it with family=[(h.id, h.model)] and alpha=level, without the bookkeeping (the
+    calibration simulations call this millions of times)."""
+    blocked = _blocker(h, min_replicates, gate)
+    if blocked:
+        return blocked[0]
+    iv = h.evidence.interval(interval_confidence(h.kind, level))
+    return INCONCLUSIVE if iv is None else interval_verdict(h.kind, h.direction, iv, margin, tol)
 
 
 def holm_adjusted(pvalues: Sequence[float]) -> list[float]:
@@ -128,7 +146,7 @@ def _row(h: Hypothesis, level: float, margin: float, tol: float, alpha: float) -
 
 
 def decide(hyps: Sequence[Hypothesis], *, family: Sequence[Sequence[str]], alpha: float, margin: float,
-           tol: float, min_replicates: int = 2) -> list[dict]:
+           tol: float, min_replicates: int = 2, gate: bool = True) -> list[dict]:
     """Verdicts of `hyps` (in their order): Holm step-down over the (id, model) pairs in
     `family` (m = len(family), whether or not each pair has evidence), the others unadjusted.
 
@@ -137,6 +155,7 @@ def decide(hyps: Sequence[Hypothesis], *, family: Sequence[Sequence[str]], alpha
     estimate_pp, p (decision p), p_adjusted (Holm; exploratory: = p), verdict, basis
     ("interval" when the verdict was read off the interval, else "none"), note and the
     unadjusted evidence summary at 1 - alpha. Family pairs without a hypothesis get a row too.
+    `gate=False` decides as if every arm had passed the fit gate (the ungated verdicts).
     """
     fam = [(str(a), str(b)) for a, b in family]
     if len(set(fam)) != len(fam):
@@ -144,7 +163,7 @@ def decide(hyps: Sequence[Hypothesis], *, family: Sequence[Sequence[str]], alpha
     hyps = list(hyps) + [Hypothesis(c, m, "", 0, None, "not evaluated: no records")
                          for c, m in fam if (c, m) not in {(h.id, h.model) for h in hyps}]
     primary = [i for i, h in enumerate(hyps) if (h.id, h.model) in fam]
-    blocked = {i: _blocker(h, min_replicates) for i, h in enumerate(hyps)}
+    blocked = {i: _blocker(h, min_replicates, gate) for i, h in enumerate(hyps)}
     p = {i: 1.0 if blocked[i] else decision_p(hyps[i], margin) for i in range(len(hyps))}
     m = len(fam)
     rows: dict[int, dict] = {}
@@ -190,51 +209,20 @@ def _join(a: str, b: str) -> str:
     return f"{a}; {b}" if a else b
 
 
-# ----------------------------------------------------------------------------- stability
-
-def borderline(row: dict, shift_pp: float, margin: float, tol: float) -> bool:
-    """True when shifting the deciding interval by +-shift_pp changes the verdict: a verdict
-    that a run-to-run change within compare's noise (`shift_pp`) can flip."""
-    if row.get("basis") != "interval":
-        return False
-    lo, hi = row["interval_pp"]
-    here = interval_verdict(row["kind"], row["direction"], (lo, hi), margin, tol)
-    return any(interval_verdict(row["kind"], row["direction"], (lo + s, hi + s), margin, tol) != here
-               for s in (-shift_pp, shift_pp))
-
-
-def explain_change(a: dict, b: dict, *, flagged: bool, shift_pp: float | None, margin: float, tol: float) -> str:
-    """Why the verdict of one claim differs between run A and run B (rows of `decide`).
-
-    "" when it does not; "beyond noise" when compare flagged the claim's difference or one of
-    its cells; "inputs differ" when either verdict did not come from an interval (missing,
-    too few replicates, under-trained); "borderline" when either verdict is borderline for
-    compare's noise `shift_pp`; "Holm level changed" when the two were judged at different
-    levels; else "UNEXPLAINED" (what the stability test counts)."""
-    if a["verdict"] == b["verdict"]:
-        return ""
-    if flagged:
-        return "beyond noise"
-    if a.get("basis") != "interval" or b.get("basis") != "interval":
-        return "inputs differ"
-    if shift_pp is not None and (borderline(a, shift_pp, margin, tol) or borderline(b, shift_pp, margin, tol)):
-        return "borderline"
-    if a.get("level") != b.get("level"):
-        return "Holm level changed"
-    return "UNEXPLAINED"
-
-
 # ----------------------------------------------------------------------------- plan and text
 
+INTERVAL = ("t-interval over the replicate units (one unit per patient split: the mean of its replicates) "
+            "with variance s_u^2 / U (training and test-patient sampling, once) + sigma_sys^2 / N (the data "
+            "set's N patients, shared by every split), Welch-Satterthwaite df")
+
+
 def plan(*, alpha: float, margin_pp: float, tolerance_pp: float, family: Sequence[Sequence[str]],
-         min_replicates: int, n_boot: int, bootstrap_seed: int, claims: Sequence[dict] = ()) -> dict:
-    """The analysis plan: every number and definition a verdict depends on."""
+         min_replicates: int, fit_gate: dict, claims: Sequence[dict] = ()) -> dict:
+    """The analysis plan: every number and definition a verdict depends on, the fit gate included."""
     return {
         "rules_version": RULES_VERSION, "alpha": float(alpha), "equivalence_margin_pp": float(margin_pp),
         "tolerance_pp": float(tolerance_pp), "family": [list(x) for x in family],
-        "min_replicates": int(min_replicates), "bootstrap": int(n_boot), "bootstrap_seed": int(bootstrap_seed),
-        "interval": "hull of a two-level (replicates, then patients per split) paired bootstrap and a "
-                    "replicate-level paired t-interval",
+        "min_replicates": int(min_replicates), "interval": INTERVAL, "fit_gate": dict(sorted(fit_gate.items())),
         "claims": [dict(sorted(c.items())) for c in claims],
     }
 
@@ -243,6 +231,13 @@ def plan_hash(p: dict, n: int = 12) -> str:
     """Short sha256 of the plan and of the rule text it produces (canonical JSON)."""
     text = json.dumps({"plan": p, "rules": _rule_lines(p)}, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()[:n]
+
+
+def _gate_text(g: dict) -> str:
+    conv = (" and stopped by the convergence rule (validation loss not improved for `patience` epochs; a stop at "
+            "the epoch cap is not convergence)") if g.get("require_convergence") else ""
+    return (f"training accuracy >= {g['min_train_accuracy']:g}, or a gain (acc - majority) / (1 - majority) >= "
+            f"{g['min_kappa']:g} over the training split's majority rate{conv}")
 
 
 def rules_markdown(p: dict) -> str:
@@ -258,14 +253,15 @@ def _rule_lines(p: dict) -> list[str]:
         "- Statistic: mean over replicates (one training run on one split: a seed x split-seed pair) of "
         "arm A minus arm B of the claim's test metric, in percentage points (pp); each replicate's metric "
         "is a ratio of sums over its test images.",
-        f"- Interval: {p['interval']}. Bootstrap: {p['bootstrap']} resamples (seed {p['bootstrap_seed']}); "
-        "each resample draws replicates with replacement, then the test patients of each split with "
-        "replacement (one draw per split, shared by both arms and by all replicates on that split); "
-        "percentile interval. The t-interval is over the per-replicate differences. The decision uses "
-        "the hull of the two; p-values are dual to it.",
-        f"- At least {max(2, p['min_replicates'])} replicates are needed for any verdict; with fewer, or with "
-        "a missing arm, the verdict is **inconclusive** (the note says why). A claim whose arm did not "
-        "reach its training fit is **not decided: under-trained**.",
+        f"- Interval: {p['interval']}. A unit's value already carries its training run and its own test "
+        "patients, so nothing is resampled a second time; sigma_sys^2 (the part of a patient's contribution "
+        "every run shares) is estimated from the patients found in the test sets of two replicates, and "
+        "N is the number of patients in the data set (docs/study.md). p-values are the same t's.",
+        f"- At least {max(2, p['min_replicates'])} splits are needed for any verdict; with fewer, or with "
+        "a missing arm, the verdict is **inconclusive** (the note says why).",
+        f"- Fit gate (part of this plan): an arm is judged on the stage it selected (SWFT: the selected step); it "
+        f"passes with {_gate_text(p['fit_gate'])}; a THTL child of a step 1 that fails, fails. A claim "
+        "on an arm that fails is **not decided: under-trained**; every verdict is also shown without the gate.",
         f"- Directional claims (C1-C4): at level a, the (1 - a) interval beyond 0 on the paper's side by more "
         f"than {tol:g} pp: **reproduced**; beyond 0 on the other side by more than {tol:g} pp: "
         "**contradicted**; else **inconclusive**.",
@@ -277,8 +273,8 @@ def _rule_lines(p: dict) -> list[str]:
         f"m = {len(p['family'])}, members without data keep their place with p = 1). Ordered by the "
         "decision p (directional: two-sided for 0; C5: the smaller of the TOST p and the outside-the-band "
         "p), the claim at rank i is judged at level a / (m - j + 1), j = min(i, k), k the rank of the "
-        "first claim not decided: the intervals shown for primary claims are at these levels. Other "
-        f"models' claims are exploratory: judged at a = {a:g} unadjusted, and labelled so.",
-        "- P(A > B): share of replicates in which arm A beat arm B (ties count one half), with its "
-        "bootstrap interval; descriptive, not a decision.",
+        "first claim not decided: the intervals shown for primary claims are at these levels. Every other "
+        f"(claim, model) pair is exploratory: judged at a = {a:g} unadjusted, and labelled so.",
+        "- P(A > B): share of replicates in which arm A beat arm B (ties count one half); descriptive, "
+        "not a decision.",
     ]

@@ -1,33 +1,34 @@
-"""Simulated studies for calibrating the verdict rules: false-positive rate, power, stability.
+"""Simulated studies at the real design, for calibrating the claim rule (numpy/scipy only).
 
-Per-sample correctness of two arms A and B from a hierarchical logistic model. For split k,
-patient j (test set of split k), seed s, arm X and each image of j:
+A simulated study is what the suite does, with a known truth: a data set of N patients is drawn
+from a population (the *pool*: each patient's class, image count and random effects); each
+split seed draws its own stratified test set from the pool (test sets of different splits share
+patients, as real repeated splits of one data set do); each replicate trains "arms" whose
+per-image correctness follows a hierarchical logistic model. For class c of patient j, image i,
+run r (a training seed on a split) and arm X:
 
-    logit P(correct) = mu_X + u_j + v_jX + t_skX + w_skjX,   correct ~ Bernoulli
+    logit P(correct) = mu_Xc + u_j + v_jX + h_iX + t_rX + w_rjX
 
-    u_j   ~ N(0, patient^2)      patient difficulty, shared by both arms and all seeds
-    v_jX  ~ N(0, patient_arm^2)  what arm X finds hard in patient j, shared by its seeds
-    t_skX ~ N(0, train^2)        training run: one value per (seed, split, arm)
-    w_skjX~ N(0, run_patient^2)  run-specific errors on a patient (a run's quirks)
+    u_j    ~ N(0, patient^2)      patient difficulty, shared by both arms and every run
+    v_jX   ~ N(0, patient_arm^2)  what arm X systematically finds hard in patient j
+    h_iX   ~ N(0, image_arm^2)    what arm X systematically finds hard in image i (every run of
+                                  an arm errs on much the same images: a trained network is a
+                                  deterministic function of the image)
+    t_rX   ~ N(0, train^2)        a training run: one value per run and arm
+    w_rjX  ~ N(0, run_patient^2)  a run's own errors on a patient
 
-Images of a patient share its probability (they move together: clusters). Each split draws its
-own test patients, their image counts and labels (real repeated splits of one data set overlap;
-the simulation, like the bootstrap, treats splits as independent samples of patients). mu_B is set so arm B's marginal accuracy (over all random
-effects) is `base_accuracy`, mu_A so A - B is `effect_pp` on that scale (Gauss-Hermite
-quadrature, exact to ~1e-12). A rerun (`World.run` with a fresh generator) keeps splits,
-patients, labels, u and v and draws fresh t, w and Bernoulli outcomes: what the same study
-on another CPU gives.
-
-The variance components are assumptions, not measurements (the records we have are tiny
-smoke runs): see `Components`. `power` states a rule's rates for a design with exact
-Clopper-Pearson intervals for the Monte-Carlo error.
+With probability `identical` a replicate's arm A repeats arm B exactly (SWFT that selected its
+head-only step is THTL last-layer retrained: the same predictions). The truth of a claim is the
+*population* difference of the arms' metrics (marginal over every random effect: Gauss-Hermite
+quadrature), not the difference on this data set: the rule must cover what a fresh data set
+would show. Components come from a run's own records (thtl_bench.analysis.components).
 """
 
 from __future__ import annotations
 
 import math
-from collections import Counter
-from dataclasses import asdict, dataclass
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 from scipy import optimize, special
@@ -35,120 +36,205 @@ from scipy import stats as sps
 
 from thtl_bench.analysis import inference, rules
 
+METRICS = ("accuracy", "recall")
+
 
 @dataclass(frozen=True)
 class Components:
-    """Standard deviations on the logit scale (assumed; pass measured ones where known).
+    """Standard deviations on the logit scale, the share of replicates where arm A repeats arm B,
+    and the arms' per-class accuracy (class 0 = specificity, class 1 = recall of arm B; arm A
+    equals B under the null, shifted for an effect)."""
 
-    patient 1.0: a latent intra-patient correlation of 1 / (1 + pi^2 / 3) = 0.23 for images of
-      one patient (images of one patient look alike; no per-patient figure of CE-NBI is public);
-    patient_arm 0.5: arms with different features find partly different patients hard;
-    train 0.3 and run_patient 0.3: training-run spread. Checked against the committed smoke
-      records (records/smoke, phantom data, 3 seeds per cell, 76 test images of 15 patients):
-      their seed sd of test accuracy is 2.7-12.4 pp over 8 cells (median ~6 pp); this model at
-      15 patients x 3-7 images gives a median seed sd of 4.9 pp at 80 % and 6.5 pp at 60 %
-      accuracy (10th-90th percentile 1.9-11.7 pp). Bouthillier et al. 2021 report 1-2 pp on
-      large benchmarks; small medical test sets spread more.
-    """
-
-    patient: float = 1.0
-    patient_arm: float = 0.5
-    train: float = 0.3
-    run_patient: float = 0.3
+    patient: float
+    patient_arm: float
+    image_arm: float
+    train: float
+    run_patient: float = 0.0
+    identical: float = 0.0
+    base: tuple[float, float] = (0.9, 0.6)  # arm B: accuracy on class 0 and on class 1
+    label: str = ""  # "estimated" | "pessimistic" | "assumed"
 
     def total(self) -> float:
-        return math.sqrt(self.patient**2 + self.patient_arm**2 + self.train**2 + self.run_patient**2)
+        return math.sqrt(self.patient**2 + self.patient_arm**2 + self.image_arm**2 + self.train**2
+                         + self.run_patient**2)
+
+    def as_dict(self) -> dict:
+        return asdict(self)
 
 
 @dataclass(frozen=True)
 class Design:
-    """Replicates = seeds x splits; `patients` test patients per split; images per patient
-    uniform on `images` (inclusive) or, with `images_median`, log-normal (median, `images_log_sd`)
-    clipped to `images`; `positive_fraction` of patients are malignant."""
+    """A study's layout: the data set's patients per class (the pool), the test patients per
+    class of each split, images per patient (inclusive range, uniform, or log-normal around
+    `images_median`), and the replicates: `seeds` training seeds on each of `splits` splits."""
 
-    seeds: int
-    splits: int
-    patients: int
+    pool: tuple[int, int]
+    test: tuple[int, int]
     images: tuple[int, int]
+    splits: int
+    seeds: int = 1
     images_median: float | None = None
     images_log_sd: float = 0.5
-    positive_fraction: float = 0.5
 
-    def image_counts(self, rng: np.random.Generator) -> np.ndarray:
+    @property
+    def replicates(self) -> int:
+        return self.splits * self.seeds
+
+    def image_counts(self, rng: np.random.Generator, n: int) -> np.ndarray:
         lo, hi = self.images
         if self.images_median is None:
-            return rng.integers(lo, hi + 1, self.patients)
-        x = np.exp(math.log(self.images_median) + self.images_log_sd * rng.standard_normal(self.patients))
+            return rng.integers(lo, hi + 1, n)
+        x = np.exp(math.log(self.images_median) + self.images_log_sd * rng.standard_normal(n))
         return np.clip(np.rint(x), lo, hi).astype(np.int64)
+
+    def with_splits(self, splits: int) -> Design:
+        return Design(self.pool, self.test, self.images, splits, self.seeds, self.images_median, self.images_log_sd)
+
+    def as_dict(self) -> dict:
+        return {**asdict(self), "replicates": self.replicates}
 
 
 _GH_X, _GH_W = np.polynomial.hermite_e.hermegauss(80)
 _GH_W = _GH_W / _GH_W.sum()
 
 
-def marginal_accuracy(mu: float, sd: float) -> float:
+def marginal(mu: float, sd: float) -> float:
     """E[expit(mu + sd * Z)], Z standard normal."""
     return float(np.dot(_GH_W, special.expit(mu + sd * _GH_X)))
 
 
-def _mu(accuracy: float, sd: float) -> float:
-    if not 0.0 < accuracy < 1.0:
-        raise ValueError(f"accuracy {accuracy} must lie strictly between 0 and 1")
-    return float(optimize.brentq(lambda m: marginal_accuracy(m, sd) - accuracy, -40.0, 40.0, xtol=1e-13))
+def logit_for(p: float, sd: float) -> float:
+    """The mu whose marginal() is p."""
+    p = min(max(float(p), 1e-4), 1 - 1e-4)
+    span = 40.0 + 10.0 * sd
+    return float(optimize.brentq(lambda m: marginal(m, sd) - p, -span, span, xtol=1e-13))
 
 
 @dataclass(frozen=True)
-class World:
-    """Everything a rerun of the study keeps: splits, patients, their labels and effects."""
+class Truth:
+    """Logit means per arm and class, the claim's contrast over the arms (A - B: (1, -1); an
+    interaction: (1, -1, -1, 1)) and its population value (pp)."""
 
-    design: Design
-    components: Components
-    mu: tuple[float, float]  # arm A, arm B
-    counts: tuple[np.ndarray, ...]  # per split: images per patient
-    labels: tuple[np.ndarray, ...]  # per split: 1 = positive patient
-    u: tuple[np.ndarray, ...]  # per split: (patients,)
-    v: tuple[np.ndarray, ...]  # per split: (2, patients)
-
-    def with_effect(self, effect_pp: float, base_accuracy: float) -> World:
-        """The same patients and effects with other arm means (a code change that moved A - B)."""
-        sd = self.components.total()
-        mu = (_mu(base_accuracy + effect_pp / 100.0, sd), _mu(base_accuracy, sd))
-        return World(self.design, self.components, mu, self.counts, self.labels, self.u, self.v)
-
-    def run(self, rng: np.random.Generator, metric: str = "accuracy") -> list[inference.Replicate]:
-        """One run of the study: replicates (seed, split) of the two arms, from per-sample outcomes."""
-        c = self.components
-        reps = []
-        for k in range(self.design.splits):
-            counts, lab = self.counts[k], self.labels[k]
-            patient = np.repeat(np.arange(len(counts)), counts)  # patient ids: 0..P-1 within the split
-            labels = lab[patient]
-            for s in range(self.design.seeds):
-                t = c.train * rng.standard_normal((2, 1))
-                w = c.run_patient * rng.standard_normal((2, len(counts)))
-                p = special.expit(np.asarray(self.mu)[:, None] + self.u[k] + self.v[k] + t + w)
-                correct = rng.random((2, len(labels))) < p[:, patient]
-                preds = np.where(correct, labels, 1 - labels)
-                parts = [inference.metric_parts(metric, labels, preds[x]) for x in range(2)]
-                reps.append(inference.replicate((s, k), patient, np.stack([parts[0][0], parts[1][0]]),
-                                                np.stack([parts[0][1], parts[1][1]])))
-        return reps
+    mu: np.ndarray  # (arms, 2 classes)
+    effect_pp: float
+    weights: tuple[float, ...] = (1.0, -1.0)
 
 
-def world(design: Design, components: Components, *, base_accuracy: float, effect_pp: float,
-          rng: np.random.Generator) -> World:
-    """Draw the fixed part of a study (see the module docstring)."""
-    sd = components.total()
-    mu_b = _mu(base_accuracy, sd)
-    mu_a = _mu(base_accuracy + effect_pp / 100.0, sd)
-    counts, labels, us, vs = [], [], [], []
-    for _ in range(design.splits):
-        n = design.image_counts(rng)
-        counts.append(n)
-        labels.append((rng.random(design.patients) < design.positive_fraction).astype(np.int64))
-        us.append(components.patient * rng.standard_normal(design.patients))
-        vs.append(components.patient_arm * rng.standard_normal((2, design.patients)))
-    return World(design, components, (mu_a, mu_b), tuple(counts), tuple(labels), tuple(us), tuple(vs))
+def _metric_of(mu: np.ndarray, sd: float, design: Design, metric: str) -> float:
+    per_class = np.array([marginal(m, sd) for m in mu])
+    share = np.array(design.pool, float) / sum(design.pool)
+    return float(per_class[1]) if metric == "recall" else float(share @ per_class)
+
+
+def truth_at(c: Components, design: Design, metric: str, rates: Sequence[tuple[float, float]],
+             weights: Sequence[float] = (1.0, -1.0)) -> Truth:
+    """Each arm at its own per-class rates (what the records show: the model fitted to them)."""
+    sd = c.total()
+    mu = np.array([[logit_for(p, sd) for p in r] for r in rates])
+    w = tuple(float(x) for x in weights)
+    return Truth(mu, 100.0 * float(np.dot(w, [_metric_of(m, sd, design, metric) for m in mu])), w)
+
+
+def truth(c: Components, design: Design, metric: str, effect_pp: float,
+          weights: Sequence[float] = (1.0, -1.0)) -> Truth:
+    """Every arm at the base rates, arm A (weight +1) shifted by one logit offset (both classes)
+    so that the contrast's population value is `effect_pp` (0: the null). An effect the base
+    leaves no room for raises ValueError."""
+    sd = c.total()
+    w = tuple(float(x) for x in weights)
+    mu_b = np.array([logit_for(c.base[0], sd), logit_for(c.base[1], sd)])
+
+    def metric_of(mu: np.ndarray) -> float:
+        return _metric_of(mu, sd, design, metric)
+
+    base = metric_of(mu_b)
+    if effect_pp == 0:
+        return Truth(np.stack([mu_b] * len(w)), 0.0, w)
+    target = base + effect_pp / 100.0 / w[0]
+    if not 0.0 < target < 1.0:
+        raise ValueError(f"an effect of {effect_pp:+.1f} pp on a base {metric} of {100 * base:.1f} % leaves [0, 100]")
+    span = 40.0 + 10.0 * sd
+    shift = optimize.brentq(lambda s: metric_of(mu_b + s) - target, -span, span, xtol=1e-12)
+    return Truth(np.stack([mu_b + shift] + [mu_b] * (len(w) - 1)), 100.0 * w[0] * (metric_of(mu_b + shift) - base), w)
+
+
+@dataclass
+class Study:
+    """One simulated study as the rule's arrays (inference.from_arrays): per replicate its value
+    (pp), split and per-patient contributions with patient ids; the truth; and, for tests, the
+    per-patient sums (`replicates()` rebuilds inference.Replicate objects from them)."""
+
+    values: np.ndarray
+    splits: np.ndarray
+    contrib: np.ndarray
+    patients: np.ndarray
+    pool: int
+    effect_pp: float
+    identical: np.ndarray
+    weights: tuple[float, ...] = (1.0, -1.0)
+    sums: list = field(default_factory=list)  # (key, split, patient ids, num (K, n), den (K, n), classes)
+
+    def evidence(self) -> inference.Evidence:
+        n = len(self.contrib) // len(self.values)  # every replicate holds the same number of test patients
+        return inference.from_arrays(self.values, self.splits, self.contrib, self.patients, self.pool,
+                                     identical=self.identical, owner=np.repeat(np.arange(len(self.values)), n))
+
+    def replicates(self) -> list[inference.Replicate]:
+        w = None if self.weights == (1.0, -1.0) else self.weights
+        return [inference.Replicate(k, sp, ids, num, den, self.pool, y, w) for k, sp, ids, num, den, y in self.sums]
+
+
+def _draw(rng: np.random.Generator, items: np.ndarray, n: int) -> np.ndarray:
+    """n of `items` without replacement (argpartition of uniforms: rng.choice is slower)."""
+    if n <= 0:
+        return items[:0]
+    return items[np.argpartition(rng.random(len(items)), n - 1)[:n]]
+
+
+def study(design: Design, c: Components, tr: Truth, metric: str, rng: np.random.Generator,
+          keep_sums: bool = False) -> Study:
+    """Draw a data set (the pool) and run the design's replicates on it (module docstring);
+    `keep_sums` keeps the per-patient sums (Study.replicates)."""
+    labels = np.repeat([0, 1], design.pool)
+    n_pool = len(labels)
+    arms = len(tr.weights)
+    w_arr = np.asarray(tr.weights)
+    counts = design.image_counts(rng, n_pool)
+    u = c.patient * rng.standard_normal(n_pool)
+    v = c.patient_arm * rng.standard_normal((arms, n_pool))
+    first = np.concatenate([[0], np.cumsum(counts)[:-1]])  # each patient's first image in the pool
+    h = c.image_arm * rng.standard_normal((arms, int(counts.sum())))
+    by_class = [np.flatnonzero(labels == k) for k in (0, 1)]
+    values, splits, contrib, pids, sums, same = [], [], [], [], [], []
+    for k in range(design.splits):
+        # a stratified draw without replacement (argpartition of uniforms: rng.choice is slow here)
+        test = np.sort(np.concatenate([_draw(rng, by_class[cl], design.test[cl]) for cl in (0, 1)]))
+        cnt, y = counts[test], labels[test]
+        starts = np.concatenate([[0], np.cumsum(cnt)[:-1]])
+        # per patient, the metric's denominator: accuracy its images, recall its images if positive
+        den = cnt.astype(np.float64) if metric == "accuracy" else cnt * (y == 1).astype(np.float64)
+        # the test images (pool indices) in test-patient order, and their systematic effects
+        images = np.repeat(first[test] - starts, cnt) + np.arange(int(cnt.sum()))
+        base_eta = np.repeat(tr.mu[:, y] + u[test] + v[:, test], cnt, axis=1) + h[:, images]  # (arms, images)
+        for s in range(design.seeds):
+            run = c.train * rng.standard_normal((arms, 1)) + c.run_patient * rng.standard_normal((arms, len(test)))
+            correct = rng.random(base_eta.shape) < special.expit(base_eta + np.repeat(run, cnt, axis=1))
+            if arms == 2 and c.identical and rng.random() < c.identical:
+                correct[0] = correct[1]
+            hits = np.add.reduceat(correct.astype(np.float64), starts, axis=1)  # correct images per patient
+            num = hits if metric == "accuracy" else hits * (y == 1)
+            tot_d = den.sum()
+            m = num.sum(1) / tot_d  # (arms,)
+            z = 100.0 * (num - m[:, None] * den) / (tot_d / len(test))  # inference.Replicate.contributions
+            values.append(100.0 * float(w_arr @ m))
+            splits.append(k)
+            contrib.append(inference.centre_within(w_arr @ z, y))
+            same.append(arms == 2 and bool(np.array_equal(num[0], num[1])))
+            pids.append(test)
+            if keep_sums:
+                sums.append(((s, k), k, test, num, np.stack([den] * arms), y))
+    return Study(np.asarray(values), np.asarray(splits), np.concatenate(contrib), np.concatenate(pids), n_pool,
+                 tr.effect_pp, np.asarray(same), tr.weights, sums)
 
 
 def clopper_pearson(k: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
@@ -156,92 +242,44 @@ def clopper_pearson(k: int, n: int, confidence: float = 0.95) -> tuple[float, fl
     return float(ci.low), float(ci.high)
 
 
-def verdict_of(reps: list[inference.Replicate], *, kind: str, direction: int, level: float, margin: float,
-               tol: float, n_boot: int, seed: int, min_replicates: int = 2) -> dict:
-    """The production rule (`rules.decide`, a family of one at `level`) on one simulated run."""
-    ev = inference.paired(reps, n_boot=n_boot, seed=seed)
-    h = rules.Hypothesis("sim", "sim", kind, direction, ev)
-    return rules.decide([h], family=[("sim", "sim")], alpha=level, margin=margin, tol=tol,
-                        min_replicates=min_replicates)[0]
+def _rate(k: int, n: int) -> dict:
+    return {"rate": k / n, "ci95": clopper_pearson(k, n), "count": k}
 
 
-def power(effect_pp: float, design: Design, *, components: Components = Components(), base_accuracy: float = 0.8,
-          kind: str = "directional", direction: int = -1, alpha: float = 0.05, family_size: int = 1,
-          margin: float = 5.0, tol: float = 1e-9, n_sim: int = 200, n_boot: int = 500, seed: int = 0,
-          metric: str = "accuracy") -> dict:
-    """Rates of each verdict over `n_sim` simulated studies with a true A - B of `effect_pp`.
+def rates(design: Design, c: Components, *, metric: str = "accuracy", effect_pp: float = 0.0, direction: int = 1,
+          level: float = 0.05, n_sim: int = 2000, seed: int = 0, tol: float = 1e-9,
+          min_replicates: int = 2, coverage_level: float = 0.05, weights: Sequence[float] = (1.0, -1.0)) -> dict:
+    """The production rule on `n_sim` simulated studies with a true difference `effect_pp`.
 
-    The claim is judged at alpha / family_size: the level Holm gives the first-ranked member of
-    a family of that size, the lowest it can give, so the returned "reproduced" rate is a lower
-    bound of the power inside the family. With effect_pp = 0 (directional) the "reproduced" +
-    "contradicted" rate is the false-positive rate. Each rate comes with its 95 % Clopper-Pearson
-    interval (Monte-Carlo error). Deterministic for `seed`.
+    Returns the share of decisions (the (1 - level) interval excludes 0: reproduced or
+    contradicted), of "reproduced" (on the side `direction`), the coverage of the true difference
+    by the (1 - coverage_level) interval among the studies that gave one (`with_interval`: fewer
+    than two split units where the arms differ give none), each with its Clopper-Pearson interval
+    (Monte-Carlo error), and
+    the same decision share for a plain replicate-level t that leaves out the shared-patient term
+    (what the rule would do without it). Deterministic for `seed`.
     """
     rng = np.random.default_rng(seed)
-    level = alpha / family_size
-    tally: dict[str, int] = {}
-    for i in range(n_sim):
-        w = world(design, components, base_accuracy=base_accuracy, effect_pp=effect_pp, rng=rng)
-        row = verdict_of(w.run(rng, metric), kind=kind, direction=direction, level=level, margin=margin,
-                         tol=tol, n_boot=n_boot, seed=i)
-        tally[row["verdict"]] = tally.get(row["verdict"], 0) + 1
-    out = {"effect_pp": effect_pp, "n_sim": n_sim, "level": level, "n_boot": n_boot, "seed": seed,
-           "base_accuracy": base_accuracy, "kind": kind, "metric": metric, "design": asdict(design),
-           "components": asdict(components), "counts": dict(sorted(tally.items())), "rates": {}}
-    for v in (rules.REPRODUCED, rules.CONTRADICTED, rules.INCONCLUSIVE, rules.UNDERPOWERED):
-        k = tally.get(v, 0)
-        out["rates"][v] = {"rate": k / n_sim, "ci95": clopper_pearson(k, n_sim)}
-    false = tally.get(rules.REPRODUCED, 0) + tally.get(rules.CONTRADICTED, 0)
-    out["decisive"] = {"rate": false / n_sim, "ci95": clopper_pearson(false, n_sim)}
-    return out
-
-
-def _arm(reps: list[inference.Replicate], k: int) -> list[inference.Replicate]:
-    """The single-arm replicates (a compare cell) of arm k of two-arm replicates."""
-    return [inference.Replicate(r.key, r.split, r.patients, r.num[k:k + 1], r.den[k:k + 1]) for r in reps]
-
-
-def compare_flag(reps_a: list[inference.Replicate], reps_b: list[inference.Replicate], *, alpha: float,
-                 n_boot: int, seed: int) -> tuple[bool, float]:
-    """What compare says of a claim between run A and run B: (flagged, noise half-width pp).
-
-    Three tests, Benjamini-Hochberg adjusted together: the claim difference (2-arm replicates)
-    and the two cells (each arm's metric); flagged when any adjusted p < alpha. The noise is the
-    half-width of the claim difference's (1 - alpha) interval (`rules.borderline`'s shift).
-    """
-    tests = [inference.unpaired(reps_a, reps_b, n_boot=n_boot, seed=seed)]
-    tests += [inference.unpaired(_arm(reps_a, k), _arm(reps_b, k), n_boot=n_boot, seed=seed) for k in (0, 1)]
-    q = inference.bh([t.p_two_sided(0.0) for t in tests])
-    lo, hi = tests[0].interval(1.0 - alpha)
-    return min(q) < alpha, (hi - lo) / 2.0
-
-
-def stability(effect_pp: float, design: Design, *, effect_b_pp: float | None = None,
-              components: Components = Components(), base_accuracy: float = 0.8, kind: str = "directional",
-              direction: int = -1, alpha: float = 0.05, margin: float = 5.0, tol: float = 1e-9, n_sim: int = 200,
-              n_boot: int = 300, seed: int = 0, use_borderline: bool = True) -> dict:
-    """Run A and run B of the same simulated study (same splits, patients and patient effects;
-    fresh training noise), judged like claims and compared like `compare`; the label of each
-    verdict change (`rules.explain_change`). `effect_b_pp` plants a real change in run B.
-    `use_borderline=False` drops the borderline label (the negative control of the test).
-    Returns counts of labels, the changed and UNEXPLAINED counts with Clopper-Pearson intervals,
-    and the share of run-A verdicts that are borderline."""
-    rng = np.random.default_rng(seed)
-    labels: Counter = Counter()
-    borderline_a = 0
-    for i in range(n_sim):
-        w = world(design, components, base_accuracy=base_accuracy, effect_pp=effect_pp, rng=rng)
-        wb = w if effect_b_pp is None else w.with_effect(effect_b_pp, base_accuracy)
-        ra, rb = w.run(rng), wb.run(rng)
-        va, vb = (verdict_of(r, kind=kind, direction=direction, level=alpha, margin=margin, tol=tol,
-                             n_boot=n_boot, seed=i) for r in (ra, rb))
-        flagged, shift = compare_flag(ra, rb, alpha=alpha, n_boot=n_boot, seed=i)
-        label = rules.explain_change(va, vb, flagged=flagged, shift_pp=shift if use_borderline else None,
-                                     margin=margin, tol=tol)
-        labels[label or "unchanged"] += 1
-        borderline_a += rules.borderline(va, shift, margin, tol)
-    changed = n_sim - labels["unchanged"]
-    return {"n_sim": n_sim, "labels": dict(sorted(labels.items())), "changed": changed,
-            "unexplained": labels["UNEXPLAINED"],
-            "unexplained_ci95": clopper_pearson(labels["UNEXPLAINED"], n_sim),
-            "changed_ci95": clopper_pearson(changed, n_sim), "borderline_share_a": borderline_a / n_sim}
+    tr = truth(c, design, metric, effect_pp, weights)
+    decided = reproduced = covered = plain = intervals = 0
+    conf = 1.0 - coverage_level
+    for _ in range(n_sim):
+        ev = study(design, c, tr, metric, rng).evidence()
+        verdict = rules.judge(rules.Hypothesis("sim", "sim", "directional", direction, ev), level, margin=5.0,
+                              tol=tol, min_replicates=min_replicates)
+        decided += verdict in rules.DECISIVE
+        reproduced += verdict == rules.REPRODUCED
+        iv = ev.interval(conf)
+        intervals += iv is not None
+        covered += iv is not None and iv[0] <= tr.effect_pp <= iv[1]
+        if ev.se_units is not None and ev.df is not None:
+            u = ev.units
+            h_plain = float(special.stdtrit(u - 1, 1 - level / 2)) * ev.se_units if ev.se_units > 0 else 0.0
+            plain += abs(ev.estimate) > h_plain + tol
+    return {"metric": metric, "effect_pp": tr.effect_pp, "weights": list(tr.weights), "direction": direction,
+            "level": level,
+            "coverage_confidence": conf, "n_sim": n_sim,
+            "seed": seed, "design": design.as_dict(), "components": c.as_dict(),
+            "decisions": _rate(decided, n_sim), "reproduced": _rate(reproduced, n_sim),
+            "coverage": _rate(covered, max(intervals, 1)), "with_interval": intervals,
+            "plain_t_decisions": _rate(plain, n_sim)}

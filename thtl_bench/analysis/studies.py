@@ -3,10 +3,10 @@
 - `sizes`: the THTL gain (thtl_last minus onestep_last, test accuracy, pp) against the target
   and the intermediate training shares, per model and intermediate domain, each point with the
   same replicate-level paired interval as the claims;
-- `power`: the measured power of the claim rule for a C1-sized effect at this run's own design
-  (replicates, test patients, images per patient read from the records), by simulation;
 - `transfer`: transferability scores of each step-1 network (an artefact the running side
-  writes) beside the measured THTL gain, with Kendall's tau across (domain, model) pairs.
+  writes) beside the measured THTL gain, with Kendall's tau across (domain, model) pairs and its
+  exact permutation p.
+The rule's calibration and power at the run's design are thtl_bench.analysis.calibration's.
 """
 
 from __future__ import annotations
@@ -16,8 +16,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from thtl_bench import transferability
-from thtl_bench.analysis import claims as claims_mod
-from thtl_bench.analysis import inference, replicates, simulate
+from thtl_bench.analysis import fit, inference, replicates
 from thtl_bench.analysis import summary as summary_mod
 
 GAIN = ("thtl_last", "onestep_last", "accuracy")  # the THTL gain the size axes and scores are about
@@ -30,7 +29,7 @@ def _gain(index: dict, model: str, domain: str, tf: float, inf: float, params: d
         pairs = replicates.paired_replicates(a, b, GAIN[2]) if a and b else []
         if not pairs:
             return None
-        ev = inference.paired(pairs, n_boot=int(params["bootstrap"]), seed=int(params["bootstrap_seed"]))
+        ev = inference.paired(pairs)
     except ValueError:  # arms of a replicate on different test samples, or every replicate undefined
         return None
     iv = ev.interval(float(params["confidence"])) if ev.decidable else None
@@ -43,7 +42,7 @@ def _gain(index: dict, model: str, domain: str, tf: float, inf: float, params: d
 def sizes(records: Sequence[dict], params: dict) -> list[dict]:
     """THTL gain per (model, domain, axis, fraction); axis "target" at the full intermediate
     share, axis "intermediate" at the full target share (the grid varies one axis at a time)."""
-    index = replicates.index(records)
+    index = replicates.index(records, fit.Gate.of(params))
     out = []
     keys = sorted({(k[0], k[2]) for k in index if k[1] == GAIN[0]})
     for model, domain in keys:
@@ -60,62 +59,14 @@ def sizes(records: Sequence[dict], params: dict) -> list[dict]:
     return out
 
 
-def design_of(records: Sequence[dict]) -> simulate.Design | None:
-    """The default design of the target cells: replicates (seeds x splits), test patients and
-    images per patient, malignant share, as the records show them."""
-    target = [r for r in records if r["status"] == "ok" and r["case"].get("domain") is None
-              and (r.get("predictions") or {}).get("test", {}).get("groups")]
-    if not target:
-        return None
-    # Design crosses seeds x splits: the seeds it needs are those trained on each split (the
-    # diagonal replicates 0/0, 1/1, 2/2 are 1 seed on each of 3 splits, not 3 x 3 = 9 runs)
-    by_split: dict[int, set] = {}
-    for r in target:
-        by_split.setdefault(r["case"]["split"], set()).add(r["case"]["seed"])
-    seeds_per_split = min(len(v) for v in by_split.values())
-    per, pos = [], []
-    for r in target:
-        t = r["predictions"]["test"]
-        groups, labels = np.asarray(t["groups"]), np.asarray(t["labels"])
-        _, counts = np.unique(groups, return_counts=True)
-        per.append((len(counts), int(counts.min()), int(counts.max())))
-        s = replicates.samples(r)
-        pos.append(np.mean([labels[groups == g][0] == s["positive"] for g in np.unique(groups)]))
-    patients = int(np.median([p[0] for p in per]))
-    return simulate.Design(seeds=seeds_per_split, splits=len(by_split), patients=patients,
-                           images=(min(p[1] for p in per), max(p[2] for p in per)),
-                           positive_fraction=float(np.mean(pos)))
-
-
-def power(records: Sequence[dict], params: dict) -> dict | None:
-    """The rule's power for the paper's C1 effect at this run's design (stats.power settings),
-    judged at the lowest level Holm can give a member of the primary family (alpha / m)."""
-    design = design_of(records)
-    p = params.get("power") or {}
-    if design is None or not p:
-        return None
-    alpha = 1.0 - float(params["confidence"])
-    m = max(1, len(claims_mod.family(params)))
-    out = simulate.power(float(p["effect_pp"]), design, base_accuracy=float(p["base_accuracy"]), kind="directional",
-                         direction=-1 if float(p["effect_pp"]) < 0 else 1, alpha=alpha, family_size=m,
-                         tol=float(params["tolerance_pp"]), n_sim=int(p["n_sim"]), n_boot=int(p["n_boot"]),
-                         seed=int(p["seed"]))
-    null = simulate.power(0.0, design, base_accuracy=float(p["base_accuracy"]), kind="directional", direction=-1,
-                          alpha=alpha, family_size=m, tol=float(params["tolerance_pp"]), n_sim=int(p["n_sim"]),
-                          n_boot=int(p["n_boot"]), seed=int(p["seed"]) + 1)
-    return {"effect_pp": out["effect_pp"], "level": out["level"], "family_size": m, "design": out["design"],
-            "power": out["rates"]["reproduced"], "false_decisions": null["decisive"], "n_sim": out["n_sim"],
-            "n_boot": out["n_boot"], "components": out["components"], "base_accuracy": out["base_accuracy"]}
-
-
 def transfer(records: Sequence[dict], scores: dict | None, params: dict) -> dict | None:
     """Each step-1 network's transferability scores (artefact `scores`: entries {model, domain,
     replicate, scores: {name: value}, distances: {name: value}}) beside the measured THTL gain of
     its (model, domain), and Kendall's tau between each score and the gain across (model,
-    domain) pairs, with a bootstrap interval over domains."""
+    domain) pairs, with its permutation p and, over enough domains, a bootstrap interval."""
     if not scores or not scores.get("entries"):
         return None
-    index = replicates.index(records)
+    index = replicates.index(records, fit.Gate.of(params))
     rows = []
     pairs = {(e["model"], e["domain"]) for e in scores["entries"]}
     models = summary_mod.canonical_order("models", sorted(m for m, _ in pairs))

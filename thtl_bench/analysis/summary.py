@@ -15,7 +15,7 @@ import numpy as np
 from thtl_bench import arms as arms_registry
 from thtl_bench import catalog
 from thtl_bench import domains as domain_registry
-from thtl_bench.analysis import inference, replicates
+from thtl_bench.analysis import fit, inference, replicates
 from thtl_bench.analysis.intervals import _none_if_nan, t_interval
 from thtl_bench.config import canonical_json, digest
 from thtl_bench.records import Case
@@ -90,18 +90,18 @@ def _key_order(key: tuple, models: list[str], arms: list[str], doms: list[str]) 
 def summarise(records: Sequence[dict], cfg: dict, order: dict | None = None) -> dict:
     """Per cell (model, arm, intermediate domain, target share, intermediate share): each test
     metric over its replicates (mean, std, the values) with a replicate-level interval: for ratio
-    metrics the two-level bootstrap / t hull of inference.single (replicates, then patients), for
-    ROC AUC and kappa the t-interval over replicates. Cells follow the canonical order.
+    metrics the claims' rule (inference.single: t over split units with the shared-patient term),
+    for ROC AUC and kappa the t-interval over replicates. Cells follow the canonical order.
 
     Returns {"models", "arms", "domains", "cells": [...], "not_run": [...]}.
     """
     st = cfg["stats"]
-    conf, n_boot, seed = float(st["confidence"]), int(st["bootstrap"]), int(st["bootstrap_seed"])
-    index = replicates.index(records)
+    conf = float(st["confidence"])
+    index = replicates.index(records, fit.Gate.of(st))
     models = canonical_order("models", [r["case"]["model"] for r in records], order)
     arms = canonical_order("arms", [r["case"]["arm"] for r in records], order)
     doms = canonical_order("domains", [r["case"].get("domain") for r in records if r["case"].get("domain")], order)
-    cells = [_cell(k, index[k], conf, n_boot, seed) for k in sorted(index, key=lambda k: _key_order(k, models, arms, doms))]
+    cells = [_cell(k, index[k], conf) for k in sorted(index, key=lambda k: _key_order(k, models, arms, doms))]
     bad = [r for r in records if r["status"] != "ok"]
     not_run = [{**Case.of(r).as_dict(), "reason": r.get("reason") or "no reason recorded"}
                for r in sorted(bad, key=lambda r: (_key_order(replicates.cell_key(r), models, arms, doms),
@@ -109,7 +109,7 @@ def summarise(records: Sequence[dict], cfg: dict, order: dict | None = None) -> 
     return {"models": models, "arms": arms, "domains": doms, "cells": cells, "not_run": not_run}
 
 
-def _cell(key: tuple, by_rep: dict, conf: float, n_boot: int, seed: int) -> dict:
+def _cell(key: tuple, by_rep: dict, conf: float) -> dict:
     model, arm, domain, tf, inf = key
     recs = [by_rep[k] for k in sorted(by_rep)]
     trains_on = recs[0].get("data", {}).get("domain", "larynx")
@@ -122,14 +122,14 @@ def _cell(key: tuple, by_rep: dict, conf: float, n_boot: int, seed: int) -> dict
         entry["interval"] = "t over replicates"
         if name in inference.RATIO_METRICS:
             try:
-                ev = inference.single(replicates.cell_replicates(by_rep, name), n_boot=n_boot, seed=seed)
+                ev = inference.single(replicates.cell_replicates(by_rep, name))
             except ValueError:
                 ev = None
             if ev is not None and ev.decidable:
                 lo, hi = ev.interval(conf)
                 # A proportion's interval beyond [0, 1] says nothing more: clipped.
                 entry.update(ci_low=max(0.0, lo / 100.0), ci_high=min(1.0, hi / 100.0),
-                             interval="two-level bootstrap / t hull (replicates, patients)")
+                             interval="the claims' rule: t over split units with the shared-patient term")
         metrics[name] = entry
     conf_mats = [np.asarray(r["metrics"]["test"]["confusion"]) for r in recs
                  if r["metrics"]["test"].get("confusion") is not None]
@@ -138,7 +138,7 @@ def _cell(key: tuple, by_rep: dict, conf: float, n_boot: int, seed: int) -> dict
         values = [r.get("timing", {}).get(k) for r in recs]
         t = t_interval(values, conf)
         timing[k] = {"mean": t["mean"], "std": t["std"], "values": values}
-    fits = [r.get("fit") or {} for r in recs]
+    gates = [r.get("gate") or {} for r in recs]
     return {
         "model": model, "arm": arm, "domain": domain, "target_fraction": tf, "intermediate_fraction": inf,
         "trains_on": trains_on,
@@ -146,8 +146,10 @@ def _cell(key: tuple, by_rep: dict, conf: float, n_boot: int, seed: int) -> dict
         "n": len(recs),
         "metrics": metrics,
         "confusion_sum": np.sum(conf_mats, axis=0).tolist() if conf_mats else None,
-        "fit": {"train_accuracy": [f.get("train_accuracy") for f in fits],
-                "ok": [f.get("ok") for f in fits], "undertrained": replicates.undertrained(by_rep)},
+        "fit": {"train_accuracy": [g.get("train_accuracy") for g in gates], "kappa": [g.get("kappa") for g in gates],
+                "converged": [g.get("converged") for g in gates], "stage": [g.get("stage") for g in gates],
+                "head_only": [g.get("head_only") for g in gates], "why": [g.get("why") or "" for g in gates],
+                "ok": [g.get("ok") for g in gates], "undertrained": replicates.undertrained(by_rep)},
         "epochs": [[st.get("epochs") for st in r.get("stages") or []] for r in recs],
         "test_patients": sorted({(r.get("data") or {}).get("patients", {}).get("test") for r in recs}, key=str),
         "timing": timing,

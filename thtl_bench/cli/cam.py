@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from thtl_bench.cli.common import add_common, load_cfg
+from thtl_bench.cli.common import load_cfg, subcommand
 
 
 def _cmd(args: argparse.Namespace) -> int:
@@ -21,11 +21,11 @@ def _cmd(args: argparse.Namespace) -> int:
 
 
 def add_cli(subparsers: Any) -> None:
-    p = subparsers.add_parser(
-        "cam", help="LayerCAM figures per arm and layer group, with vessel-mass shares",
+    p = subcommand(
+        subparsers, "cam", help="LayerCAM figures per arm and layer group, with vessel-mass shares",
+        example="thtl-bench cam --profile smoke -S cam.images_per_class=4",
         description="Render LayerCAM maps of cam.model / cam.replicate for every arm in cam.arms on chosen "
                     "larynx test images; writes figures to cam.out_dir and <report.dir>/cam.json.")
-    add_common(p)
     p.add_argument("--checkpoints", default=None, metavar="DIR",
                    help="checkpoints folder (default: grid.checkpoints_dir)")
     p.set_defaults(func=_cmd)

@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import argparse
 import time
+from pathlib import Path
 
-from thtl_bench.cli.common import add_common, load_cfg
+from thtl_bench import domains
+from thtl_bench.cli.common import load_cfg, subcommand
+from thtl_bench.errors import UserError
 
 
 def _domains(args: argparse.Namespace, cfg: dict) -> list[str]:
-    """--domain, else the profile's own: the target and the grid's intermediate domains."""
-    from thtl_bench import domains
+    """--domain (argparse checks the names), else the profile's own: the target and the grid's intermediate domains."""
     from thtl_bench.data.check import profile_domains
 
-    for d in args.domain or []:
-        domains.get(d)  # unknown names fail loudly
     return list(args.domain or profile_domains(cfg))
 
 
@@ -22,13 +22,37 @@ def _synth(args: argparse.Namespace) -> int:
     from thtl_bench.data.phantoms import format_stats, synth
 
     cfg = load_cfg(args)
-    out = args.out or cfg["data"]["root"]
+    out = Path(args.out or cfg["data"]["root"])
+    if cfg["data"]["kind"] != "phantom" and not args.out:
+        # dvc.yaml's synth stage on real data: the data set is the stage's output, as found.
+        if not out.is_dir():
+            raise UserError(f"data.kind is {cfg['data']['kind']!r} for profile {cfg['profile']!r} but {out} is missing: put "
+                            f"the data set there (docs/reproducibility.md) or `dvc pull synth`")
+        print(f"data.kind is {cfg['data']['kind']!r}: {out} is used as found, nothing synthesised "
+              "(`thtl-bench data check` checks it)")
+        return 0
     t0 = time.perf_counter()
-    stats = synth(out, cfg["synth"], _domains(args, cfg), profile=cfg.get("profile"), sheets=args.sheets)
+    doms = _domains(args, cfg)
+    stats = synth(out, cfg["synth"], doms, profile=cfg.get("profile"), sheets=args.sheets)
+    if not args.out and not args.domain:
+        _drop_stale(out, doms)
     print(format_stats(stats))
     print(f"wrote phantoms to {out}/ in {time.perf_counter() - t0:.1f} s "
           f"(profile {cfg.get('profile')}, seed {cfg['synth']['seed']}, {cfg['synth']['image_size']} px)")
     return 0
+
+
+def _drop_stale(root: Path, keep: list[str]) -> None:
+    """Phantom domain folders the profile no longer has (the generator's meta marks them; nothing
+    else is touched): the data folder then holds exactly the profile's domains."""
+    import shutil
+
+    from thtl_bench.data.cache import phantom_meta
+
+    for sub in sorted(p for p in root.iterdir() if p.is_dir() and p.name not in keep):
+        if phantom_meta(sub) is not None:
+            shutil.rmtree(sub)
+            print(f"removed {sub}: phantoms of a domain the profile no longer lists (grid.domains)")
 
 
 def _check(args: argparse.Namespace) -> int:
@@ -69,41 +93,43 @@ def _split(args: argparse.Namespace) -> int:
 
 
 def _verify(args: argparse.Namespace) -> int:
-    from thtl_bench.data.check import verify, write_dvc_file
+    from thtl_bench.data.check import verify
 
     cfg = load_cfg(args)
-    if args.update:
-        print(f"wrote {write_dvc_file(cfg)}")
-        return 0
     for line in verify(cfg, regenerate=not args.no_regenerate):
         print(line)
     return 0
 
 
 def add_cli(subparsers) -> None:
-    p = subparsers.add_parser("synth", help="write synthetic vascular phantoms (both domains) in the real layouts")
-    add_common(p)
+    p = subcommand(subparsers, "synth", help="write synthetic vascular phantoms of the profile's domains in the real layouts",
+                   description="Write the profile's phantom domains (the target and grid.domains) into data.root "
+                               "(default data/<profile>: dvc.yaml's synth stage output), byte-identical on every CPU; "
+                               "phantom domains the profile no longer lists are removed from it. With data.kind real "
+                               "the folder is used as found (nothing is written).",
+                   example="thtl-bench synth --profile domains --sheets /tmp/sheets")
     p.add_argument("--out", default=None, help="output folder (default: the profile's data.root)")
-    p.add_argument("--domain", action="append",
+    p.add_argument("--domain", action="append", choices=domains.NAMES,
                    help="only this domain (repeatable; default: the profile's target and grid.domains)")
     p.add_argument("--sheets", default=None, metavar="DIR",
                    help="also write a contact sheet per domain, DIR/phantoms_<domain>.png (outside the data)")
     p.set_defaults(func=_synth)
 
-    data = subparsers.add_parser("data", help="check, split and verify the data folder")
-    sub = data.add_subparsers(dest="data_command", required=True)
-    for name, fn, text in (("check", _check, "report every problem of the data folder, with counts (exit 1 on errors)"),
-                           ("split", _split, "write splits/<domain>/k<seed>.csv for every split seed of the grid"),
-                           ("verify", _verify, "check the profile's data folder against its .dvc file; regenerate "
-                                               "phantoms if the folder is missing")):
-        q = sub.add_parser(name, help=text)
-        add_common(q)
-        q.set_defaults(func=fn)
-        if name != "verify":
-            q.add_argument("--domain", action="append", help="only this domain (repeatable)")
-    check_p = sub.choices["check"]
-    check_p.add_argument("--limit", type=int, default=50, help="problems printed per domain")
-    check_p.add_argument("--json", default=None, metavar="PATH", help="also write the reports as JSON (a DVC metric)")
-    verify_p = sub.choices["verify"]
-    verify_p.add_argument("--update", action="store_true", help="(re)write the profile's .dvc file from its data folder")
-    verify_p.add_argument("--no-regenerate", action="store_true", help="never regenerate a missing phantom folder")
+    data = subcommand(subparsers, "data", help="check, split and verify the data folder", params=False,
+                      example="thtl-bench data check --profile smoke --limit 10")
+    sub = data.add_subparsers(dest="data_command", required=True, metavar="SUBCOMMAND")
+    q = subcommand(sub, "check", help="report every problem of the data folder, with counts (exit 1 on errors)",
+                   example="thtl-bench data check --profile smoke --json report/data_check.json")
+    q.add_argument("--domain", action="append", choices=domains.NAMES, help="only this domain (repeatable)")
+    q.add_argument("--limit", type=int, default=50, help="problems printed per domain")
+    q.add_argument("--json", default=None, metavar="PATH", help="also write the reports as JSON (dvc.yaml: report/data_check.json)")
+    q.set_defaults(func=_check)
+    q = subcommand(sub, "split", help="write splits/<profile>/<domain>/k<seed>.csv for every split seed of grid.replicates",
+                   example="thtl-bench data split --profile smoke --domain larynx")
+    q.add_argument("--domain", action="append", choices=domains.NAMES, help="only this domain (repeatable)")
+    q.set_defaults(func=_split)
+    q = subcommand(sub, "verify", help="check the profile's data folder against the hash dvc.lock records for it "
+                                       "(regenerating missing phantoms first)",
+                   example="thtl-bench data verify --profile smoke --no-regenerate")
+    q.add_argument("--no-regenerate", action="store_true", help="never regenerate a missing phantom folder")
+    q.set_defaults(func=_verify)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from thtl_bench.cli.common import add_common, load_cfg
+from thtl_bench.cli.common import load_cfg, subcommand
 
 
 def _flops(args: argparse.Namespace) -> int:
@@ -24,8 +24,8 @@ def _flops(args: argparse.Namespace) -> int:
 
 
 def add_cli(subparsers) -> None:
-    p = subparsers.add_parser("flops", help="count forward FLOPs per image for the cost projection (report/flops.json)")
-    add_common(p)
+    p = subcommand(subparsers, "flops", help="count forward FLOPs per image for the cost projection (report/flops.json)",
+                   example="thtl-bench flops --profile smoke -S report.projection.profile=domains")
     p.add_argument("records", nargs="*", help="record folders (default: grid.records_dir)")
     p.add_argument("--out", default=None, help="output path (default: report.dir/flops.json)")
     p.set_defaults(func=_flops)

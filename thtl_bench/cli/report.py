@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from thtl_bench.cli.common import add_common, load_cfg
+from thtl_bench.cli.common import load_cfg, subcommand
 
 
 def _records_dirs(args: argparse.Namespace, cfg: dict) -> list[str]:
@@ -13,16 +13,12 @@ def _records_dirs(args: argparse.Namespace, cfg: dict) -> list[str]:
 
 
 def cmd_aggregate(args: argparse.Namespace) -> int:
-    from thtl_bench import records
     from thtl_bench.analysis import aggregate, claims
-    from thtl_bench.errors import UserError
 
     cfg = load_cfg(args)
     dirs = _records_dirs(args, cfg)
-    for d in dirs:
-        if not Path(d).exists():
-            raise UserError(f"records folder {d} not found: run `thtl-bench grid` first")
-    summary = aggregate.aggregate(records.load_all(dirs), cfg, **aggregate.load_artefacts(cfg["report"]["dir"]))
+    recs = aggregate.load_records(dirs, cfg, include_off_grid=args.include_off_grid)
+    summary = aggregate.aggregate(recs, cfg, **aggregate.load_artefacts(cfg["report"]["dir"]))
     out = aggregate.write_summary(summary, args.out or Path(cfg["report"]["dir"]) / "summary.json")
     prov = summary["provenance"]
     print(f"{prov['n_ok']} ok / {prov['n_not_run']} not run records from {', '.join(dirs)} -> {out}")
@@ -38,7 +34,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     if args.summary:
         path = report.render(cfg, aggregate.load_summary(args.summary))
     else:
-        path = report.write(cfg, _records_dirs(args, cfg))
+        path = report.write(cfg, _records_dirs(args, cfg), include_off_grid=args.include_off_grid)
     print(f"wrote {path}")
     return 0
 
@@ -53,25 +49,35 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 def add_cli(subparsers) -> None:
-    p = subparsers.add_parser("aggregate", help="aggregate records into report.dir/summary.json")
-    add_common(p)
+    off_grid = ("count records of replicates outside grid.replicates (by default they are named in a warning "
+                "and left out)")
+    p = subcommand(subparsers, "aggregate", help="aggregate records into report.dir/summary.json",
+                   example="thtl-bench aggregate --profile smoke records/smoke shard-b/records/smoke")
     p.add_argument("records", nargs="*", help="record folders/files (default: grid.records_dir)")
     p.add_argument("--out", default=None, help="summary path (default: report.dir/summary.json)")
+    p.add_argument("--include-off-grid", action="store_true", help=off_grid)
     p.set_defaults(func=cmd_aggregate)
 
-    p = subparsers.add_parser("report", help="write REPORT.md, metrics.json, plot data and figures")
-    add_common(p)
+    p = subcommand(subparsers, "report",
+                   help="write REPORT.md, metrics.json, headline.json (dvc metrics), plot data and figures",
+                   example="thtl-bench report --profile smoke --summary report/summary.json")
     p.add_argument("records", nargs="*", help="record folders (default: grid.records_dir)")
     p.add_argument("--summary", default=None,
                    help="render from this summary.json (written by `aggregate`) instead of the records")
+    p.add_argument("--include-off-grid", action="store_true", help=off_grid + "; without --summary only")
     p.set_defaults(func=cmd_report)
 
-    p = subparsers.add_parser("compare", help="compare two results: record folders, summary JSONs or git revisions")
-    add_common(p)
+    from thtl_bench.analysis.compare import GATE
+
+    p = subcommand(subparsers, "compare", help="did a change move a result? record folders, summary JSONs or git revisions",
+                   description="Compare A (before) with B (after): which cases have identical test predictions and why "
+                               "the others changed; for changed cells the paired per-replicate difference B - A by the "
+                               f"claims' rule; which claim verdicts moved and why. The gate {GATE}.",
+                   example="thtl-bench compare main records/smoke --fail-on-regression")
     p.add_argument("a", help="before: records folder, summary JSON or git revision")
     p.add_argument("b", help="after: records folder, summary JSON or git revision")
     p.add_argument("--records", dest="records_path", default=None,
                    help="records folder inside a git revision (default: grid.records_dir)")
     p.add_argument("--fail-on-regression", action="store_true",
-                   help="exit 1 when a metric drops beyond seed noise or a case slows beyond report.speed_change")
+                   help="exit 1 when the gate fails (see above)")
     p.set_defaults(func=cmd_compare)

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from thtl_bench.cli.common import add_common, load_cfg
+from thtl_bench.cli.common import load_cfg, subcommand
 
 
 def _references(args: argparse.Namespace) -> int:
@@ -49,24 +49,24 @@ def _transfer(args: argparse.Namespace) -> int:
 
 
 def add_cli(subparsers: Any) -> None:
-    p = subparsers.add_parser(
-        "references", help="reference points per domain and split seed (report/references.json)",
+    p = subcommand(
+        subparsers, "references", help="reference points per domain and split seed (report/references.json)",
+        example="thtl-bench references --profile domains -S stats.bootstrap=500",
         description="Majority rate, ceiling (logistic regression on the phantom generator's per-image truth; "
                     "none for real data) and colour-histogram shortcut probe on the test split of every "
                     "domain of the profile and every split seed of grid.replicates, with patient-bootstrap "
                     "intervals (stats.bootstrap, stats.bootstrap_seed, stats.confidence); writes "
                     "<report.dir>/references.json.")
-    add_common(p)
     p.set_defaults(func=_references)
 
-    p = subparsers.add_parser(
-        "transfer", help="transferability scores of the THTL step-1 networks (report/transfer.json)",
+    p = subcommand(
+        subparsers, "transfer", help="transferability scores of the THTL step-1 networks (report/transfer.json)",
+        example="thtl-bench transfer --profile domains --strict",
         description="Score each THTL step-1 network of the grid on the larynx training split (LogME, "
                     "H-score, LEEP, NCE) and measure the Fréchet distance and MMD between ImageNet "
                     "features of the intermediate and the target images; writes <report.dir>/transfer.json. "
                     "Cases without a checkpoint are skipped and listed (create them with `thtl-bench run "
                     "... --arm thtl_step1 --ensure-checkpoint`).")
-    add_common(p)
     p.add_argument("--checkpoints", default=None, metavar="DIR",
                    help="checkpoints folder (default: grid.checkpoints_dir)")
     p.add_argument("--strict", action="store_true",

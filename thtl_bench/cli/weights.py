@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from thtl_bench.cli.common import add_common, load_cfg
+from thtl_bench.cli.common import load_cfg, subcommand
 
 # Library modules are imported inside the commands: `thtl-bench --help` must not load torch.
 
@@ -62,21 +62,22 @@ def _cmd_import(args) -> int:
 
 
 def add_cli(subparsers) -> None:
-    p = subparsers.add_parser("weights", help="list, fetch or import ImageNet weights (offline-first)")
-    sub = p.add_subparsers(dest="weights_command", required=True)
-    pl = sub.add_parser("list", help="per model: are ImageNet weights available offline, and from where")
-    add_common(pl)
+    p = subcommand(subparsers, "weights", help="list, fetch or import ImageNet weights (offline-first)", params=False,
+                   example="thtl-bench weights list --verify")
+    sub = p.add_subparsers(dest="weights_command", required=True, metavar="SUBCOMMAND")
+    pl = subcommand(sub, "list", help="per model: are ImageNet weights available offline, and from where",
+                    example="thtl-bench weights list --profile paper")
     pl.add_argument("--verify", action="store_true", help="compute and check every file's sha256")
     pl.set_defaults(func=_cmd_list)
-    pf = sub.add_parser("fetch", help="download weights into the weights folder (needs network)")
-    add_common(pf)
-    pf.add_argument("models", nargs="+", metavar="MODEL")
+    pf = subcommand(sub, "fetch", help="download weights into the weights folder (needs network)",
+                    example="thtl-bench weights fetch resnet18 tv:resnet34")
+    pf.add_argument("models", nargs="+", metavar="MODEL", help="registered model (thtl_bench.catalog) or tv:NAME / timm:NAME")
     pf.add_argument("--dir", default=None, help="target folder (default: $THTL_WEIGHTS_DIR or weights.dir)")
     pf.add_argument("--force", action="store_true", help="download again even if the folder has the file")
     pf.set_defaults(func=_cmd_fetch)
-    pi = sub.add_parser("import", help="copy a checkpoint file into the weights folder after a strict load check")
-    add_common(pi)
-    pi.add_argument("model", metavar="MODEL")
-    pi.add_argument("file", metavar="FILE")
+    pi = subcommand(sub, "import", help="copy a checkpoint file into the weights folder after a strict load check",
+                    example="thtl-bench weights import resnet18 /mnt/ckpt/resnet18-f37072fd.pth")
+    pi.add_argument("model", metavar="MODEL", help="registered model (thtl_bench.catalog) or tv:NAME / timm:NAME")
+    pi.add_argument("file", metavar="FILE", help="an ImageNet checkpoint of that model (state dict)")
     pi.add_argument("--dir", default=None, help="target folder (default: $THTL_WEIGHTS_DIR or weights.dir)")
     pi.set_defaults(func=_cmd_import)

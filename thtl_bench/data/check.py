@@ -1,4 +1,4 @@
-"""`data check` (every problem of a data folder at once) and `data verify` (data/ vs data.dvc).
+"""`data check` (every problem of a data folder at once) and `data verify` (the data folder vs dvc.lock).
 
 The check decodes every image, so it finds what training would trip over, and it looks for
 shortcuts: if the original image size predicts the class better than the majority rate, a
@@ -7,15 +7,13 @@ model could learn the camera instead of the vessels unless all images get one ge
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections import Counter, defaultdict
 from pathlib import Path
 
 import numpy as np
-import yaml
 from PIL import Image
 
+from thtl_bench.config import digest
 from thtl_bench.data import splits as splits_mod
 from thtl_bench.data.cache import (
     DEFAULT_RESIZE,
@@ -27,7 +25,7 @@ from thtl_bench.data.cache import (
 )
 from thtl_bench.data.errors import DataError, Problem, errors_only
 from thtl_bench.data.sources import MASKS_DIR, Listing, read_source
-from thtl_bench.io import file_digest
+from thtl_bench.io import dvc_lock_output
 
 
 def size_shortcut(sizes: list[tuple[int, int]], labels: list[str], split: list[str]) -> dict:
@@ -72,9 +70,11 @@ def check_domain(cfg: dict, domain: str) -> dict:
         samples, h = [s for s, _ in hashed], [x for _, x in hashed]
         problems += content_problems(samples, h, lst.root)
         seeds = splits_mod.split_seeds(cfg)
+        report["split_digests"] = {}
         for k in seeds:
             fresh = splits_mod.compute(cfg, [s.id for s in samples], [s.label for s in samples],
                                        [s.group for s in samples], h, k)
+            report["split_digests"][str(k)] = digest(fresh, 16)  # the split files stand for these rows
             path = splits_mod.split_path(cfg, domain, k)
             if path.is_file():
                 try:
@@ -154,21 +154,53 @@ def format_report(rep: dict, limit: int = 50) -> str:
 
 
 # ---------------------------------------------------------------- DVC
-def dvc_dir_hash(root: Path) -> dict:
-    """The hash DVC 3 records for a directory output: md5 of the JSON list of {md5, relpath}
-    entries sorted by relpath (json.dumps(..., sort_keys=True)), suffixed ".dir" (dvc-data
-    hashfile/tree.py). Files are hashed raw (DVC 3 `hash: md5`, no dos2unix)."""
-    files = sorted(p for p in root.rglob("*") if p.is_file() and ".dvc" not in p.relative_to(root).parts)
-    entries = sorted(({"md5": file_digest(p, "md5"), "relpath": p.relative_to(root).as_posix()} for p in files),
-                     key=lambda e: e["relpath"])
-    blob = json.dumps(entries, sort_keys=True).encode("utf-8")
-    return {"md5": hashlib.md5(blob).hexdigest() + ".dir", "size": sum(p.stat().st_size for p in files),
-            "nfiles": len(files)}
+# A profile's data folder is the output of dvc.yaml's `synth` stage, data/<profile>: DVC hashes it and
+# dvc.lock records the hash (`dvc status` compares). Outside DVC (benchmarks, nox, the CLI), `verify`
+# reads that record and hashes the folder with DVC's own code (dvc-data): nothing here re-implements DVC.
 
 
-def dvc_file_for(cfg: dict) -> Path:
-    """The profile's DVC file: `<data.root>.dvc` (data.dvc, data-paper.dvc, ...), as `dvc add` names it."""
-    return Path(str(cfg["data"]["root"]).rstrip("/") + ".dvc")
+def lock_path(cfg: dict) -> Path:
+    """dvc.lock beside the parameter file (the repository root)."""
+    return Path(cfg.get("_params_file") or "params.yaml").parent / "dvc.lock"
+
+
+def recorded(cfg: dict) -> tuple[str, dict, dict] | None:
+    """(stage, out entry, params entry) of the dvc.lock output that is this profile's data folder
+    (dvc.yaml's synth stage for data/<profile>), or None when the lock records no such output."""
+    try:
+        return dvc_lock_output(lock_path(cfg), cfg["data"]["root"])
+    except ValueError as exc:
+        raise DataError(Problem("bad_lock", str(lock_path(cfg)), str(exc), "see the message")) from exc
+
+
+def recorded_recipe(cfg: dict, params: dict) -> dict | None:
+    """The synth section (and domains) the lock's stage was run with: its `synth` params merged
+    with the profile's own overrides, as config.load merges them; None if the lock lacks them."""
+    from thtl_bench.config import deep_merge
+
+    if "synth" not in params:
+        return None
+    prof = params.get(f"profiles.{cfg.get('profile')}") or {}
+    domains_ = (prof.get("grid") or {}).get("domains", params.get("grid.domains"))
+    return {"synth": deep_merge(params["synth"], prof.get("synth") or {}), "domains": domains_}
+
+
+def dvc_hash(root: Path) -> dict:
+    """DVC's hash of a folder, by DVC's own code (dvc-data's build, what `dvc status` computes for an
+    output): md5 (`<hex>.dir`), size, nfiles."""
+    import tempfile
+
+    try:
+        from dvc_data.hashfile.build import build
+        from dvc_data.hashfile.db import HashFileDB
+        from dvc_objects.fs.local import LocalFileSystem
+    except ImportError as exc:
+        raise DataError(Problem("no_dvc", str(root), f"cannot compare the folder with dvc.lock: DVC is not "
+                                f"installed ({exc})", "pip install -r requirements/dev.txt")) from exc
+    fs = LocalFileSystem()
+    with tempfile.TemporaryDirectory() as tmp:
+        _, meta, obj = build(HashFileDB(fs, tmp), str(root), fs, "md5", dry_run=True)
+    return {"md5": obj.hash_info.value, "size": meta.size, "nfiles": meta.nfiles}
 
 
 def profile_domains(cfg: dict) -> list[str]:
@@ -177,24 +209,6 @@ def profile_domains(cfg: dict) -> list[str]:
 
     want = {domains.TARGET, *cfg["grid"]["domains"]}
     return [d for d in domains.NAMES if d in want]
-
-
-def write_dvc_file(cfg: dict) -> Path:
-    """Record the profile's data folder in its .dvc file (what `dvc add` writes, without filling a
-    DVC cache); phantom data is marked in `meta` so `data verify` can regenerate it on a fresh clone."""
-    from thtl_bench.data.cache import phantom_meta
-    from thtl_bench.io import atomic_write_text
-
-    root = Path(cfg["data"]["root"])
-    out = {**dvc_dir_hash(root), "hash": "md5", "path": root.name}
-    doc = {"outs": [out]}
-    doms = profile_domains(cfg)
-    if all(phantom_meta(root / d) is not None for d in doms):
-        doc["meta"] = {"kind": "phantom", "generator": "thtl-bench synth", "profile": cfg.get("profile"),
-                       "domains": doms, "synth_seed": cfg["synth"]["seed"], "image_size": cfg["synth"]["image_size"]}
-    path = dvc_file_for(cfg)
-    atomic_write_text(path, yaml.safe_dump(doc, sort_keys=False))
-    return path
 
 
 def phantom_problems(cfg: dict) -> list[Problem]:
@@ -225,50 +239,45 @@ def phantom_problems(cfg: dict) -> list[Problem]:
 def verify(cfg: dict, regenerate: bool = True) -> list[str]:
     """Check the profile's data folder; returns lines to print, raises DataError on a mismatch.
 
-    - With a DVC file: regenerate phantom data first when the folder is missing, then compare
-      the folder's DVC hash with the file's.
-    - Without one (e.g. real data mounted read-only, or phantoms of a profile nobody has added
-      yet): accept the folder, print its content fingerprint and how to record it. Nothing is
-      written into the data folder either way.
+    - A missing folder of phantoms (data.kind phantom) is regenerated first (deterministic: the
+      same bytes on every CPU, docs/phantoms.md); missing real data is an error.
     - Phantoms made for another profile, image size or generator setting are refused, naming both.
+    - When dvc.lock records the folder as a stage output made with this recipe, the folder must
+      have that DVC hash; without such a record (real data, another recipe, no `dvc repro` yet)
+      it is used as found. Nothing is written into an existing data folder.
     """
     from thtl_bench.data.phantoms import synth
 
-    path, root = dvc_file_for(cfg), Path(cfg["data"]["root"])
+    root, lock = Path(cfg["data"]["root"]), lock_path(cfg)
+    profile = cfg.get("profile")
     lines: list[str] = []
-    if not path.is_file():
-        if not root.is_dir():
-            raise DataError(Problem("missing_root", str(root), f"{root} is missing and no {path} describes it",
-                                    f"`thtl-bench synth --profile {cfg.get('profile')}` for phantoms, or put the data "
-                                    f"set in {root} (or set data.root)"))
-        bad = phantom_problems(cfg)
-        if bad:
-            raise DataError(bad)
-        got = dvc_dir_hash(root)
-        lines.append(f"note: no {path} records {root}; using it as found: {got['md5']} ({got['nfiles']} files, "
-                     f"{got['size']} bytes). Record it with `thtl-bench data verify --update` (or `dvc add {root}`).")
-        return lines
-    doc = yaml.safe_load(path.read_text()) or {}
-    want = (doc.get("outs") or [{}])[0]
-    meta = doc.get("meta") or {}
     if not root.is_dir():
-        if not (regenerate and meta.get("kind") == "phantom"):
-            raise DataError(Problem("missing_root", str(root), f"{root} is missing and {path} does not describe "
-                                    "phantom data", f"`dvc pull` or put the data set in {root}"))
-        if meta.get("profile") not in (None, cfg.get("profile")):
-            lines.append(f"note: {path} was made with profile {meta['profile']!r}, regenerating with {cfg.get('profile')!r}")
-        synth(root, cfg["synth"], meta.get("domains") or profile_domains(cfg), profile=cfg.get("profile"))
+        if not (regenerate and cfg["data"].get("kind") == "phantom"):
+            raise DataError(Problem("missing_root", str(root), "the data folder is missing",
+                                    f"`dvc pull synth` or put the data set in {root}" if cfg["data"].get("kind") == "real"
+                                    else f"`thtl-bench synth --profile {profile}` (or `dvc repro synth`)"))
+        synth(root, cfg["synth"], profile_domains(cfg), profile=profile)
         lines.append(f"regenerated phantom data in {root} (seed {cfg['synth']['seed']})")
     bad = phantom_problems(cfg)
     if bad:
         raise DataError(bad)
-    got = dvc_dir_hash(root)
-    diffs = [f"{k}: {want.get(k)} recorded, {got[k]} found" for k in ("md5", "nfiles", "size")
-             if k in want and want[k] != got[k]]
-    if diffs:
-        raise DataError(Problem("dvc_mismatch", str(root), f"does not match {path}: " + "; ".join(diffs),
-                                f"regenerate with the recorded settings (`thtl-bench synth --profile {cfg.get('profile')}`), "
-                                f"`dvc checkout`, or, if the change is intended, `thtl-bench data verify --update` / "
-                                f"`dvc add {root}`"))
-    lines.append(f"{root} matches {path}: {got['md5']} ({got['nfiles']} files, {got['size']} bytes)")
+    found = recorded(cfg)
+    if found is None:
+        lines.append(f"note: {lock} records no stage output {root} (dvc.yaml's synth stage writes data/<profile>; "
+                     f"`dvc repro synth` records it): using the folder as found")
+        return lines
+    stage, want, params = found
+    recipe = recorded_recipe(cfg, params)
+    if recipe is not None and recipe != {"synth": cfg["synth"], "domains": cfg["grid"]["domains"]}:
+        lines.append(f"note: {lock} (stage {stage}) records {root} for other synth parameters than these; not compared")
+        return lines
+    got = dvc_hash(root)
+    if got["md5"] != want.get("md5"):
+        raise DataError(Problem(
+            "dvc_mismatch", str(root),
+            f"does not match {lock} (stage {stage}): md5 {want.get('md5')} ({want.get('nfiles')} files) recorded, "
+            f"{got['md5']} ({got['nfiles']} files) found",
+            f"`dvc repro {stage}` (regenerates phantoms, or says which input changed); for real data `dvc checkout "
+            f"{stage}`, or `dvc commit {stage}` if the change is intended"))
+    lines.append(f"{root} matches {lock} (stage {stage}): {got['md5']} ({got['nfiles']} files, {got['size']} bytes)")
     return lines

@@ -10,6 +10,7 @@ restores the generator state reproduces the same augmentations.
 
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
@@ -49,7 +50,15 @@ def to_float(batch_u8_nhwc: torch.Tensor, dtype: torch.dtype = torch.float32) ->
     return batch_u8_nhwc.permute(0, 3, 1, 2).contiguous().to(dtype).div_(255.0)
 
 
+@functools.cache
+def _imagenet(device: torch.device, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+    # Built once per device and dtype: a tensor made from Python numbers on CUDA is a blocking
+    # host-to-device copy, which inside a training step would drain the stream every batch.
+    mean = torch.tensor(IMAGENET_MEAN, dtype=dtype).view(1, 3, 1, 1).to(device)
+    std = torch.tensor(IMAGENET_STD, dtype=dtype).view(1, 3, 1, 1).to(device)
+    return mean, std
+
+
 def normalise(x: torch.Tensor) -> torch.Tensor:
-    mean = torch.tensor(IMAGENET_MEAN, device=x.device, dtype=x.dtype).view(1, 3, 1, 1)
-    std = torch.tensor(IMAGENET_STD, device=x.device, dtype=x.dtype).view(1, 3, 1, 1)
+    mean, std = _imagenet(x.device, x.dtype)
     return (x - mean) / std

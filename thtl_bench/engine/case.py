@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 
 from thtl_bench import arms, config, records
-from thtl_bench.engine import checkpoint, env, inputs, loop, record, runtime
+from thtl_bench.engine import checkpoint, env, inputs, loop, record, runners, runtime
 from thtl_bench.engine.identity import case_config, checkpoint_dir, domain_classes, parent_case
 from thtl_bench.engine.lock import case_lock
 from thtl_bench.io import sha256_file
@@ -130,6 +130,23 @@ def _build(cfg, case: Case, n_classes: int, parent_best: Path | None, parent: di
     return net, weights
 
 
+def execution_facts(t: dict, device: torch.device, done: list[dict]) -> dict:
+    """What ran, for the record: precision and channels_last as they took effect, whether the
+    trainable part ran compiled in every stage (not only whether compile was asked for) with each
+    stage's graphs and any fallback, and the determinism the run can claim."""
+    want, why = runtime.compile_setting(t, device)
+    stages = [r.get("compile") or {} for r in done]
+    return {"precision": str(t.get("precision")) if runtime.amp_dtype(t, device) else "fp32",
+            "channels_last": runtime.channels_last(t, device),
+            "compile": bool(stages) and all(s.get("ran_compiled") for s in stages),
+            "compile_detail": {"requested": bool(t.get("compile")), "active": want, "reason": why,
+                               "backend": runners.BACKEND if want else None,
+                               "static_shapes": ("training batches of exactly train.batch_size (the last partial "
+                                                 "batch of each epoch left out); evaluation pads its last batch")
+                               if want else None, "stages": stages},
+            "determinism": runtime.determinism(t, device)}
+
+
 def _plans(a: arms.Arm, net, t: dict) -> list[arms.Plan]:
     if a.trainable == "swft":
         swft_groups(net)  # refuses a model whose family has no group definition
@@ -198,8 +215,9 @@ def _train(cfg, case: Case, rec_base: dict, parent_best, progress) -> dict:
         done.append(res)
         if selected_state is None or res["best_val_loss"] < min(r["best_val_loss"] for r in done[:-1]):
             selected_state = state
-        if k + 1 < len(plans):  # between SWFT steps: the next step starts from this step's best
+        if k + 1 < len(plans):  # between SWFT steps (a stage end): the next step starts from this step's best
             checkpoint.save(snapshot(k + 1, None, state, runtime.rng_state(gens)), last)
+            ctx.saved()
 
     # Model selection on validation loss only (SWFT: the step with the lowest best val loss).
     sel = min(range(len(done)), key=lambda i: (done[i]["best_val_loss"], i))
@@ -212,10 +230,7 @@ def _train(cfg, case: Case, rec_base: dict, parent_best, progress) -> dict:
         labels={s: splits[s][1].cpu().numpy() for s in inputs.SPLITS}, done=done, selected=sel,
         weights=weights, total_params=sum(p.numel() for p in net.parameters()), timing=ctx.timing,
         wall_s=prior_wall + time.perf_counter() - t0,
-        env=env.collect(device, bool(t.get("deterministic"))) | {
-            "precision": str(t.get("precision")) if runtime.amp_dtype(t, device) else "fp32",
-            "channels_last": runtime.channels_last(t, device),
-            "compile": runtime.compiled(t, device)},
+        env=env.collect(device, bool(t.get("deterministic"))) | execution_facts(t, device, done),
         data_kind=getattr(dom, "kind", cfg["data"].get("kind")), image_size=int(cfg["data"]["image_size"]),
         swft=a.trainable == "swft")
     rec["checkpoint"] = {"file": f"{slug}/best.pt", "sha256": best_sha}

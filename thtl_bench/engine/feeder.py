@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import time
 
+import numpy as np
 import torch
 
 from thtl_bench.engine import runtime
@@ -42,6 +43,7 @@ class Feeder:
         self.channels_last = channels_last
         self.images = {k: v[0] for k, v in splits.items()}  # uint8 NHWC on device
         self.labels = {k: v[1] for k, v in splits.items()}
+        self._host_labels: dict[str, np.ndarray] = {}
         for name in self.prefix:  # frozen means frozen, also while probing shapes
             model.stages[name].eval()
         self.views = max(1, int(views)) if cache else 1
@@ -82,30 +84,38 @@ class Feeder:
         gen = torch.Generator(device=self.aug_gen.device).manual_seed(view_seed)
         runtime.synchronize(self.device)
         t0 = time.perf_counter()
-        for split, imgs in self.images.items():
-            nviews = self.views if split == "train" else 1
-            per_view = []
-            for v in range(nviews):
-                chunks = [self._prefix(self._pixels(imgs[i:i + self.bs], v > 0, gen))
-                          for i in range(0, len(imgs), self.bs)]
-                per_view.append(torch.cat(chunks))
-                self.cache_images += len(imgs)
-            self.feats[split] = torch.stack(per_view) if split == "train" else per_view[0]
+        with runtime.sync_check(self.device):
+            for split, imgs in self.images.items():
+                nviews = self.views if split == "train" else 1
+                per_view = []
+                for v in range(nviews):
+                    chunks = [self._prefix(self._pixels(imgs[i:i + self.bs], v > 0, gen))
+                              for i in range(0, len(imgs), self.bs)]
+                    per_view.append(torch.cat(chunks))
+                    self.cache_images += len(imgs)
+                self.feats[split] = torch.stack(per_view) if split == "train" else per_view[0]
         runtime.synchronize(self.device)
         self.cache_s = time.perf_counter() - t0
 
     def batch(self, split: str, idx: torch.Tensor, train: bool, view: torch.Tensor | None = None):
-        """(suffix input, labels) for rows `idx` of `split`."""
-        y = self.labels[split][idx.to(self.labels[split].device)]
+        """(suffix input, labels) for rows `idx` of `split`. The engine passes indices already on
+        the device (moved once per epoch), so a step makes no host round trip."""
+        y = self.labels[split][idx]
         if self.cache:
             f = self.feats[split]
             if split == "train":
-                f = f[view.to(f.device), idx.to(f.device)] if view is not None else f[0, idx.to(f.device)]
+                f = f[view, idx] if view is not None else f[0, idx]
             else:
-                f = f[idx.to(f.device)]
+                f = f[idx]
             return f, y
-        x = self._pixels(self.images[split][idx.to(self.images[split].device)], train and self.augment_train)
+        x = self._pixels(self.images[split][idx], train and self.augment_train)
         return (self._prefix(x) if self.prefix else x), y
 
     def size(self, split: str) -> int:
         return len(self.labels[split])
+
+    def host_labels(self, split: str) -> np.ndarray:
+        """The labels of a split on the host (copied once, not per epoch)."""
+        if split not in self._host_labels:
+            self._host_labels[split] = self.labels[split].cpu().numpy()
+        return self._host_labels[split]

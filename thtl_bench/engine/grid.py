@@ -33,26 +33,50 @@ def case_cost(case: Case) -> float:
     return arms.get(case.arm).cost
 
 
+def arm_replicates(g: dict, arm: str) -> list[tuple[int, int]]:
+    """The replicates an arm runs: the first `grid.arm_replicates[arm]` of `grid.replicates`, or all
+    of them. THTL step 1 runs wherever one of its children (or itself) is listed: a child never
+    lacks its parent."""
+    reps = [(int(s), int(k)) for s, k in g["replicates"]]
+    counts = g.get("arm_replicates") or {}
+    chosen = set(g["arms"])
+
+    def first(name: str) -> int:
+        return len(reps) if name not in counts else int(counts[name])
+
+    n = first(arm)
+    if arms.get(arm).trains_on == "intermediate":
+        kids = [a.name for a in arms.ARMS.values() if a.parent == arm and a.name in chosen]
+        n = max([n if arm in counts else 0] + [first(k) for k in kids]) if kids else n
+    return reps[:n]
+
+
 def cases(cfg: dict) -> list[Case]:
     """Every case of the grid in canonical order: models, replicates, then the target-only arms
     (per target share), then per intermediate domain step 1 (per intermediate share) and its
-    children (per share pair, one axis at a time)."""
+    children (per share pair, one axis at a time). An arm with `grid.arm_replicates` runs only its
+    first replicates (arm_replicates(); counts of arms outside grid.arms change nothing), and a
+    model with `grid.model_replicates` only its first ones."""
     g = cfg["grid"]
     chosen = [arms.get(a).name for a in g["arms"]]  # unknown names fail loudly
     ordered = [a for a in arms.NAMES if a in chosen]
+    runs = {a: set(arm_replicates(g, a)) for a in ordered}
+    per_model = g.get("model_replicates") or {}
     doms = [domains.intermediate(d).name for d in g["domains"]]
     tf = sorted({float(x) for x in g["target_fractions"]})
     inf = sorted({float(x) for x in g["intermediate_fractions"]})
     pairs = [(t, i) for t in tf for i in inf if t == tf[-1] or i == inf[-1]]
     out: list[Case] = []
     for m in g["models"]:
-        for seed, split in g["replicates"]:
+        mine = g["replicates"][:int(per_model[m])] if m in per_model else g["replicates"]
+        for seed, split in mine:
             seed, split = int(seed), int(split)
-            for a in ordered:
+            here = [a for a in ordered if (seed, split) in runs[a]]
+            for a in here:
                 if not arms.get(a).via_intermediate:
                     out += [Case(m, a, seed, split, None, t) for t in tf]
             for d in doms:
-                for a in ordered:
+                for a in here:
                     arm = arms.get(a)
                     if arm.trains_on == "intermediate":
                         out += [Case(m, a, seed, split, d, 1.0, i) for i in inf]
@@ -135,3 +159,4 @@ def run_grid(cfg: dict, shard: tuple[int, int] | None = None, progress: bool = T
     if failed:
         raise UserError(f"{len(failed)} case(s) failed:\n" + "\n".join(failed))
     return out
+

@@ -9,8 +9,9 @@ result, so a record is reused only when all of it is the same:
   NOT_TRAINING; comments, docstrings and layout ignored), so a change of the training code
   invalidates old records without anyone bumping a version;
 - `execution`: the settings that change numbers without changing the recipe (device type,
-  effective precision, channels_last, torch.compile, thread count, deterministic mode, the
-  feature-cache memory cap that decides whether the cache is used).
+  effective precision, channels_last, torch.compile, deterministic mode, the feature-cache memory
+  cap that decides whether the cache is used; on CPU the thread count, which on CUDA changes
+  nothing).
 The exact feature cache (plain, one view) gives the same result as the uncached path, so it is
 hashed only where it changes the training recipe (SWFT, multi-view).
 """
@@ -23,6 +24,8 @@ import hashlib
 import io
 import tokenize
 from pathlib import Path
+
+import torch
 
 from thtl_bench import arms, config, records
 from thtl_bench.engine import inputs, runtime
@@ -73,13 +76,19 @@ def code_fingerprint() -> str:
 
 
 def execution(t: dict) -> dict:
-    """The execution settings that change a case's numbers, as they take effect on this machine."""
-    device = runtime.resolve_device(t)
+    """The execution settings that change a case's numbers, as they take effect on the device type
+    the train section asks for (not the one present: a GPU case keeps its id on a CPU login node).
+    The CPU thread count changes a CPU run's last bits (the order of its reductions), so it is part
+    of a CPU case; on CUDA it changes no number, and GPU nodes with other core counts share cases."""
+    device = torch.device(runtime.device_type(t))
     amp = runtime.amp_dtype(t, device)
-    return {"device": device.type, "precision": str(amp).removeprefix("torch.") if amp else "fp32",
-            "channels_last": runtime.channels_last(t, device), "compile": runtime.compiled(t, device),
-            "threads": runtime.threads(t), "deterministic": bool(t.get("deterministic")),
-            "feature_cache_max_gb": float(t.get("feature_cache_max_gb", 4))}
+    out = {"device": device.type, "precision": str(amp).removeprefix("torch.") if amp else "fp32",
+           "channels_last": runtime.channels_last(t, device), "compile": runtime.compiled(t, device),
+           "deterministic": bool(t.get("deterministic")),
+           "feature_cache_max_gb": float(t.get("feature_cache_max_gb", 4))}
+    if device.type == "cpu":
+        out["threads"] = runtime.threads(t)
+    return out
 
 
 def domain_classes(cfg: dict, domain: str) -> tuple[list[str], str | None]:

@@ -22,20 +22,29 @@ import torch
 import torch.nn.functional as F
 
 from thtl_bench.arms import Plan
-from thtl_bench.engine import checkpoint, runtime
+from thtl_bench.engine import checkpoint, runners, runtime
 from thtl_bench.engine.feeder import Feeder, Suffix
 from thtl_bench.errors import UserError
 
-KILL_ENV = "THTL_KILL_AFTER_EPOCH"  # tests/drills: raise after this many epochs of one process
+KILL_ENV = "THTL_KILL_AFTER_EPOCH"  # tests/drills: checkpoint, then raise after this many epochs of one process
 
 
 class SimulatedKill(RuntimeError):
     """Raised by the kill drill (THTL_KILL_AFTER_EPOCH) right after a checkpoint was written."""
 
 
+def clock() -> float:
+    """Seconds on a monotonic clock: the checkpoint cadence (tests patch it)."""
+    return time.monotonic()
+
+
 @dataclass
 class Ctx:
-    """Case-level things a stage needs; `save` writes last.pt from a stage snapshot."""
+    """Case-level things a stage needs; `save` writes last.pt from a stage snapshot.
+
+    Checkpoint cadence: last.pt is written when `train.checkpoint_every_min` minutes of wall time
+    have passed since the last one (0: after every epoch), at every stage end (the case does that),
+    and by the kill drill; a resumed case repeats the epochs after its checkpoint, exactly on CPU."""
 
     slug: str
     train: dict
@@ -47,8 +56,16 @@ class Ctx:
     progress: object = None
     last_path: str = ""
     epochs_run: int = 0
+    last_save: float = field(default_factory=lambda: clock())  # late bound: tests patch `clock`
     timing: dict = field(default_factory=lambda: {"train_images": 0, "train_s": 0.0, "epoch_s": [],
                                                   "cache_s": 0.0, "cache_images": 0})
+
+    def checkpoint_due(self) -> bool:
+        every = float(self.train.get("checkpoint_every_min") or 0.0) * 60.0
+        return every <= 0 or clock() - self.last_save >= every
+
+    def saved(self) -> None:
+        self.last_save = clock()
 
 
 def _set_mode(model, trainable: set[str]) -> None:
@@ -124,48 +141,54 @@ def train_step(runner, opt, scaler, params: list, x: torch.Tensor, y: torch.Tens
     return loss.detach()
 
 
-def training_fit(train_accuracy: float, train_losses: list[float], t: dict, *, converged: bool,
-                 majority: float) -> dict:
-    """Whether a stage reached the stated training fit (train.fit) with its selected weights:
-    a training accuracy of at least `min_train_accuracy`, or it learned (training accuracy at
-    least `min_gain` above the training split's majority rate) and stopped by the convergence
-    criterion (`converged`: validation loss flat for `patience` epochs, not the epoch cap) or on
-    a plateau of its last `patience` training losses (within `plateau_rel`). Otherwise the stage
-    is under-trained and its arm's claims are not decided."""
-    f, k = t["fit"], int(t["patience"])
-    tail = [x for x in train_losses[-k:] if x is not None]
-    plateau = len(tail) == k and (max(tail) - min(tail)) <= float(f["plateau_rel"]) * max(tail)
-    accurate = train_accuracy >= float(f["min_train_accuracy"])
-    learned = train_accuracy >= majority + float(f["min_gain"])
-    return {"train_accuracy": train_accuracy, "majority": majority, "plateau": bool(plateau),
-            "converged": bool(converged), "learned": bool(learned),
-            "ok": bool(accurate or (learned and (converged or plateau))),
-            "min_train_accuracy": float(f["min_train_accuracy"]), "min_gain": float(f["min_gain"]),
-            "plateau_rel": float(f["plateau_rel"])}
+def training_fit(train_accuracy: float, *, majority: float, epochs: int, best_epoch: int, patience: int,
+                 max_epochs: int) -> dict:
+    """What a stage's fit is judged on, recorded as facts (the judgement is the analysis plan's fit
+    gate, thtl_bench.analysis.fit, so it is hashed with the rules and can be shown both ways): the
+    training accuracy of the selected weights, the training split's majority rate, and whether
+    the stage stopped by the convergence rule (validation loss not improved for `patience`
+    epochs) or at the epoch cap."""
+    converged = epochs - best_epoch >= int(patience)
+    return {"train_accuracy": float(train_accuracy), "majority": float(majority), "converged": bool(converged),
+            "at_cap": bool(epochs >= int(max_epochs) and not converged)}
 
 
-def _batches(perm: torch.Tensor, bs: int) -> list[torch.Tensor]:
-    chunks = list(torch.split(perm, bs))
-    # A 1-sample batch breaks batch norm in train mode: fold it into the previous batch.
-    if len(chunks) > 1 and len(chunks[-1]) == 1:
-        chunks[-2:] = [torch.cat(chunks[-2:])]
-    return chunks
+def batch_bounds(n: int, bs: int, static: bool = False) -> list[tuple[int, int]]:
+    """[start, stop) of the training batches over an epoch's permutation of `n` rows. static
+    (compiled runs): every batch has exactly `bs` rows and the last partial batch is left out (a
+    different random subset each epoch), so the compiled step never sees a second shape; a split
+    smaller than `bs` is one batch. Otherwise a 1-row last batch, which breaks batch norm in train
+    mode, is folded into the one before."""
+    bounds = [(lo, min(lo + bs, n)) for lo in range(0, n, bs)]
+    if static and len(bounds) > 1 and bounds[-1][1] - bounds[-1][0] < bs:
+        return bounds[:-1]
+    if len(bounds) > 1 and bounds[-1][1] - bounds[-1][0] == 1:
+        bounds[-2:] = [(bounds[-2][0], n)]
+    return bounds
 
 
 @torch.no_grad()
-def predict(model, runner, feeder: Feeder, split: str, ctx: Ctx) -> tuple[float, np.ndarray, float]:
-    """(mean cross-entropy, probabilities (N, C), seconds) on a split, no augmentation."""
+def predict(model, runner, feeder: Feeder, split: str, ctx: Ctx, static: bool = False) -> tuple[float, np.ndarray, float]:
+    """(mean cross-entropy, probabilities (N, C), seconds) on a split, no augmentation. Indices
+    are made on the device and the results stay there until the split is done (one copy to the
+    host). static (compiled runs): the last batch is padded to the full size by repeating its
+    last row, and the padded rows' outputs are discarded (eval mode is per-sample)."""
     model.eval()
     n = feeder.size(split)
+    bs = 2 * int(ctx.train["batch_size"])
     runtime.synchronize(ctx.device)
     t0 = time.perf_counter()
     loss, probs = torch.zeros((), device=ctx.device), []
-    for idx in torch.split(torch.arange(n), 2 * int(ctx.train["batch_size"])):
-        x, y = feeder.batch(split, idx, train=False)
-        with runtime.autocast(ctx.device, ctx.amp):
-            logits = runner(x).float()
-        loss += F.cross_entropy(logits, y, reduction="sum")
-        probs.append(torch.softmax(logits, 1))
+    with runtime.sync_check(ctx.device):
+        for start in range(0, n, bs):
+            real = min(bs, n - start)
+            size = bs if static else real  # one shape for every split of the stage
+            idx = torch.arange(start, start + size, device=ctx.device).clamp_(max=n - 1)
+            x, y = feeder.batch(split, idx, train=False)
+            with runtime.autocast(ctx.device, ctx.amp):
+                logits = runner(x).float()[:real]
+            loss += F.cross_entropy(logits, y[:real], reduction="sum")
+            probs.append(torch.softmax(logits, 1))
     out = torch.cat(probs).cpu().numpy().astype(np.float64)
     runtime.synchronize(ctx.device)
     return float(loss) / max(n, 1), out, time.perf_counter() - t0
@@ -185,6 +208,12 @@ def fit(ctx: Ctx, model, plan: Plan, splits: dict, resume: dict | None = None) -
     except torch.OutOfMemoryError as exc:
         raise UserError(f"case {ctx.slug}: CUDA out of memory at train.batch_size="
                         f"{ctx.train['batch_size']} ({plan.name}); lower it with -S train.batch_size=N") from exc
+    except RuntimeError as exc:
+        if "does not have a deterministic implementation" not in str(exc):
+            raise
+        raise UserError(f"case {ctx.slug}: train.deterministic is true, but {str(exc).splitlines()[0]} "
+                        f"({plan.name}). A record must not claim a determinism the run does not have: set "
+                        "-S train.deterministic=false (the record then says 'not bitwise deterministic')") from exc
 
 
 def _fit(ctx: Ctx, model, plan: Plan, splits: dict, resume: dict | None) -> dict:
@@ -206,9 +235,8 @@ def _fit(ctx: Ctx, model, plan: Plan, splits: dict, resume: dict | None) -> dict
         aug_gen=ctx.gens["aug"], max_cache_bytes=float(t.get("feature_cache_max_gb", 4)) * 2**30)
     ctx.timing["cache_s"] += feeder.cache_s
     ctx.timing["cache_images"] += feeder.cache_images
-    runner = Suffix(model, suffix)
-    if runtime.compiled(t, ctx.device):
-        runner = torch.compile(runner)
+    run_train, run_eval, cinfo = runners.make(Suffix(model, suffix), t, ctx.device)
+    static = cinfo["compiled"]  # compiled: shapes that never change within the stage
 
     opt = make_optimizer(_param_groups(model, plan), t)
     scaler = torch.amp.GradScaler(ctx.device.type, enabled=ctx.amp == torch.float16)
@@ -234,9 +262,9 @@ def _fit(ctx: Ctx, model, plan: Plan, splits: dict, resume: dict | None) -> dict
     if resume is None:
         # Epoch 0: the start weights, before any update (not a candidate for selection: a stage
         # must train at least min_epochs).
-        loss0, probs0, _ = predict(model, runner, feeder, "val", ctx)
+        loss0, probs0, _ = predict(model, run_eval, feeder, "val", ctx, static)
         st["history"].append({"epoch": 0, "stage": plan.name, "train_loss": None, "val_loss": loss0,
-                              "val_acc": float((probs0.argmax(1) == feeder.labels["val"].cpu().numpy()).mean()),
+                              "val_acc": float((probs0.argmax(1) == feeder.host_labels("val")).mean()),
                               "lr": 0.0, "seconds": 0.0, "feature_cache": feeder.cache})
     warmup, schedule, min_epochs = int(t["warmup_epochs"]), str(t["schedule"]), int(plan.min_epochs)
     while st["epoch"] < plan.max_epochs and (st["epoch"] < min_epochs or st["since_best"] < int(t["patience"])):
@@ -247,25 +275,32 @@ def _fit(ctx: Ctx, model, plan: Plan, splits: dict, resume: dict | None) -> dict
         _set_mode(model, trainable)
         runtime.synchronize(ctx.device)
         t0 = time.perf_counter()
+        # The epoch's order is drawn on the host (the data generator is a CPU one, so resume and
+        # the CPU default stay exact) and moved to the device once: the steps index on the device.
         perm = torch.randperm(n_train, generator=ctx.gens["data"])
         views = torch.randint(feeder.views, (n_train,), generator=ctx.gens["data"]) if feeder.views > 1 else None
+        order = runtime.to_device(perm if views is None else torch.stack([perm, views[perm]]), ctx.device)
         loss_sum = torch.zeros((), device=ctx.device)
-        for idx in _batches(perm, int(t["batch_size"])):
-            x, y = feeder.batch("train", idx, train=True, view=None if views is None else views[idx])
-            loss = train_step(runner, opt, scaler, params, x, y, ctx.device, ctx.amp, t.get("max_grad_norm"))
-            loss_sum += loss * len(idx)
-        train_loss = float(loss_sum) / n_train  # one sync per epoch, not per batch
+        used = 0
+        with runtime.sync_check(ctx.device):
+            for lo, hi in batch_bounds(n_train, int(t["batch_size"]), static):
+                idx = order[lo:hi] if views is None else order[0, lo:hi]
+                x, y = feeder.batch("train", idx, train=True, view=None if views is None else order[1, lo:hi])
+                loss = train_step(run_train, opt, scaler, params, x, y, ctx.device, ctx.amp, t.get("max_grad_norm"))
+                loss_sum += loss * (hi - lo)
+                used += hi - lo
+        train_loss = float(loss_sum) / used  # one sync per epoch, not per batch
         runtime.synchronize(ctx.device)
         train_s = time.perf_counter() - t0
         lr = opt.param_groups[0]["lr"]
         if not math.isfinite(train_loss) or train_loss > float(t["divergence_loss"]):
             raise _diverged(ctx, plan, epoch, "train loss", train_loss)
-        val_loss, val_probs, _ = predict(model, runner, feeder, "val", ctx)
+        val_loss, val_probs, _ = predict(model, run_eval, feeder, "val", ctx, static)
         if not math.isfinite(val_loss):
             raise _diverged(ctx, plan, epoch, "validation loss", val_loss)
-        val_acc = float((val_probs.argmax(1) == feeder.labels["val"].cpu().numpy()).mean())
+        val_acc = float((val_probs.argmax(1) == feeder.host_labels("val")).mean())
         seconds = time.perf_counter() - t0
-        ctx.timing["train_images"] += n_train
+        ctx.timing["train_images"] += used
         ctx.timing["train_s"] += train_s
         ctx.timing["epoch_s"].append(seconds)
         if val_loss < st["best_loss"]:
@@ -276,23 +311,28 @@ def _fit(ctx: Ctx, model, plan: Plan, splits: dict, resume: dict | None) -> dict
         st["history"].append({"epoch": epoch, "stage": plan.name, "train_loss": train_loss,
                               "val_loss": val_loss, "val_acc": val_acc, "lr": lr, "seconds": seconds,
                               "feature_cache": feeder.cache})
-        # Only trainable stages are saved: frozen ones equal the rebuilt start weights on resume.
-        ctx.save({**st, "best_state": None if st["best_epoch"] == epoch else st["best_state"],
-                  "model": trainable_state(), "optimizer": opt.state_dict(), "scaler": scaler.state_dict(),
-                  "rng": runtime.rng_state(ctx.gens)})
+        ctx.epochs_run += 1
+        kill = bool(os.environ.get(KILL_ENV)) and ctx.epochs_run == int(os.environ[KILL_ENV])
+        # A resume checkpoint by cadence (and always before the drill's kill), not every epoch:
+        # only trainable stages are saved (frozen ones equal the rebuilt start weights on resume),
+        # with the optimizer state a mid-stage resume needs.
+        if kill or ctx.checkpoint_due():
+            ctx.save({**st, "best_state": None if st["best_epoch"] == epoch else st["best_state"],
+                      "model": trainable_state(), "optimizer": opt.state_dict(), "scaler": scaler.state_dict(),
+                      "rng": runtime.rng_state(ctx.gens)})
+            ctx.saved()
         if ctx.progress:
             ctx.progress({"case": ctx.slug, "stage": plan.name, "epoch": epoch,
                           "max_epochs": plan.max_epochs, "val_loss": val_loss})
-        ctx.epochs_run += 1
-        if os.environ.get(KILL_ENV) and ctx.epochs_run == int(os.environ[KILL_ENV]):
+        if kill:
             raise SimulatedKill(f"{ctx.slug}: simulated kill after epoch {epoch} of {plan.name}")
 
     model.load_state_dict({**model.state_dict(), **st["best_state"]})
     now = _frozen_buffers(model, trainable)
     frozen_ok = all(torch.equal(frozen0[k], now[k]) for k in frozen0)
-    evals = {s: predict(model, runner, feeder, s, ctx) for s in ("train", "val", "test")}
+    evals = {s: predict(model, run_eval, feeder, s, ctx, static) for s in ("train", "val", "test")}
     n_params = sum(p.numel() for p in params)
-    y_train = feeder.labels["train"].cpu().numpy()
+    y_train = feeder.host_labels("train")
     train_acc = float((evals["train"][1].argmax(1) == y_train).mean())
     majority = float(np.bincount(y_train).max() / max(len(y_train), 1))
     prefix_s_per_image = feeder.cache_s / feeder.cache_images if feeder.cache_images else 0.0
@@ -302,9 +342,10 @@ def _fit(ctx: Ctx, model, plan: Plan, splits: dict, resume: dict | None) -> dict
         "history": st["history"], "start_digest": st["start_digest"], "state": st["best_state"],
         "best_digest": checkpoint.state_digest(model.state_dict()),
         "feature_cache": feeder.cache, "augment": feeder.augment_train, "views": feeder.views,
+        "compile": {"stage": plan.name, "ran_compiled": runners.ran_compiled(cinfo), **cinfo},
         "trainable_params": n_params, "frozen_bn_unchanged": frozen_ok,
-        "fit": training_fit(train_acc, [h["train_loss"] for h in st["history"] if h["epoch"] > 0], t,
-                            converged=st["since_best"] >= int(t["patience"]), majority=majority),
+        "fit": training_fit(train_acc, majority=majority, epochs=st["epoch"], best_epoch=st["best_epoch"],
+                            patience=int(t["patience"]), max_epochs=int(plan.max_epochs)),
         "evals": {s: (loss, probs) for s, (loss, probs, _) in evals.items()},
         # Whole-model inference time per test image: cached stages add the prefix time measured
         # while building the cache.

@@ -75,8 +75,8 @@ def ok(rec_base: dict, *, dom, classes: list[str], positive: str | None, labels:
                                  "labels": labels["test"].tolist(),
                                  "probs": best["evals"]["test"][1].tolist()}},
         "history": [h for r in done for h in r["history"]],
-        # The training fit of the selected weights (loop.training_fit): not ok = under-trained,
-        # and the claims that use this case are not decided.
+        # The facts the fit gate judges, of the selected stage (loop.training_fit; the gate itself is
+        # the analysis plan's: thtl_bench.analysis.fit).
         "fit": best["fit"],
         "stages": [{"name": r["name"], "epochs": r["epochs"], "best_epoch": r["best_epoch"],
                     "start_val_loss": r["history"][0]["val_loss"] if r["history"] and r["history"][0]["epoch"] == 0

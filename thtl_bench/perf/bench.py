@@ -19,6 +19,7 @@ from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from thtl_bench import records
@@ -46,10 +47,12 @@ def train_step(model, device: torch.device, amp: torch.dtype | None, max_grad_no
 
 
 def interleaved(fns: dict[str, Callable[[], None]], device: torch.device, *, warmup: int, steps: int,
-                rounds: int) -> dict[str, list[float]]:
+                rounds: int, sync: str = "default") -> dict[str, list[float]]:
     """Seconds per step of each callable, per round. Rounds alternate the order (ABBA...), so
     a slow drift of the machine's load hits every callable alike; CUDA is synchronised around
-    each timed block (the timm benchmark.py method: fixed warm-up, then fixed timed steps)."""
+    each timed block (the timm benchmark.py method: fixed warm-up, then fixed timed steps), and
+    inside a timed block CUDA's sync debug mode is `sync` (runtime.sync_check: "error" makes a
+    host round trip inside a step fail)."""
     for fn in fns.values():
         for _ in range(warmup):
             fn()
@@ -59,8 +62,9 @@ def interleaved(fns: dict[str, Callable[[], None]], device: torch.device, *, war
         for name in (names if r % 2 == 0 else names[::-1]):
             runtime.synchronize(device)
             t0 = time.perf_counter()
-            for _ in range(steps):
-                fns[name]()
+            with runtime.sync_check(device, sync):
+                for _ in range(steps):
+                    fns[name]()
             runtime.synchronize(device)
             out[name].append((time.perf_counter() - t0) / steps)
     return out
@@ -69,7 +73,7 @@ def interleaved(fns: dict[str, Callable[[], None]], device: torch.device, *, war
 def pipeline_vs_ready(model, images_u8: torch.Tensor, labels: torch.Tensor, *, device: torch.device,
                       amp: torch.dtype | None, channels_last: bool, batch_size: int, aug_cfg: dict,
                       max_grad_norm: float | None, warmup: int, steps: int, rounds: int,
-                      train_cfg: dict, seed: int = 0) -> dict:
+                      train_cfg: dict, seed: int = 0, sync: str = "default") -> dict:
     """Training images/s through the engine's input path vs a ready float tensor.
 
     engine: Feeder (no frozen prefix: all layers train) gathers a random batch of uint8 NHWC
@@ -83,8 +87,8 @@ def pipeline_vs_ready(model, images_u8: torch.Tensor, labels: torch.Tensor, *, d
                     augment_train=True, cache=False, views=1, view_seed=seed, channels_last=channels_last,
                     aug_gen=gen, max_cache_bytes=0.0)
     assert feeder.augment_train and not feeder.cache
-    order = torch.Generator().manual_seed(seed)
-    ready_x, ready_y = feeder.batch("train", torch.arange(min(batch_size, n)), train=False)
+    order = torch.Generator(device=device).manual_seed(seed)
+    ready_x, ready_y = feeder.batch("train", torch.arange(min(batch_size, n), device=device), train=False)
     # A dense tensor in the layout the model trains in (to_float's output is an NHWC-strided
     # view; on CPU that alone costs ~25% of a resnet18 step, see benchmarks/README.md).
     fmt = torch.channels_last if channels_last else torch.contiguous_format
@@ -93,13 +97,14 @@ def pipeline_vs_ready(model, images_u8: torch.Tensor, labels: torch.Tensor, *, d
     step = train_step(model, device, amp, max_grad_norm, train_cfg)
 
     def engine() -> None:
-        idx = torch.randperm(n, generator=order)[:batch_size]  # the engine's per-epoch permutation
+        # a random batch, drawn and indexed on the device (the engine moves each epoch's order once)
+        idx = torch.randperm(n, generator=order, device=device)[:batch_size]
         step(*feeder.batch("train", idx, train=True))
 
     def ready() -> None:
         step(ready_x, ready_y)
 
-    t = interleaved({"engine": engine, "ready": ready}, device, warmup=warmup, steps=steps, rounds=rounds)
+    t = interleaved({"engine": engine, "ready": ready}, device, warmup=warmup, steps=steps, rounds=rounds, sync=sync)
     bs = len(ready_y)
     ratios = [r / e for e, r in zip(t["engine"], t["ready"], strict=True)]
     return {"engine_images_per_s": bs / statistics.median(t["engine"]),
@@ -181,6 +186,26 @@ def mfu_row(name: str, res: dict, size: int, peak: float) -> dict:
             "train_step_gflop": step / 1e9 if step else None,
             "achieved_tflops": achieved / 1e12 if achieved else None, "peak_tflops": peak / 1e12,
             "mfu": achieved / peak if achieved else None}
+
+
+def same_predictions(a: dict, b: dict, atol: float) -> float:
+    """The largest difference between two records' test probabilities (the same case run two ways,
+    e.g. with and without the feature cache), asserted within `atol`. Determinism means that one
+    path run again gives the same bits; two paths are not one: the cached prefix runs over other
+    batches (and, with channels_last on CPU, other kernels) than the per-batch prefix, so they
+    agree to rounding (measured 3e-7 on CPU at 64 px), and on a GPU to bf16 and autotuning
+    differences. AssertionError names the gap."""
+    ta, tb = a["predictions"]["test"], b["predictions"]["test"]
+    assert ta["ids"] == tb["ids"] and ta["labels"] == tb["labels"], "not the same test images"
+    pa, pb = np.asarray(ta["probs"], dtype=float), np.asarray(tb["probs"], dtype=float)
+    gap = float(np.abs(pa - pb).max()) if pa.size else 0.0
+    if all((r.get("env") or {}).get("determinism", {}).get("bitwise") for r in (a, b)):
+        atol = min(atol, FP32_ROUNDING)  # fp32 on both sides: rounding only
+    assert gap <= atol, f"test probabilities differ by up to {gap:.3g} (> {atol:g})"
+    return gap
+
+
+FP32_ROUNDING = 1e-5  # two fp32 paths of one computation (e.g. other batchings): differences this small
 
 
 def fmt(x: float | None, spec: str) -> str:

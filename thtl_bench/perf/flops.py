@@ -1,8 +1,10 @@
 """Model compute in FLOPs, counted with torch's FlopCounterMode (multiply-add = 2 FLOPs).
 
 The cost projection (analysis.projection) scales measured case times by counted FLOPs to another
-image size and to models that were not measured; it reads them from the artefact `artifact()`
-builds (`thtl-bench flops` -> report/flops.json), so the reporting side needs no model code. The
+image size and to models that were not measured, and counts the paper grid's training FLOPs stage
+by stage (which stages train, which are a cached frozen prefix); it reads them from the artefact
+`artifact()` builds (`thtl-bench flops` -> report/flops.json), so the reporting side needs no
+model code. The
 throughput benchmark divides achieved FLOP/s by the card's measured matmul peak (MFU).
 
 Training FLOPs are 3x the forward count (backward = 2x forward: input and weight gradients), the
@@ -58,6 +60,37 @@ def per_image(name: str, image_size: int, num_classes: int = 2) -> int | None:
         return None
 
 
+@functools.cache
+def staging(name: str, image_size: int, num_classes: int = 2) -> dict | None:
+    """The stage structure of registry model `name` at `image_size` px, for the FLOP projection:
+    {"stages": names in forward order, "groups": [[group, [stages]]] back to front,
+    "forward": forward FLOPs per image of each stage, "out_numel": elements per image of each
+    stage's output (what a feature cache of that prefix holds)}. Meta device, like `per_image`;
+    None when the model cannot be built or counted at that size."""
+    from thtl_bench import models
+
+    try:
+        with torch.device("meta"), torch.no_grad():
+            model = models.build(name, num_classes, init="random", image_size=int(image_size)).eval()
+            x = torch.empty(1, 3, int(image_size), int(image_size))
+            fwd, numel = [], []
+            for i in range(len(model.stages)):
+                with FlopCounterMode(display=False) as counter:
+                    x = model.forward_range(x, i, i + 1)
+                fwd.append(int(counter.get_total_flops()))
+                numel.append(int(x[0].numel()))
+    except (UserError, RuntimeError, NotImplementedError, ValueError, TypeError):
+        return None
+    return {"stages": list(model.stages), "groups": [[g, list(st)] for g, st in model.groups],
+            "forward": fwd, "out_numel": numel}
+
+
+# The train keys the FLOP projection needs to lay out a case's stages as the engine does
+# (arms.plans: lrs, budget, augmentation, feature cache) and to decide whether a cache fits.
+TRAIN_KEYS = ("lr_head", "lr_backbone", "lr_scratch", "max_epochs", "min_epochs", "patience", "swft_lr_decay",
+              "augment", "feature_cache", "feature_cache_max_gb", "head_only_views", "precision")
+
+
 def projection_settings(cfg: dict) -> dict:
     """The paper-profile run to project: report.projection keys, completed from its profile."""
     p = dict(cfg.get("report", {}).get("projection") or {})
@@ -69,6 +102,8 @@ def projection_settings(cfg: dict) -> dict:
         p.setdefault("seeds", len(pc["grid"]["replicates"]))
         p.setdefault("image_size", int(pc["data"]["image_size"]))
         p.setdefault("max_epochs", int(pc["train"]["max_epochs"]))
+        p.setdefault("train", {k: pc["train"][k] for k in TRAIN_KEYS if k in pc["train"]})
+        p.setdefault("split", {k: float(pc["split"][k]) for k in ("val", "test")})
     need = ("models", "arms", "seeds", "image_size", "max_epochs",
             "fundus_images", "larynx_images")
     missing = [k for k in need if p.get(k) is None]
@@ -92,5 +127,8 @@ def artifact(cfg: dict, records: Sequence[dict]) -> dict:
         sizes.setdefault(m, set())
     counts = {m: {str(sz): per_image(m, sz) for sz in sorted(ss | {int(p["image_size"])})}
               for m, ss in sorted(sizes.items())}
-    return {"settings": {k: p[k] for k in sorted(p)}, "per_image": counts,
-            "note": "forward FLOPs per image (FlopCounterMode, meta device); training = 3x forward"}
+    out = {"settings": {k: p[k] for k in sorted(p)}, "per_image": counts,
+           "note": "forward FLOPs per image (FlopCounterMode, meta device); training = 3x forward"}
+    if p.get("train"):  # the FLOP projection's stage structure of every model of the projected grid
+        out["staging"] = {m: staging(m, int(p["image_size"])) for m in p["models"]}
+    return out

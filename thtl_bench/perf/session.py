@@ -20,7 +20,8 @@ from thtl_bench.io import atomic_write_json
 
 SESSION_FILE = "bench_session.json"
 LAST_RUN_FILE = "bench_last_run.json"
-ORDER = ("test_study.py", "test_perf.py")  # study cases first: the perf cases read their records
+# study cases first: the perf cases and the calibration read their records
+ORDER = ("test_study.py", "test_perf.py", "test_calibration.py")
 
 
 def eta_s(elapsed: float, done_cost: float, total_cost: float) -> float:

@@ -1,6 +1,6 @@
 """Everything REPORT.md shows besides the summary, read in one place: LayerCAM entries (cam.json),
-benchmark figures (perf.json, bench_session.json, bench_last_run.json), the data version (the data folder's .dvc
-file), the report code's commit and library versions. The running side wrote each of them."""
+benchmark figures (perf.json, bench_session.json, bench_last_run.json), the data version (the data folder's DVC
+hash in dvc.lock), the report code's commit and library versions. The running side wrote each of them."""
 
 from __future__ import annotations
 
@@ -8,10 +8,8 @@ import json
 import platform
 from pathlib import Path
 
-import yaml
-
 from thtl_bench.errors import UserError
-from thtl_bench.io import CODE_PATHS, git_describe
+from thtl_bench.io import CODE_PATHS, dvc_lock_output, git_describe
 
 
 def repo_commit() -> str:
@@ -24,16 +22,19 @@ def repo_commit() -> str:
 
 
 def data_version(cfg: dict) -> str:
-    """outs[0].md5 of the data folder's .dvc file (data.root + '.dvc')."""
-    path = Path(str(cfg["data"]["root"]).rstrip("/") + ".dvc")
-    if not path.is_file():
-        return f"{path} not found (data not versioned by DVC in this checkout)"
+    """The DVC hash of the profile's data folder as dvc.lock (beside params.yaml) records it: the
+    output of dvc.yaml's synth stage, or of whichever stage records that folder."""
+    lock = Path(cfg.get("_params_file") or "params.yaml").parent / "dvc.lock"
+    root = cfg["data"]["root"]
     try:
-        doc = yaml.safe_load(path.read_text()) or {}
-        md5 = doc["outs"][0]["md5"]
-    except (yaml.YAMLError, KeyError, IndexError, TypeError) as exc:
-        raise UserError(f"{path}: cannot read outs[0].md5 ({exc}); run `dvc add {cfg['data']['root']}`") from exc
-    return f"md5 {md5} ({path})"
+        found = dvc_lock_output(lock, root)
+    except ValueError as exc:
+        raise UserError(str(exc)) from exc
+    if found is None:
+        where = f"{lock} records no stage output {root}" if lock.is_file() else f"{lock} not found"
+        return f"{where} (data not versioned by DVC in this checkout: `dvc repro synth` records it)"
+    stage, out, _ = found
+    return f"md5 {out.get('md5')} ({lock}, stage {stage})"
 
 
 def lib_versions() -> str:

@@ -169,7 +169,7 @@ def write(summary: dict, rdir: Path, classes: list[str] | None = None) -> Plots:
         doms = _target_domains(summary)
         panels = [_panel(doms, d) for d in doms] or ["larynx"]  # registry order, the names target_cells gives
         p.arms_dot = figures.arms_dot_figure(cells, fdir / "arms_dot.png", **order, **arm_order, domain_order=panels,
-                                             interval="replicate-level interval (replicates, patients)",
+                                             interval="replicate-level interval (t over splits)",
                                              majority=majority_rate(summary))
         rows["arms_dot"] = [{**r, "series": f"{r['model']} · {r['metric']} · {r['domain']}"}
                             for r in figures.arms_dot_rows(cells, **order, **arm_order)]

@@ -146,102 +146,6 @@ def headline(summary: dict) -> list[str]:
     return lines
 
 
-def verdicts(summary: dict) -> list[str]:
-    """The verdicts at a glance: one row per claim x model (x domain), the plan hash, power."""
-    sp = summary["stats_params"]
-    rows = []
-    ids = [c.id for c in claims_mod.CLAIMS]
-    models = list(summary["models"]) + [m for m in sp["primary_models"] if m not in summary["models"]]
-    shown = [r for r in summary["claims"] if r.get("n_pairs", 0)]
-    for r in sorted(shown, key=lambda r: (ids.index(r["claim"]), r["id"], models.index(r["model"])
-                                          if r["model"] in models else len(models))):
-        paper = _pp(r["paper_value_pp"]) if r.get("paper_value_pp") is not None else (r.get("paper_says") or "-")
-        rows.append([r["id"], r["model"], claims_mod.contrast(r), r.get("n_pairs", 0),
-                     f"{_pp(r.get('diff_pp'))} {_iv(r.get('adj_ci_pp'))}", paper, f"**{r['verdict']}**",
-                     r.get("family", "")])
-    # Rows without paired records, by why: the model has no records here (not in this grid), an
-    # arm is not in this grid, or the grid has both but no replicate ran for both (Cases not run).
-    why: dict[str, dict[str, list[str]]] = {"model": {}, "arm": {}, "run": {}}
-    for r in summary["claims"]:
-        if r.get("n_pairs", 0):
-            continue
-        kind = ("model" if r["model"] not in summary["models"]
-                else "arm" if not {r["arm_a"], r["arm_b"]} <= set(summary["arms"]) else "run")
-        why[kind].setdefault(r["model"], []).append(r["id"] + ("" if r.get("family") == "primary" else "*"))
-    fam = claims_mod.family(sp)
-    alpha = 1.0 - float(sp["confidence"])
-    out = ["## Verdicts at a glance", "",
-           f"Analysis plan `{summary['plan_hash']}` (params.yaml `stats:`, fixed before the results; the rules "
-           f"are below the claims table): primary family {', '.join(sp['primary_claims'])} on "
-           f"{', '.join(sp['primary_models'])} (m = {len(fam)}), Holm at family-wise alpha = {alpha:g}; every "
-           f"other row is exploratory (unadjusted alpha = {alpha:g}). Estimate = mean paired difference over "
-           "replicates (same seed and patient split) in percentage points, with the deciding interval "
-           "(two-level: replicates, then patients).", ""]
-    out.append(_table(rows, ["claim", "model", "A - B (metric)", "replicates", "estimate pp [deciding interval]",
-                             "paper", "verdict", "family"]) if rows else "No claim could be evaluated.")
-    if any(why.values()):
-        out += ["", "Not evaluated (each *inconclusive*; * = exploratory; primary members still count in Holm's m):"]
-        if why["run"]:
-            out.append(f"- no paired records: {_listing(why['run'])} (see Cases not run);")
-        if why["arm"]:
-            out.append(f"- an arm not in this profile's grid (it trains only {', '.join(summary['arms'])}): "
-                       f"{_listing(why['arm'])};")
-        if why["model"]:
-            out.append(f"- a model not in this profile's grid (it trains only {', '.join(summary['models'])}): "
-                       f"{_listing(why['model'])}.")
-    out += [""] + power(summary) + [""] + fit_note(summary)
-    return out
-
-
-def _listing(by_model: dict[str, list[str]]) -> str:
-    return "; ".join(f"{', '.join(dict.fromkeys(v))} on {m}" for m, v in by_model.items())
-
-
-def power(summary: dict) -> list[str]:
-    p = summary.get("power")
-    if not p:
-        return ["**Power:** not computed (no target records with patient groups, or no `stats.power`)."]
-    d, pw, fd = p["design"], p["power"], p["false_decisions"]
-    return [f"**Power at this design:** with {d['seeds'] * d['splits']} replicate(s) ({d['seeds']} training "
-            f"seed(s) on each of {d['splits']} patient split(s)), "
-            f"{d['patients']} test patients ({d['images'][0]}-{d['images'][1]} images each), the rule reproduces an "
-            f"accuracy effect of {p['effect_pp']:+g} pp at {100 * p['base_accuracy']:g} % base accuracy (C1's size) in "
-            f"**{100 * pw['rate']:.0f} %** [{100 * pw['ci95'][0]:.0f}, {100 * pw['ci95'][1]:.0f}] of {p['n_sim']} "
-            f"simulated runs at level {p['level']:.3g} (the strictest Holm level of the primary family, m = "
-            f"{p['family_size']}; a recall claim has less power: fewer positive patients); with no "
-            f"effect it decides wrongly in {100 * fd['rate']:.1f} % [{100 * fd['ci95'][0]:.1f}, "
-            f"{100 * fd['ci95'][1]:.1f}]. "
-            + ("This design cannot reproduce such an effect: its verdicts are inconclusive whatever the truth, so "
-               "they test the pipeline, not the paper; run more replicates (`grid.replicates`) or the paper profile."
-               if pw["ci95"][1] < 0.05 else
-               "An inconclusive verdict is what this design gives most of the time even when the paper is right: "
-               "run more replicates (`grid.replicates`) or the paper profile." if pw["rate"] < 0.8 else "")]
-
-
-FIT_RULE = ("A replicate fits when its selected weights reach `train.fit.min_train_accuracy` on the training "
-            "split, or when it has learned (training accuracy `train.fit.min_gain` above the majority rate) and "
-            "stopped by the budget rule or on a loss plateau (`train.fit.plateau_rel`); otherwise it is "
-            "under-trained, and so is a THTL child of an under-trained step 1 (marked \"(step 1)\"). Claims on "
-            "under-trained replicates are not decided.")
-
-
-def fit_note(summary: dict) -> list[str]:
-    under = [(c, rep) for c in summary["cells"] for rep in c["fit"]["undertrained"]]
-    if not under:
-        return ["**Training fit:** every trained arm of every replicate reached its fit (rule under Training "
-                "budget and fit), so no verdict rests on an under-trained arm."]
-    sizes: dict[str, list[str]] = {}  # model/arm -> the data sizes (target / intermediate %) it failed at
-    for c, _ in under:
-        sizes.setdefault(f"{c['model']}/{_arm_label(c, True)}", []).append(_sizes(c))
-    one_size = {_sizes(c) for c in summary["cells"]} == {"100 / 100"}  # no size axis: sizes say nothing
-    names = [k if one_size else f"{k} at {', '.join(dict.fromkeys(v))} %" for k, v in sorted(sizes.items())]
-    inherited = sum(rep.endswith(" (step 1)") for _, rep in under)
-    count = (f"{len(under)} replicate(s) under-trained" if not inherited else
-             f"{len(under) - inherited} replicate(s) under-trained, {inherited} more through an under-trained step 1")
-    return [f"**Training fit: {count}** ({', '.join(names)}): claims on these cells are *not decided* (table "
-            "below)."]
-
-
 # ----------------------------------------------------------------------------- figures
 
 def figures(summary: dict, plots: Any, g: dict, base: Path) -> list[str]:
@@ -252,7 +156,7 @@ def figures(summary: dict, plots: Any, g: dict, base: Path) -> list[str]:
                 "interval, diamond = the paper's number, band = the equivalence margin.", ""]
     if plots.arms_dot:
         out += ["### Test accuracy and malignant recall per arm", "", _img("models x arms", plots.arms_dot, base), "",
-                "Dots = replicates; bar = the cell's replicate-level interval (replicates, then patients); "
+                "Dots = replicates; bar = the cell's replicate-level interval (the claims' rule: t over split units, shared patients once); "
                 "hollow dot = an under-trained replicate, hollow mean = at least one in the cell.", ""]
     for model, png in plots.confusion:
         out += [f"### Confusion matrices: {model}", "", _img(f"confusion {model}", png, base), ""]
@@ -329,8 +233,10 @@ def cam(g: dict, base: Path) -> list[str]:
 def claims(summary: dict) -> list[str]:
     return ["## Claims: every test", "",
             "Paper numbers are the abstracts' (ResNet18 / ResNet50 only); other models get the same tests with no "
-            "paper number. C6 (mechanism) compares THTL through the tortuous-vessel fundus control with THTL "
-            "through the radial fundus. `C1@angio` = claim C1 with the intermediate domain angio (exploratory).", ""] + \
+            "paper number. C6 (the mechanism, an interaction of the 2 x 2 factorial: radial vs tortuous step-1 trees "
+            "x lesion- vs vessel-graded step-1 labels) is (A - B) - (C - D) over four THTL last-layer cells; C6v "
+            "and C6l are its simple effects. `C1@angio` = claim C1 with the intermediate domain angio "
+            "(exploratory).", ""] + \
         _details("The full claims table (intervals, P(A>B), notes)", [claims_mod.table(summary["claims"])]) + \
         ["", "Decision rules:", "", claims_mod.rule_text(summary["stats_params"])]
 
@@ -345,8 +251,9 @@ def target_table(summary: dict) -> list[str]:
         rows.append([c["model"], _arm_label(c, several), _sizes(c), c["n"], _ms(m.get("accuracy"), ci=True),
                      *(_ms(m.get(k)) for k, _ in TARGET_COLS[1:])])
     head = ["## Larynx test results (model x arm)", "",
-            "Mean ± std over replicates, accuracy with its replicate-level interval (two-level bootstrap / t hull "
-            "over replicates, then patients). Values in %. sizes = target / intermediate training share in %."]
+            "Mean ± std over replicates, accuracy with its replicate-level interval (the claims' rule: a t over the "
+            "split units with the shared-patient term). Values in %. sizes = target / intermediate training share "
+            "in %."]
     if not rows:
         return head + ["", "No larynx records."]
     body = [_table(rows, ["model", "arm", "sizes %", "replicates"] + [h for _, h in TARGET_COLS])]
@@ -397,34 +304,20 @@ def transfer(summary: dict) -> list[str]:
     rows = [[r["model"], r["domain"], r["n_replicates"], *(_num(r.get(n), 3) for n in names),
              f"{_pp(r.get('gain'))} {_iv([r['gain_lo'], r['gain_hi']] if r.get('gain_lo') is not None else None)}"]
             for r in t["rows"]]
-    taus = [[n, _num(k.get("tau"), 2), _iv([100 * x for x in k["ci"]]).replace("+", "") if k.get("ci") else "n/a",
+    taus = [[n, _num(k.get("tau"), 2), _num(k.get("p"), 3) if k.get("p") is not None else "n/a",
+             k.get("p_method") or "-",
+             _iv([100 * x for x in k["ci"]]).replace("+", "") if k.get("ci") else (k.get("reason") or "n/a"),
              k.get("n", "-")] for n, k in sorted((t.get("kendall") or {}).items())]  # not dict order: JSON sorts
     return out + ["Scores of each step-1 network on the target training split (higher = predicted to transfer "
                   "better) and distances between the domains' ImageNet features (lower = closer), beside the "
                   "measured THTL gain (thtl_last - onestep_last, pp [interval]).", "",
                   _table(rows, ["model", "domain", "replicates", *names, "THTL gain pp"]), "",
                   "Does the score predict the gain? Kendall's tau across (model, domain) pairs (distances with the "
-                  "sign turned, so + means 'predicts') with a bootstrap interval over domains (x100):", "",
-                  _table(taus, ["score", "tau", "interval (x100)", "pairs"]) if taus else "Too few pairs for tau."] + \
+                  "sign turned, so + means 'predicts'), its two-sided permutation p, and a bootstrap interval over "
+                  "domains (x100) only where at least 5 domains can be resampled:", "",
+                  _table(taus, ["score", "tau", "permutation p", "p method", "interval (x100)", "pairs"])
+                  if taus else "Too few pairs for tau."] + \
         (["", f"{t['note']}"] if t.get("note") else [])
-
-
-def training_fit(summary: dict) -> list[str]:
-    rows = []
-    several = len(summary["domains"]) > 1
-    for c in summary["cells"]:
-        acc = [a for a in c["fit"]["train_accuracy"] if a is not None]
-        rows.append([c["model"], _arm_label(c, several), _sizes(c), c["n"],
-                     "n/a" if not acc else f"{100 * min(acc):.0f}-{100 * max(acc):.0f}",
-                     "; ".join("/".join(str(e) for e in ep) or "-" for ep in c["epochs"]),
-                     ", ".join(c["fit"]["undertrained"]) or "none"])
-    text = _budget_rule(summary.get("train_by_arm") or {})
-    out = ["## Training budget and fit", "",
-           f"**The budget rule** (from the records' config): {text or 'not in the records'}. {FIT_RULE}", ""]
-    return out + _details(f"Training fit per cell ({len(rows)} cells): train accuracy range, epochs per stage "
-                          "and replicate, under-trained replicates",
-                          [_table(rows, ["model", "arm", "sizes %", "replicates", "train acc %",
-                                         "epochs per stage (per replicate)", "under-trained"])])
 
 
 def _budget_rule(by_arm: dict) -> str | None:
@@ -479,6 +372,35 @@ def speed(summary: dict) -> list[str]:
     return out + [""] + projection(summary["projection"])
 
 
+def flop_cost(f: dict | None, s: dict) -> list[str]:
+    """The GPU cost of the study grid from counted FLOPs at a stated rate (analysis.projection.
+    flop_projection): a range, with the assumption it rests on, until a card measures the rate."""
+    if not f or not f.get("available"):
+        return [f"GPU cost from counted FLOPs: not projected ({(f or {}).get('missing', 'no FLOP counts')})."]
+    lo, hi = f["eflop"]
+    grid = f"{len(f['models'])} models x {len(s['arms'])} arms x {f['seeds']} replicates"
+    if not f.get("hours"):
+        return [f"Training FLOPs of the grid ({grid}): {lo:.2f}-{hi:.2f} EFLOP; hours not projected "
+                f"({f.get('missing')})."]
+    h_lo, h_hi = f["hours"]
+    if f["basis"] == "assumed":
+        rate = (f"at {f['mfu'][0]:.0%}-{f['mfu'][1]:.0%} model-FLOP utilisation (MFU) of the {f['gpu']}'s "
+                f"{f['gpu_peak_tflops']:g} TFLOP/s dense bf16 peak. **The MFU is an assumption**: "
+                f"{f.get('mfu_source') or 'no source given'}. A projection until a card measures it "
+                "(`scripts/gpu_check.sh` measures the rate per model and projects again)")
+    else:
+        rate = "at the FLOP rates measured per model on the card (`scripts/gpu_check.sh`)"
+    rows = [[m, f"{v['eflop'][0]:.3f}-{v['eflop'][1]:.3f}", f"{v['hours'][0]:.2f}-{v['hours'][1]:.2f}"]
+            for m, v in f["per_model"].items()]
+    text = [f"**Projected GPU cost: {h_lo:.1f}-{h_hi:.1f} GPU-hours** for the study grid ({grid}, one GPU): "
+            f"{lo:.2f}-{hi:.2f} EFLOP of training and evaluation counted stage by stage (frozen prefixes once "
+            f"into the feature cache where it fits, trainable stages 3x forward per training image), "
+            f"{f['epochs']}, {rate}."
+            + (f" Not priced (no FLOP count): {', '.join(f['unpriced'])}." if f.get("unpriced") else "")]
+    return text + [""] + _details("GPU cost per model (from counted FLOPs)", [
+        _table(rows, ["model", "EFLOP (arms x replicates)", "GPU-hours"])])
+
+
 def projection(p: dict) -> list[str]:
     s = p.get("settings")
     if not s:
@@ -490,6 +412,7 @@ def projection(p: dict) -> list[str]:
             f"{s['fundus_images']} fundus / {s['larynx_images']} larynx images, {s['image_size']} px, up to "
             f"{s['max_epochs']} epochs per stage (every SWFT step too)"
             + (f" (profile `{p['profile']}`)." if p.get("profile") else ".")]
+    head += [""] + flop_cost(p.get("flops"), s)
     if not p["per_model"]:
         return head + ["", "No timed records: nothing to project."]
     sizes = ", ".join(map(str, p["measured_image_sizes"]))
@@ -508,7 +431,7 @@ def projection(p: dict) -> list[str]:
     est = p.get("estimated_hours") or 0.0
     lo, hi = p.get("total_hours_range") or (None, None)
     text = [
-        f"**Projected total: {_num(p['total_hours'], 1)} {unit}** on {'; '.join(p['devices'])}"
+        f"From the measured case times: **{_num(p['total_hours'], 1)} {unit}** on {'; '.join(p['devices'])}"
         + (f" (range {_num(lo, 1)}-{_num(hi, 1)} with the lowest / highest measured cost per FLOP)" if lo is not None else "")
         + f", of which {_num(est, 1)} estimated for (model, arm) cells that were not measured"
         + (f". **Incomplete**: not priced (no arm measured anywhere): {', '.join(p['unpriced'])}."

@@ -1,0 +1,112 @@
+"""The fit gate: whether a trained arm reached the fit a claim may rest on (torch-free).
+
+The gate is part of the analysis plan (`stats.fit`, hashed with the rules), so it is fixed before
+results are seen and a change shows; every gated verdict is also reported without it. The
+engine records facts only (each stage's training accuracy with its selected weights, the
+training split's majority rate, epochs run, best epoch, the budget's patience and cap); the gate
+reads them:
+
+- a stage is judged on the weights it selected, and an arm on the stage it selected (SWFT: the
+  step validation chose, judged the way every other arm's single stage is; when that is step 1,
+  SWFT trained the head alone from step 1's weights: it *is* THTL last-layer, retrained, and the
+  report says so);
+- **accurate**: training accuracy >= `min_train_accuracy`; or
+- **learned and converged**: Cohen's-kappa-like gain over the majority rate
+  (acc - majority) / (1 - majority) >= `min_kappa` (relative to the task: a 5-grade task with a
+  34 % majority needs 51 % at 0.25, a 71 %-majority binary task 78 %), *and* the stage stopped by
+  the convergence rule: its validation loss had not improved for `patience` epochs when it
+  stopped. A stage that stopped at the epoch cap did not converge, however flat its loss;
+- a THTL child of a step 1 that fails the gate fails too (it transfers a step 1 that was not
+  trained), linked by the parent's case_id.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+
+
+@dataclass(frozen=True)
+class Gate:
+    min_train_accuracy: float = 0.95
+    min_kappa: float = 0.25
+    require_convergence: bool = True
+
+    @classmethod
+    def of(cls, stats: dict) -> Gate:
+        f = stats.get("fit") or {}
+        return cls(float(f.get("min_train_accuracy", cls.min_train_accuracy)),
+                   float(f.get("min_kappa", cls.min_kappa)), bool(f.get("require_convergence", True)))
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+    def text(self) -> str:
+        conv = (" and stopped by the convergence rule (validation loss not improved for `patience` epochs; a stop "
+                "at the epoch cap is not convergence)") if self.require_convergence else ""
+        return (f"training accuracy of the selected weights >= {self.min_train_accuracy:g}, or a gain over the "
+                f"training split's majority rate of (acc - majority) / (1 - majority) >= {self.min_kappa:g}{conv}")
+
+
+def selected_stage(rec: dict) -> tuple[int, dict | None]:
+    """(index, stage) of the stage whose weights the record kept: SWFT's selected step, else the
+    only stage."""
+    stages = rec.get("stages") or []
+    steps = rec.get("swft_steps") or []
+    for i, s in enumerate(steps):
+        if s.get("selected") and i < len(stages):
+            return i, stages[i]
+    return (len(stages) - 1, stages[-1]) if stages else (-1, None)
+
+
+def stage_fit(stage: dict, patience: int, max_epochs: int, gate: Gate) -> dict:
+    """The gate on one stage's recorded facts (see the module docstring)."""
+    f = stage.get("fit") or {}
+    acc, maj = f.get("train_accuracy"), f.get("majority")
+    epochs, best = int(stage.get("epochs") or 0), int(stage.get("best_epoch") or 0)
+    converged = epochs - best >= int(patience)
+    at_cap = epochs >= int(max_epochs) and not converged
+    kappa = None if acc is None or maj is None or maj >= 1 else (float(acc) - float(maj)) / (1.0 - float(maj))
+    accurate = acc is not None and float(acc) >= gate.min_train_accuracy
+    learned = kappa is not None and kappa >= gate.min_kappa
+    ok = accurate or (learned and (converged or not gate.require_convergence))
+    why = []
+    if not ok:
+        if not learned:
+            why.append("learned too little" if kappa is not None else "no training accuracy on record")
+        if gate.require_convergence and not converged:
+            why.append(f"stopped at the epoch cap ({epochs})" if at_cap else "did not converge")
+    return {"ok": bool(ok), "train_accuracy": acc, "majority": maj, "kappa": kappa, "converged": bool(converged),
+            "at_cap": bool(at_cap), "epochs": epochs, "best_epoch": best, "why": "; ".join(why)}
+
+
+def record_fit(rec: dict, gate: Gate) -> dict:
+    """The gate on a record's selected stage, with `stage` and, for SWFT, `head_only` (the
+    selected step trained the head alone)."""
+    t = (rec.get("config") or {}).get("train") or {}
+    i, st = selected_stage(rec)
+    if st is None:
+        return {"ok": False, "why": "no stage on record", "stage": None, "head_only": False}
+    out = stage_fit(st, int(t.get("patience", 1)), int(t.get("max_epochs", 10**9)), gate)
+    steps = rec.get("swft_steps") or []
+    out["stage"] = st.get("name")
+    out["head_only"] = bool(steps) and list((steps[i] if i < len(steps) else {}).get("groups") or []) == ["head"]
+    return out
+
+
+def gated(records: Sequence[dict], gate: Gate) -> list[dict]:
+    """Copies of `records` with `gate` = record_fit(...) (ok records only), a THTL child failing
+    where its step-1 parent fails (`gate.parent` names it)."""
+    out = [dict(r) for r in records]
+    for r in out:
+        if r.get("status") == "ok":
+            r["gate"] = record_fit(r, gate)
+    by_id = {r["case_id"]: r for r in out if r.get("status") == "ok" and r.get("case_id")}
+    for r in out:
+        link = r.get("parent") if isinstance(r.get("parent"), dict) else {}
+        parent = by_id.get(link.get("case_id")) if link.get("case_id") else None
+        if r.get("gate") and parent is not None and not parent["gate"]["ok"]:
+            r["gate"] = {**r["gate"], "own_ok": r["gate"]["ok"], "ok": False,
+                         "parent": parent.get("slug") or parent["case_id"],
+                         "why": f"its step 1 ({parent.get('slug')}) failed the gate: {parent['gate']['why']}"}
+    return out
