@@ -38,7 +38,11 @@ PACKAGE = Path(__file__).resolve().parent.parent
 CODE_DIRS = ("engine", "models", "data", "arms.py", "catalog.py", "config.py", "metrics.py", "records.py")
 NOT_TRAINING = ("data/check.py", "data/phantoms.py", "data/tortuosity.py", "data/references.py",
                 "data/detmath.py", "data/pngio.py", "engine/grid.py", "engine/lock.py", "engine/load.py",
-                "engine/env.py", "models/fetch.py")
+                "engine/env.py", "models/fetch.py",
+                # the phantom generators and the CAM's segment labels: their effect on a case is its
+                # data, which the case's data fingerprint already holds
+                "data/fundus_phantom.py", "data/larynx_phantom.py", "data/angio_phantom.py", "data/vessels.py",
+                "data/segments.py")
 
 
 def _tokens(path: Path) -> str:
