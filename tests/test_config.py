@@ -424,6 +424,7 @@ def test_library_model_names_pass_and_typos_in_a_profile_are_found(tmp_path):
     cfg = load("grid.models=[resnet18, tv:resnet34, timm:resnet10t, resnet10t, timm:resnet10t.c3_in1k, "
                "mobilenet_v3_small]")
     assert cfg["grid"]["models"][1] == "tv:resnet34"
-    path = edited(tmp_path, "      models: [efficientnet_lite0]", "      models: [efficientnet_lit0]")
+    path = edited(tmp_path, "      models: [efficientnet_lite0, efficientnet_lite1, efficientnet_lite2]",
+                  "      models: [efficientnet_lit0, efficientnet_lite1, efficientnet_lite2]")
     err = refused(path=path, profile="smoke")  # every profile is checked, not only the chosen one
-    assert f"{path}:{line_of(path, 'models: [efficientnet_lit0]')} (profile domains): grid.models names" in str(err)
+    assert f"{path}:{line_of(path, 'models: [efficientnet_lit0,')} (profile domains): grid.models names" in str(err)
