@@ -119,3 +119,26 @@ def test_an_interaction_contrast_is_calibrated_too():
     assert _contains(r["decisions"], 300, 0.05), r["decisions"]
     alt = sim.rates(_design(6), c, effect_pp=15.0, direction=1, n_sim=100, seed=32, weights=w)
     assert alt["effect_pp"] == pytest.approx(15.0) and alt["reproduced"]["rate"] > 0.3
+
+
+def test_the_batched_studies_go_through_the_one_rule():
+    # rule_batch on a batch of simulated studies equals from_arrays on each of them, and
+    # judge_batch equals judge: the calibration's fast path is the production rule
+    c = sim.Components(0.4, 0.9, 2.0, 0.5, identical=0.3, base=(0.9, 0.6))
+    for metric, w in (("accuracy", (1.0, -1.0)), ("recall", (1.0, -1.0)), ("accuracy", (1.0, -1.0, -1.0, 1.0))):
+        d = _design(5)
+        tr = sim.truth(c, d, metric, 0.0, w)
+        b = sim.study_batch(d, c, tr, metric, np.random.default_rng(4), 40)
+        r = b.rule()
+        rep, con = rules.judge_batch(1, r["estimate"], r["se"], r["df"], r["decidable"], 0.05, 1e-9)
+        for i in range(40):
+            ev = inference.from_arrays(b.values[i], b.unit_of, b.contrib[i], b.pid[i], b.pool,
+                                       identical=b.identical[i], owner=b.owner)
+            assert ev.estimate == pytest.approx(r["estimate"][i], abs=1e-9) and ev.decidable == bool(r["decidable"][i])
+            if ev.decidable:
+                assert (ev.se, ev.df) == pytest.approx((r["se"][i], r["df"][i]), rel=1e-9)
+            v = rules.judge(rules.Hypothesis("s", "m", "directional", 1, ev), 0.05, margin=5.0, tol=1e-9)
+            assert (v == rules.REPRODUCED, v == rules.CONTRADICTED) == (bool(rep[i]), bool(con[i]))
+    with pytest.raises(ValueError, match="constant"):
+        sim.study_batch(sim.Design(POOL, TEST, (1, 3), 3), c, sim.truth(c, _design(3), "accuracy", 0.0), "accuracy",
+                        np.random.default_rng(0), 2)

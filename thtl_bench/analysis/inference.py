@@ -351,9 +351,9 @@ def from_arrays(values: np.ndarray, splits: Sequence, contrib: np.ndarray, patie
     """The rule on arrays: per replicate its value (pp), split and whether its two arms predicted
     alike; the flat per-patient contributions of all replicates (centred within class strata:
     Replicate.centred) with their patient ids and `owner` (the replicate of each entry; needed
-    with `identical`); the data set's patient count. The one
+    with `identical`); the data set's patient count. One study of `rule_batch`, the one
     implementation: `combine` (records) and the calibration simulations (thtl_bench.analysis.
-    simulate) both come here.
+    simulate) both come there.
 
     A unit whose replicates all predicted alike is a structural zero: it enters the estimate as 0
     but no variance (it is no draw of the difference's noise). With U units of which k differ the
@@ -362,38 +362,81 @@ def from_arrays(values: np.ndarray, splits: Sequence, contrib: np.ndarray, patie
     split), so zeros do not make it conservative. At least two differing units are needed."""
     values = np.asarray(values, np.float64)
     keys, unit_of = np.unique(np.asarray(splits), return_inverse=True)
-    units = np.bincount(unit_of, weights=values) / np.bincount(unit_of)
-    u = len(keys)
+    ids, pid = np.unique(np.asarray(patients), return_inverse=True)
     same = np.zeros(len(values), bool) if identical is None else np.asarray(identical, bool)
-    zero_unit = np.bincount(unit_of, weights=(~same).astype(float), minlength=u) == 0
-    k = int((~zero_unit).sum())
+    own = np.zeros(len(pid), np.int64) if owner is None else np.asarray(owner)
+    r = rule_batch(values[None], unit_of, np.asarray(contrib, np.float64)[None], pid[None], len(ids), pool,
+                   same[None], own)
+    u, k = len(keys), int(r["k"][0])
     improve = float(np.mean(np.where(values > 0, 1.0, np.where(values == 0, 0.5, 0.0)))) if paired else None
     note = "" if k == u else f"{u - k} of {u} split unit(s) with identical predictions of the two arms: structural zeros"
-    base = dict(estimate=float(units.mean()), n=(len(values),), units=u, values=(tuple(values.tolist()),),
+    if u >= 2 and k == 1:
+        note += "; fewer than two split units where the arms differ: no variance to judge the difference by"
+    base = dict(estimate=float(r["estimate"][0]), n=(len(values),), units=u, values=(tuple(values.tolist()),),
                 improve=improve, pool=pool, note=note)
-    if u < 2:
+    if not r["decidable"][0]:
         return Evidence(se=None, df=None, decidable=False, **base)
-    if k == 0:  # every unit predicted alike: the difference is exactly 0, no noise to estimate
-        return Evidence(se=0.0, df=float(u - 1), decidable=True, se_units=0.0, se_shared=0.0, sigma_sys=0.0, **base)
-    if k < 2:
-        return Evidence(se=None, df=None, decidable=False, **{**base, "note": base["note"] + (
-            "; fewer than two split units where the arms differ: no variance to judge the difference by")})
-    live = units[~zero_unit]
+    return Evidence(se=float(r["se"][0]), df=float(r["df"][0]), decidable=True, se_units=float(r["se_units"][0]),
+                    se_shared=float(r["se_shared"][0]), sigma_sys=float(r["sigma_sys"][0]), pairs=int(r["pairs"][0]),
+                    **base)
+
+
+def rule_batch(values: np.ndarray, unit_of: np.ndarray, contrib: np.ndarray, pid: np.ndarray, n_patients: int,
+               pool: int | None, identical: np.ndarray, owner: np.ndarray) -> dict[str, np.ndarray]:
+    """The rule for B studies of one layout at once (arrays, no Python loop over studies):
+    `values` (B, R) per replicate; `unit_of` (R,) each replicate's split unit 0..U-1; `contrib` and
+    `pid` (B, M): the flat, stratum-centred per-patient contributions and their patient index in
+    0..n_patients-1; `identical` (B, R); `owner` (M,) each entry's replicate. Returns arrays (B,):
+    estimate, se, df, decidable, se_units, se_shared, sigma_sys, pairs, k (differing units).
+    `from_arrays` is the one-study case; the calibration runs thousands of studies through here."""
+    values = np.asarray(values, np.float64)
+    b_n, _ = values.shape
+    u = int(unit_of.max()) + 1
+    onehot = np.zeros((len(unit_of), u))
+    onehot[np.arange(len(unit_of)), unit_of] = 1.0
+    per_unit = onehot.sum(0)
+    units = values @ onehot / per_unit  # (B, U)
+    live_count = (~identical).astype(np.float64) @ onehot  # differing replicates per unit
+    live = live_count > 0  # (B, U)
+    k = live.sum(1)
+    estimate = units.mean(1)
+    # variance of the differing units' values (ddof 1), per study
+    kk = np.maximum(k, 1)
+    mean_live = np.where(live, units, 0.0).sum(1) / kk
+    ss = np.where(live, (units - mean_live[:, None]) ** 2, 0.0).sum(1)
+    var_live = ss / np.maximum(k - 1, 1)
     w = k / u
-    a = w * w * float(live.var(ddof=1)) / k
-    if same.any():  # structural zeros hold no patient draw: only the differing replicates' patients
-        keep = ~same[np.asarray(owner)]
-        contrib, patients = np.asarray(contrib)[keep], np.asarray(patients)[keep]
-    s2, pairs, shared, df_b = shared_patient_variance(contrib, patients) if pool else (0.0, 0, 0, 0.0)
-    b = w * w * s2 / pool if pool else 0.0
+    a = w * w * var_live / kk
+    # the shared-patient term, over the differing replicates' patients
+    keep = ~identical[:, owner]  # (B, M)
+    x = np.where(keep, contrib, 0.0)
+    flat = (np.arange(b_n)[:, None] * n_patients + pid).ravel()
+    size = b_n * n_patients
+    s1 = np.bincount(flat, weights=x.ravel(), minlength=size).reshape(b_n, n_patients)
+    s2 = np.bincount(flat, weights=(x**2).ravel(), minlength=size).reshape(b_n, n_patients)
+    m = np.bincount(flat, weights=keep.ravel().astype(np.float64), minlength=size).reshape(b_n, n_patients)
+    c = m * (m - 1) / 2.0
+    count = c.sum(1)
+    per = (s1**2 - s2) / 2.0
+    with np.errstate(invalid="ignore", divide="ignore"):
+        est_s = np.where(count > 0, per.sum(1) / np.maximum(count, 1), 0.0)
+        var_s = ((per - est_s[:, None] * c) ** 2).sum(1) / np.maximum(count, 1) ** 2
+        shared = (m >= 2).sum(1)
+        cap = np.maximum(1.0, shared - 1.0)
+        df_b = np.where(var_s > 0, np.minimum(np.maximum(1.0, 2.0 * est_s**2 / np.where(var_s > 0, var_s, 1.0)), cap),
+                        cap)
+    sys2 = np.where(count > 0, np.maximum(est_s, 0.0), 0.0) if pool else np.zeros(b_n)
+    b = w * w * sys2 / pool if pool else np.zeros(b_n)
     var = a + b
-    if var > 0:
-        terms = [(a, k - 1)] + ([(b, df_b)] if b > 0 else [])
-        df = var**2 / sum(q * q / d for q, d in terms if q > 0)
-    else:
-        df = float(k - 1)
-    return Evidence(se=math.sqrt(var), df=float(df), decidable=True, se_units=math.sqrt(a),
-                    se_shared=math.sqrt(b), sigma_sys=math.sqrt(s2), pairs=pairs, **base)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        terms = np.where(a > 0, a * a / np.maximum(k - 1, 1), 0.0) + np.where(b > 0, b * b / df_b, 0.0)
+        df = np.where(var > 0, var**2 / np.where(terms > 0, terms, 1.0), np.maximum(k - 1, 1).astype(float))
+    df = np.where(k == 0, float(u - 1), df)
+    decidable = (u >= 2) & (k != 1)
+    se = np.where(decidable, np.sqrt(var), np.nan)
+    return {"estimate": estimate, "se": se, "df": np.where(decidable, df, np.nan), "decidable": decidable,
+            "se_units": np.sqrt(a), "se_shared": np.sqrt(b), "sigma_sys": np.sqrt(sys2),
+            "pairs": count.astype(np.int64), "k": k}
 
 
 def paired(reps: Sequence[Replicate]) -> Evidence:

@@ -86,6 +86,26 @@ def interval_verdict(kind: str, direction: int, interval: Sequence[float], margi
     raise ValueError(f"unknown claim kind {kind!r} (directional | equivalence)")
 
 
+def judge_batch(direction: int, estimate, se, df, decidable, level: float, tol: float):
+    """`judge` of many directional hypotheses at once (arrays): (reproduced, contradicted) boolean
+    arrays at `level`, read off the same (1 - level) t-interval with the same tolerance. The
+    calibration simulations use it; tests/analysis/test_rules.py checks it against `judge`."""
+    import numpy as np
+    from scipy import special
+
+    est, se, df = (np.asarray(x, np.float64) for x in (estimate, se, df))
+    ok = np.asarray(decidable, bool)
+    h = np.where(ok & (se > 0), special.stdtrit(np.where(ok, df, 1.0), 1.0 - level / 2.0) * np.where(ok, se, 0.0), 0.0)
+    lo, hi = est - h, est + h
+    if direction > 0:
+        rep, con = lo > tol, hi < -tol
+    elif direction < 0:
+        rep, con = hi < -tol, lo > tol
+    else:
+        raise ValueError(f"a directional claim needs direction +1 or -1, got {direction}")
+    return ok & rep, ok & con
+
+
 def decision_p(h: Hypothesis, margin: float) -> float:
     """The p-value that orders h in Holm's step-down (dual to its deciding interval)."""
     ev = h.evidence

@@ -37,6 +37,7 @@ from scipy import stats as sps
 from thtl_bench.analysis import inference, rules
 
 METRICS = ("accuracy", "recall")
+BATCH = 250  # simulated studies per numpy batch (rates)
 
 
 @dataclass(frozen=True)
@@ -237,6 +238,86 @@ def study(design: Design, c: Components, tr: Truth, metric: str, rng: np.random.
                  tr.effect_pp, np.asarray(same), tr.weights, sums)
 
 
+@dataclass
+class Batch:
+    """Many simulated studies of one layout as the rule's arrays (inference.rule_batch)."""
+
+    values: np.ndarray  # (B, R)
+    unit_of: np.ndarray  # (R,)
+    contrib: np.ndarray  # (B, M)
+    pid: np.ndarray  # (B, M) patient index in the pool
+    identical: np.ndarray  # (B, R)
+    owner: np.ndarray  # (M,)
+    pool: int
+    effect_pp: float
+
+    def rule(self) -> dict[str, np.ndarray]:
+        return inference.rule_batch(self.values, self.unit_of, self.contrib, self.pid, self.pool, self.pool,
+                                    self.identical, self.owner)
+
+
+def study_batch(design: Design, c: Components, tr: Truth, metric: str, rng: np.random.Generator, n: int) -> Batch:
+    """`n` studies at once, each as `study` draws it (a data set, stratified test splits, runs),
+    for designs with the same number of images per patient (the smoke and domains data): numpy
+    over the studies instead of a Python loop. Same model, other draws of the random stream."""
+    lo, hi = design.images
+    if lo != hi or design.images_median is not None:
+        raise ValueError("study_batch needs a constant number of images per patient")
+    labels = np.repeat([0, 1], design.pool)
+    n_pool = len(labels)
+    arms = len(tr.weights)
+    w_arr = np.asarray(tr.weights)
+    img = lo
+    u = c.patient * rng.standard_normal((n, n_pool))
+    v = c.patient_arm * rng.standard_normal((n, arms, n_pool))
+    h = c.image_arm * rng.standard_normal((n, arms, n_pool, img))
+    by_class = [np.flatnonzero(labels == k) for k in (0, 1)]
+    values, contrib, pids, same, unit_of = [], [], [], [], []
+    for k in range(design.splits):
+        parts = []
+        for cl in (0, 1):
+            t = design.test[cl]
+            pick = np.argpartition(rng.random((n, len(by_class[cl]))), t - 1, axis=1)[:, :t] if t else \
+                np.zeros((n, 0), np.int64)
+            parts.append(by_class[cl][pick])
+        test = np.sort(np.concatenate(parts, axis=1), axis=1)  # (n, T) pool indices
+        y = labels[test]  # (n, T)
+        rows = np.arange(n)[:, None]
+        den = np.full(test.shape, float(img)) if metric == "accuracy" else img * (y == 1).astype(np.float64)
+        mu = tr.mu[:, y].transpose(1, 0, 2)  # (n, arms, T)
+        base = mu + u[rows, test][:, None, :] + v[rows[:, :, None], np.arange(arms)[None, :, None], test[:, None, :]]
+        himg = h[rows[:, :, None], np.arange(arms)[None, :, None], test[:, None, :]]  # (n, arms, T, img)
+        for _s in range(design.seeds):
+            run = (c.train * rng.standard_normal((n, arms, 1))
+                   + c.run_patient * rng.standard_normal((n, arms, test.shape[1])))
+            eta = (base + run)[..., None] + himg
+            correct = rng.random(eta.shape) < special.expit(eta)
+            if arms == 2 and c.identical:
+                copy = rng.random(n) < c.identical
+                correct[copy, 0] = correct[copy, 1]
+            hits = correct.sum(-1).astype(np.float64)  # (n, arms, T)
+            num = hits if metric == "accuracy" else hits * (y == 1)[:, None, :]
+            tot = den.sum(1)  # (n,)
+            m = num.sum(-1) / tot[:, None]  # (n, arms)
+            z = 100.0 * (num - m[..., None] * den[:, None, :]) / (tot / test.shape[1])[:, None, None]
+            zc = np.einsum("k,nkt->nt", w_arr, z)
+            # centred within class strata (the fixed test counts per class), as Replicate.centred
+            for cl in (0, 1):
+                sel = y == cl
+                cnt = sel.sum(1, keepdims=True)
+                mean = np.where(sel, zc, 0.0).sum(1, keepdims=True) / np.maximum(cnt, 1)
+                scale = np.where(cnt > 1, np.sqrt(cnt / np.maximum(cnt - 1, 1)), 0.0)
+                zc = np.where(sel, (zc - mean) * scale, zc)
+            values.append(100.0 * (m @ w_arr))
+            contrib.append(zc)
+            pids.append(test)
+            same.append(np.all(num[:, 0] == num[:, 1], axis=1) if arms == 2 else np.zeros(n, bool))
+            unit_of.append(k)
+    t_n = pids[0].shape[1]
+    return Batch(np.stack(values, 1), np.asarray(unit_of), np.concatenate(contrib, 1), np.concatenate(pids, 1),
+                 np.stack(same, 1), np.repeat(np.arange(len(values)), t_n), n_pool, tr.effect_pp)
+
+
 def clopper_pearson(k: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
     ci = sps.binomtest(int(k), int(n)).proportion_ci(confidence_level=confidence, method="exact")
     return float(ci.low), float(ci.high)
@@ -261,21 +342,37 @@ def rates(design: Design, c: Components, *, metric: str = "accuracy", effect_pp:
     """
     rng = np.random.default_rng(seed)
     tr = truth(c, design, metric, effect_pp, weights)
-    decided = reproduced = covered = plain = intervals = 0
     conf = 1.0 - coverage_level
-    for _ in range(n_sim):
-        ev = study(design, c, tr, metric, rng).evidence()
-        verdict = rules.judge(rules.Hypothesis("sim", "sim", "directional", direction, ev), level, margin=5.0,
-                              tol=tol, min_replicates=min_replicates)
-        decided += verdict in rules.DECISIVE
-        reproduced += verdict == rules.REPRODUCED
-        iv = ev.interval(conf)
-        intervals += iv is not None
-        covered += iv is not None and iv[0] <= tr.effect_pp <= iv[1]
-        if ev.se_units is not None and ev.df is not None:
-            u = ev.units
-            h_plain = float(special.stdtrit(u - 1, 1 - level / 2)) * ev.se_units if ev.se_units > 0 else 0.0
-            plain += abs(ev.estimate) > h_plain + tol
+    if design.images[0] == design.images[1] and design.images_median is None:
+        decided = reproduced = covered = plain = intervals = 0
+        for start in range(0, n_sim, BATCH):
+            r = study_batch(design, c, tr, metric, rng, min(BATCH, n_sim - start)).rule()
+            rep, con = rules.judge_batch(direction, r["estimate"], r["se"], r["df"], r["decidable"], level, tol)
+            decided += int((rep | con).sum())
+            reproduced += int(rep.sum())
+            ok = r["decidable"]
+            hw = np.where(ok & (r["se"] > 0), special.stdtrit(np.where(ok, r["df"], 1.0), 1 - coverage_level / 2)
+                          * np.where(ok, r["se"], 0.0), 0.0)
+            intervals += int(ok.sum())
+            covered += int((ok & (np.abs(r["estimate"] - tr.effect_pp) <= hw)).sum())
+            u = design.splits
+            hp = np.where(r["se_units"] > 0, special.stdtrit(max(u - 1, 1), 1 - level / 2) * r["se_units"], 0.0)
+            plain += int((ok & (np.abs(r["estimate"]) > hp + tol)).sum())
+    else:  # images per patient vary: one study at a time
+        decided = reproduced = covered = plain = intervals = 0
+        for _ in range(n_sim):
+            ev = study(design, c, tr, metric, rng).evidence()
+            verdict = rules.judge(rules.Hypothesis("sim", "sim", "directional", direction, ev), level, margin=5.0,
+                                  tol=tol, min_replicates=min_replicates)
+            decided += verdict in rules.DECISIVE
+            reproduced += verdict == rules.REPRODUCED
+            iv = ev.interval(conf)
+            intervals += iv is not None
+            covered += iv is not None and iv[0] <= tr.effect_pp <= iv[1]
+            if ev.se_units is not None and ev.df is not None:
+                u = ev.units
+                h_plain = float(special.stdtrit(u - 1, 1 - level / 2)) * ev.se_units if ev.se_units > 0 else 0.0
+                plain += abs(ev.estimate) > h_plain + tol
     return {"metric": metric, "effect_pp": tr.effect_pp, "weights": list(tr.weights), "direction": direction,
             "level": level,
             "coverage_confidence": conf, "n_sim": n_sim,
