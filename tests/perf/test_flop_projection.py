@@ -10,7 +10,7 @@ import pytest
 from thtl_bench import config
 from thtl_bench.analysis import projection
 from thtl_bench.perf import flops
-from thtl_bench.report import sections
+from thtl_bench.report import cost
 
 # A toy model: stages a, b (frozen prefix for a head-only arm), head; groups back to front.
 STAGING = {"stages": ["a", "b", "head"], "groups": [["head", ["head"]], ["b", ["b"]], ["a", ["a"]]],
@@ -76,7 +76,7 @@ def test_hours_pair_the_fewest_epochs_with_the_highest_rate():
 
 def test_report_states_the_range_and_its_assumption():
     p = projection.projection([], counts())
-    text = "\n".join(sections.projection(p))
+    text = "\n".join(cost.projection(p))
     f = p["flops"]
     assert f"{f['hours'][0]:.1f}-{f['hours'][1]:.1f} GPU-hours" in text
     assert "10%-20% model-FLOP utilisation" in text and "**The MFU is an assumption**" in text

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from thtl_bench.analysis import aggregate
 from thtl_bench.io import atomic_write_json, atomic_write_text
-from thtl_bench.report import decisions, mechanism, plots, sections
+from thtl_bench.report import cost, decisions, mechanism, plots, sections
 from thtl_bench.report.companions import headline, metrics_full
 from thtl_bench.report.gather import gather
 
@@ -48,7 +48,7 @@ def render(cfg: dict, summary: dict, sources: Sequence[str] | None = None) -> Pa
         decisions.calibration(summary),
         sections.target_table(summary), sections.step1_table(summary), decisions.training_fit(summary),
         sections.references(summary), sections.transfer(summary), sections.not_run(summary),
-        sections.speed(summary) + [""] + sections.perf(g),
+        cost.speed(summary) + [""] + cost.perf(g, now),
         sections.provenance(summary, g, sources, now), sections.assumptions(summary),
     ]
     atomic_write_text(path, "\n\n".join("\n".join(p) for p in parts if p) + "\n")
