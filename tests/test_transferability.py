@@ -21,7 +21,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from scipy import stats as sps
 
 from thtl_bench import transferability as T
 from thtl_bench.errors import UserError
@@ -298,86 +297,6 @@ def test_mmd_rejects_bad_arguments():
         T.mmd(a, a, bandwidth=0)
     with pytest.raises(UserError, match="explicit bandwidth"):
         T.mmd([[0.0], [0.0], [0.0]], [[0.0], [1.0]])
-
-
-# ----------------------------------------------------------------------------- Kendall's tau
-
-
-def test_kendall_tau_monotone_and_hand_computed():
-    x = [0.1, 0.4, 0.5, 0.9, 1.3, 2.0]
-    up = T.kendall_tau(x, [1, 2, 3, 5, 8, 13], n_boot=200, seed=0)
-    assert up["tau"] == pytest.approx(1.0) and up["ci"] == pytest.approx([1.0, 1.0]) and up["reason"] is None
-    assert up["p"] == pytest.approx(2 / math.factorial(6))  # exact: 1 of 720 orders, two-sided
-    down = T.kendall_tau(x, [9, 7, 6, 2, 1, 0], n_boot=200, seed=0)
-    assert down["tau"] == pytest.approx(-1.0) and down["ci"] == pytest.approx([-1.0, -1.0])
-    # (1,2,3,4) vs (1,3,2,4): 5 concordant, 1 discordant pair: tau = 4/6; exact p = 8/24.
-    r = T.kendall_tau([1, 2, 3, 4], [1, 3, 2, 4], n_boot=0, seed=0)
-    assert r["tau"] == pytest.approx(2 / 3) and r["p"] == pytest.approx(1 / 3) and r["ci"] is None
-
-
-def test_bootstrap_tau_b_equals_scipy_with_ties():
-    rng = np.random.default_rng(0)
-    x, y = rng.integers(0, 4, (50, 9)).astype(float), rng.integers(0, 3, (50, 9)).astype(float)
-    ours = T._tau_b_rows(x, y)
-    for row, value in zip(range(50), ours, strict=True):
-        ref = sps.kendalltau(x[row], y[row]).statistic
-        assert (np.isnan(ref) and np.isnan(value)) or value == pytest.approx(ref, abs=1e-14)
-
-
-def test_kendall_tau_interval_is_deterministic_and_seeded():
-    x = [0.3, 0.1, 0.9, 0.5, 0.7, 0.2, 0.8, 0.4, 0.6]
-    y = [1.0, 0.0, 2.5, 1.5, 1.2, 0.4, 2.0, 0.5, 2.2]
-    a = T.kendall_tau(x, y, n_boot=500, seed=7)
-    assert a == T.kendall_tau(x, y, n_boot=500, seed=7)
-    assert a["ci"] != T.kendall_tau(x, y, n_boot=500, seed=8)["ci"]
-    assert a["ci"][0] - 1e-12 <= a["tau"] <= a["ci"][1] + 1e-12 and a["n_boot_valid"] <= 500
-    assert a["tau"] == pytest.approx(sps.kendalltau(x, y).statistic)
-
-
-def test_kendall_tau_group_bootstrap():
-    # A domain distance is one number per domain, shared by its models: pairs of one domain are
-    # resampled together. A resample drawing one domain every time has constant x: its tau is
-    # undefined, left out and counted.
-    x = [0.3] * 3 + [1.2] * 3 + [2.0] * 3 + [2.5] * 3 + [3.1] * 3
-    y = [0.0, 0.5, 0.2, 1.0, 1.4, 1.1, 2.0, 2.6, 2.2, 2.4, 3.0, 2.9, 3.3, 3.0, 3.6]
-    domains = [d for d in ("fundus", "tortuous", "angio", "vessel", "tvessel") for _ in range(3)]
-    r = T.kendall_tau(x, y, n_boot=300, seed=1, groups=domains)
-    assert r["resample"] == "groups" and r["units"] == 5
-    assert r["ci"][0] - 1e-12 <= r["tau"] <= r["ci"][1] + 1e-12 and 0.9 * 300 < r["n_boot_valid"] <= 300
-    pairs = T.kendall_tau(x, y, n_boot=300, seed=1)
-    assert pairs["resample"] == "pairs" and pairs["ci"] != r["ci"]
-    # three domains: no interval (a bootstrap over three units is degenerate), the permutation p stays
-    three = T.kendall_tau(x[:9], y[:9], n_boot=300, seed=1, groups=domains[:9])
-    assert three["ci"] is None and "3 groups" in three["reason"] and three["p"] is not None
-
-
-def test_kendall_tau_exact_permutation_p():
-    # three pairs in reverse order: tau = -1, and exactly 2 of the 6 orderings reach |tau| = 1
-    r = T.kendall_tau([1, 2, 3], [3, 2, 1], n_boot=100, seed=0)
-    assert r["tau"] == -1.0 and r["p"] == pytest.approx(1 / 3) and r["ci"] is None
-    assert r["p_method"] == "exact over all 6 orderings" and "3 pairs" in r["reason"]
-    # eight pairs, exact over 8! orderings, agrees with scipy's exact Kendall test without ties
-    x, y = list(range(8)), [0, 2, 1, 3, 5, 4, 7, 6]
-    r = T.kendall_tau(x, y, n_boot=100, seed=0)
-    assert r["p"] == pytest.approx(sps.kendalltau(x, y, method="exact").pvalue, rel=1e-9)
-    # above EXACT_MAX: seeded Monte Carlo, deterministic
-    x, y = list(range(11)), [1, 0, 2, 4, 3, 5, 7, 6, 8, 10, 9]
-    a = T.kendall_tau(x, y, n_boot=10, seed=3)
-    assert a["p"] == T.kendall_tau(x, y, n_boot=10, seed=3)["p"] and "Monte Carlo" in a["p_method"]
-    assert a["p"] == pytest.approx(sps.kendalltau(x, y, method="exact").pvalue, abs=0.01)
-
-
-def test_kendall_tau_undefined_cases_say_why():
-    r = T.kendall_tau([1, 2], [3, 4], n_boot=10, seed=0)
-    assert r["tau"] is None and "fewer than 3" in r["reason"]
-    r = T.kendall_tau([1, 1, 2, 2], [3, 3, 4, 4], n_boot=10, seed=0)
-    assert r["tau"] is None and "fewer than 3" in r["reason"]
-    r = T.kendall_tau([1, 2, 3], [5, 5, 5], n_boot=10, seed=0)
-    assert r["tau"] is None and "gains tied" in r["reason"]
-    r = T.kendall_tau([1, None, 2, 3, float("nan")], [1, 2, 3, 4, 5], n_boot=10, seed=0)
-    assert r["n"] == 3 and r["n_dropped"] == 2 and r["tau"] == pytest.approx(1.0)
-    with pytest.raises(UserError, match="one length"):
-        T.kendall_tau([1, 2, 3], [1, 2], n_boot=10, seed=0)
 
 
 # ----------------------------------------------------------------------------- registry and contract

@@ -6,7 +6,7 @@ the TARGET (larynx) training split and calls the pure functions here; nothing is
 - features ``(N, D)`` (penultimate layer, after global pooling) -> `logme`, `hscore`;
 - source-task softmax ``(N, Z)`` over the intermediate domain's classes -> `leep`; its argmax -> `nce`;
 - ImageNet-feature sets of intermediate and target images -> `frechet_distance`, `mmd`;
-- per (domain, model) score vs measured THTL gain -> `kendall_tau`.
+- per (domain, model) score vs measured THTL gain: `analysis.rankcorr.kendall_tau`.
 
 Every score is "higher = more transferable"; every distance is "lower = closer" (`SCORES`,
 `DISTANCES`). No torch import: the reporting side imports this module too.
@@ -25,12 +25,10 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 from scipy import linalg
-from scipy import stats as sps
 
 from thtl_bench.errors import UserError
 
@@ -412,132 +410,6 @@ def mmd(a: Any, b: Any, *, kernel: str = "rbf", bandwidth: str | float = "median
     sxx = (kxx.sum() - np.trace(kxx)) / (m * (m - 1))
     syy = (kyy.sum() - np.trace(kyy)) / (n * (n - 1))
     return float(sxx + syy - 2 * kxy.mean())
-
-
-# ----------------------------------------------------------------------------- rank agreement
-
-
-def _tau_b_rows(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Kendall's tau-b of each row pair of (B, n) arrays; NaN where x or y is constant.
-
-    tau_b = (concordant - discordant) / sqrt((P - T_x)(P - T_y)) over the P = n(n-1)/2 pairs,
-    T = pairs tied in that variable (a repeated bootstrap draw is tied in both), as scipy.
-    """
-    iu = np.triu_indices(x.shape[1], k=1)
-    sx = np.sign(x[:, :, None] - x[:, None, :])[:, iu[0], iu[1]]
-    sy = np.sign(y[:, :, None] - y[:, None, :])[:, iu[0], iu[1]]
-    den = np.sqrt((sx != 0).sum(axis=1) * (sy != 0).sum(axis=1).astype(np.float64))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(den > 0, (sx * sy).sum(axis=1) / den, np.nan)
-
-
-MIN_BOOT_UNITS = 5  # no bootstrap interval over fewer resampling units: it would rest on a handful of draws
-EXACT_MAX = 9  # an exact permutation p over all n! orderings up to this many pairs; seeded Monte Carlo above
-
-
-def permutation_p(x: np.ndarray, y: np.ndarray, *, seed: int, n_resamples: int = 100_000,
-                  chunk: int = 4096) -> tuple[float, str]:
-    """Two-sided permutation p of Kendall's tau-b: the share of orderings of y whose |tau| is at
-    least the observed one. Exact (all n! orderings) for n <= EXACT_MAX, else a seeded Monte Carlo
-    with the observed ordering counted (p = (k + 1) / (B + 1)). Returns (p, method)."""
-    import itertools
-    import math
-
-    n = len(x)
-    obs = abs(float(_tau_b_rows(x[None], y[None])[0])) - 1e-12
-    if n <= EXACT_MAX:
-        perms = itertools.permutations(range(n))
-        hits = total = 0
-        while True:
-            block = np.array(list(itertools.islice(perms, chunk)), dtype=np.int64)
-            if not len(block):
-                break
-            t = _tau_b_rows(np.broadcast_to(x, block.shape), y[block])
-            hits += int((np.abs(t) >= obs).sum())
-            total += len(block)
-        assert total == math.factorial(n)
-        return hits / total, f"exact over all {total} orderings"
-    rng = np.random.default_rng(seed)
-    hits = 0
-    for start in range(0, n_resamples, chunk):
-        k = min(chunk, n_resamples - start)
-        idx = np.argsort(rng.random((k, n)), axis=1)
-        hits += int((np.abs(_tau_b_rows(np.broadcast_to(x, idx.shape), y[idx])) >= obs).sum())
-    return (hits + 1) / (n_resamples + 1), f"Monte Carlo over {n_resamples} orderings (seed {seed})"
-
-
-def kendall_tau(x: Sequence[float], y: Sequence[float], *, n_boot: int, seed: int,
-                confidence: float = 0.95, groups: Sequence[Any] | None = None,
-                chunk: int = 256) -> dict:
-    """Kendall's tau-b of (score, measured gain) pairs, its permutation p and, with at least
-    MIN_BOOT_UNITS resampling units, a bootstrap percentile interval.
-
-    tau is scipy.stats.kendalltau's tau-b; p is a two-sided permutation p (`permutation_p`: exact
-    over every ordering for up to EXACT_MAX pairs, so it is right for 3 pairs too, where the
-    smallest possible p is 1/3). The interval resamples the (domain, model) pairs with replacement
-    ``n_boot`` times (seeded), or, if ``groups`` is given (e.g. the domain of each pair), whole
-    groups: pairs of one domain share its images and are not independent. With fewer than
-    MIN_BOOT_UNITS units (pairs, or groups) there is no interval (``reason`` says so): a
-    bootstrap over 3 pairs gives degenerate intervals such as [-1, -1]. Pairs with a missing
-    (None/NaN) value are dropped and counted. With fewer than 3 distinct (x, y) pairs, or x or y
-    constant, tau/p/ci are None and ``reason`` says why.
-
-    Returns dict(tau, p, p_method, ci=[low, high] | None, n, n_dropped, n_boot, n_boot_valid,
-    confidence, resample="pairs" | "groups", units, reason=None | str).
-    """
-    xa = np.array([np.nan if v is None else v for v in x], dtype=np.float64)
-    ya = np.array([np.nan if v is None else v for v in y], dtype=np.float64)
-    if xa.ndim != 1 or xa.shape != ya.shape:
-        raise UserError(f"kendall_tau: x and y must be 1-D of one length, got {xa.shape} and {ya.shape}")
-    if groups is not None and len(groups) != len(xa):
-        raise UserError(f"kendall_tau: groups has {len(groups)} entries for {len(xa)} pairs")
-    if not (0 < confidence < 1) or n_boot < 0:
-        raise UserError(f"kendall_tau: need 0 < confidence < 1 and n_boot >= 0, got {confidence}, {n_boot}")
-    ok = np.isfinite(xa) & np.isfinite(ya)
-    xa, ya = xa[ok], ya[ok]
-    out: dict[str, Any] = {"tau": None, "p": None, "p_method": None, "ci": None, "n": int(len(xa)),
-                           "n_dropped": int((~ok).sum()), "n_boot": int(n_boot), "n_boot_valid": 0,
-                           "confidence": float(confidence),
-                           "resample": "pairs" if groups is None else "groups", "units": None, "reason": None}
-    if len(set(zip(xa.tolist(), ya.tolist(), strict=True))) < 3:
-        out["reason"] = "fewer than 3 distinct (score, gain) pairs"
-        return out
-    if np.unique(xa).size < 2 or np.unique(ya).size < 2:
-        out["reason"] = f"all {'scores' if np.unique(xa).size < 2 else 'gains'} tied"
-        return out
-    res = sps.kendalltau(xa, ya)
-    out["tau"] = float(res.statistic)
-    out["p"], out["p_method"] = permutation_p(xa, ya, seed=seed)
-    if groups is None:
-        members = [np.array([i]) for i in range(len(xa))]
-    else:
-        g = np.asarray(groups, dtype=object)[ok]
-        members = [np.flatnonzero(g == key) for key in dict.fromkeys(g.tolist())]
-    out["units"] = len(members)
-    if len(members) < MIN_BOOT_UNITS:
-        out["reason"] = (f"no interval: {len(members)} {out['resample']} to resample (a bootstrap needs at least "
-                         f"{MIN_BOOT_UNITS}); the permutation p stands alone")
-        return out
-    rng = np.random.default_rng(seed)
-    equal = len({len(m) for m in members}) == 1  # resamples of one length: vectorised in chunks
-    taus: list[float] = []
-    for start in range(0, n_boot, chunk):
-        draws = rng.integers(0, len(members), size=(min(chunk, n_boot - start), len(members)))
-        rows = [np.concatenate([members[j] for j in row]) for row in draws]
-        if equal:
-            idx = np.stack(rows)
-            taus.extend(_tau_b_rows(xa[idx], ya[idx]).tolist())
-        else:
-            taus.extend(float(_tau_b_rows(xa[i][None], ya[i][None])[0]) for i in rows)
-    valid = np.asarray(taus, dtype=np.float64)
-    valid = valid[np.isfinite(valid)]
-    out["n_boot_valid"] = int(len(valid))
-    if len(valid):
-        q = 50 * (1 - confidence)
-        out["ci"] = [float(v) for v in np.percentile(valid, [q, 100 - q])]
-    elif n_boot:
-        out["reason"] = "no bootstrap resample had a defined tau (too few distinct values)"
-    return out
 
 
 # ----------------------------------------------------------------------------- registries

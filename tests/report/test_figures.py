@@ -10,7 +10,7 @@ from matplotlib.colors import to_hex
 from matplotlib.text import Text
 from PIL import Image
 
-from thtl_bench.report import figures, style
+from thtl_bench.report import figures, forest, style
 
 
 def _cells(models=("resnet18", "resnet50"), arms=("scratch", "thtl_last", "swft"), domains=("larynx",),
@@ -67,7 +67,7 @@ CASES = {  # name: (build, figure, rows, data, row columns)
     "arms_dot": (figures.build_arms_dot, figures.arms_dot_figure, figures.arms_dot_rows, _cells,
                  {"model", "arm", "domain", "metric", "replicate", "value_pct", "mean_pct", "lo_pct", "hi_pct", "n",
                   "undertrained"}),
-    "claims_forest": (figures.build_claims_forest, figures.claims_forest_figure, figures.claims_forest_rows, _claims,
+    "claims_forest": (forest.build_claims_forest, forest.claims_forest_figure, forest.claims_forest_rows, _claims,
                       {"id", "model", "kind", "diff_pp", "ci_lo", "ci_hi", "adj_lo", "adj_hi", "paper_pp",
                        "margin_pp", "verdict"}),
     "confusion": (figures.build_confusion, figures.confusion_figure, figures.confusion_rows, _confusion,
@@ -192,12 +192,12 @@ def test_arms_dot_edge_cases(tmp_path):
 
 def test_claims_forest_order_marks_and_verdicts():
     claims = _claims()
-    rows = figures.claims_forest_rows(claims)
+    rows = forest.claims_forest_rows(claims)
     # C1 < C5 < C10; within a claim, models in catalog order (resnet18 before efficientnet_lite0)
     assert [(r["id"], r["model"]) for r in rows] == [("C1", "resnet18"), ("C1", "efficientnet_lite0"),
                                                      ("C5", "resnet18"), ("C10", "resnet18")]
     assert rows[0]["adj_lo"] == -22.0 and rows[1]["ci_lo"] is None and rows[1]["paper_pp"] is None
-    fig = figures.build_claims_forest(claims)
+    fig = forest.build_claims_forest(claims)
     ax, right = fig.axes[0], fig.axes[1]
     assert [t.get_text() for t in ax.get_yticklabels()] == ["C1", "resnet18", "efficientnet_lite0", "C5",
                                                             "resnet18", "C10", "resnet18"]
@@ -217,12 +217,36 @@ def test_claims_forest_order_marks_and_verdicts():
 def test_claims_forest_edge_cases(tmp_path):
     single = [{"id": "C2", "model": "resnet18", "text": "t", "diff": None, "ci": None, "adj_ci": None, "paper": None,
                "verdict": "inconclusive", "kind": "directional", "margin": None}]
-    figures.claims_forest_figure(single, tmp_path / "single.png")  # no number at all: zero line only
-    assert "equivalence margin" not in _texts(figures.build_claims_forest(single))
+    forest.claims_forest_figure(single, tmp_path / "single.png")  # no number at all: zero line only
+    assert "equivalence margin" not in _texts(forest.build_claims_forest(single))
     with pytest.raises(ValueError, match="verdict 'maybe' not one of reproduced"):
-        figures.build_claims_forest([{**single[0], "verdict": "maybe"}])
+        forest.build_claims_forest([{**single[0], "verdict": "maybe"}])
     with pytest.raises(ValueError, match="kind 'x'"):
-        figures.build_claims_forest([{**single[0], "kind": "x"}])
+        forest.build_claims_forest([{**single[0], "kind": "x"}])
+
+
+def test_claims_forest_clips_a_wide_interval_and_says_so():
+    # A 2-replicate interval of hundreds of pp beside a decisive one of a few: the axis follows
+    # the decisive row (ends clipped at +-CLIP_PP, arrowheads at the edge, the legend says so).
+    base = {"text": "t", "paper": None, "kind": "directional", "margin": None}
+    wide = [{**base, "id": "C6", "model": "efficientnet_lite0", "diff": 0.0, "ci": [-6.7, 6.7], "adj_ci": [-6.7, 6.7],
+             "verdict": "inconclusive"},
+            {**base, "id": "C6", "model": "efficientnet_lite2", "diff": 10.7, "ci": [-397.7, 419.1],
+             "adj_ci": [-397.7, 419.1], "verdict": "inconclusive"}]
+    fig = forest.build_claims_forest(wide)
+    ax = fig.axes[0]
+    lo, hi = ax.get_xlim()
+    assert -115 < lo < -100 and 100 < hi < 115
+    heads = [line for line in ax.get_lines() if line.get_marker() in ("<", ">")]
+    assert sorted(float(line.get_xdata()[0]) for line in heads) == [-100.0, -100.0, 100.0, 100.0]
+    assert "interval clipped at ±100 pp" in _texts(fig)
+    # the rows' data (the CSV behind the figure) keep the real ends
+    assert forest.claims_forest_rows(wide)[1]["ci_lo"] == -397.7
+    # nothing beyond the clip: no arrowheads, no note, the axis hugs the interval
+    nfig = forest.build_claims_forest(wide[:1])
+    narrow = nfig.axes[0]
+    assert not [line for line in narrow.get_lines() if line.get_marker() in ("<", ">")]
+    assert not any("clipped" in t for t in _texts(nfig)) and narrow.get_xlim()[1] < 10
 
 
 # --------------------------------------------------------------------------------- 3. confusion

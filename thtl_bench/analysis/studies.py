@@ -16,7 +16,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from thtl_bench import transferability
-from thtl_bench.analysis import fit, inference, replicates
+from thtl_bench.analysis import fit, inference, rankcorr, replicates
 from thtl_bench.analysis import summary as summary_mod
 
 GAIN = ("thtl_last", "onestep_last", "accuracy")  # the THTL gain the size axes and scores are about
@@ -62,8 +62,9 @@ def sizes(records: Sequence[dict], params: dict) -> list[dict]:
 def transfer(records: Sequence[dict], scores: dict | None, params: dict) -> dict | None:
     """Each step-1 network's transferability scores (artefact `scores`: entries {model, domain,
     replicate, scores: {name: value}, distances: {name: value}}) beside the measured THTL gain of
-    its (model, domain), and Kendall's tau between each score and the gain across (model,
-    domain) pairs, with its permutation p and, over enough domains, a bootstrap interval."""
+    its (model, domain), and Kendall's tau between each score and the gain over the (model,
+    domain) pairs (compared within a model when there are several), with its permutation p and,
+    over enough domains, a bootstrap interval."""
     if not scores or not scores.get("entries"):
         return None
     index = replicates.index(records, fit.Gate.of(params))
@@ -84,11 +85,16 @@ def transfer(records: Sequence[dict], scores: dict | None, params: dict) -> dict
     taus = {}
     score_names = [n for n in transferability.SCORES] + [n for n in transferability.DISTANCES]
     for n in score_names:
-        pts = [(r[n], r["gain"], r["domain"]) for r in rows if r.get(n) is not None and r.get("gain") is not None]
+        pts = [(r[n], r["gain"], r["domain"], r["model"]) for r in rows
+               if r.get(n) is not None and r.get("gain") is not None]
         if not pts:
             continue
         sign = 1.0 if n in transferability.SCORES else -1.0  # distances: lower = closer = expected gain
-        taus[n] = transferability.kendall_tau([sign * x for x, _, _ in pts], [g for _, g, _ in pts],
-                                              n_boot=int(params["bootstrap"]), seed=int(params["bootstrap_seed"]),
-                                              confidence=float(params["confidence"]), groups=[d for _, _, d in pts])
+        # several models: pairs compared within a model only (each model's scores, distances and
+        # baseline are on its own scale; across models tau would rank the models: analysis.rankcorr)
+        strata = [m for *_, m in pts] if len({m for *_, m in pts}) > 1 else None
+        taus[n] = rankcorr.kendall_tau([sign * p[0] for p in pts], [p[1] for p in pts],
+                                       n_boot=int(params["bootstrap"]), seed=int(params["bootstrap_seed"]),
+                                       confidence=float(params["confidence"]), groups=[p[2] for p in pts],
+                                       strata=strata)
     return {"rows": rows, "kendall": taus, "note": scores.get("note")}

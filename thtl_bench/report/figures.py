@@ -4,7 +4,7 @@ Each figure comes as three functions over plain, explicit inputs (documented per
     build_<name>(data, ...) -> Figure      the figure, for tests to inspect
     <name>_figure(data, path, ...) -> Path  the PNG (880 px wide, same bytes for the same data)
     <name>_rows(data) -> list[dict]         its plot data, long format, for `dvc plots` CSVs
-Figures: arms_dot (models x arms, accuracy and malignant recall), claims_forest (C1-C5),
+Figures: arms_dot (models x arms, accuracy and malignant recall), claims_forest (report.forest),
 confusion (per arm, one model), swft_steps (per replicate), size_axis (gain vs training fraction).
 Inputs are sorted here (registry order for models and arms), so their order never changes a byte.
 Fractions in, percent / percentage points out: the rows carry the plotted numbers.
@@ -12,7 +12,6 @@ Fractions in, percent / percentage points out: the rows carry the plotted number
 
 from __future__ import annotations
 
-import re
 import zlib
 from collections.abc import Sequence
 from pathlib import Path
@@ -36,12 +35,6 @@ def _need(item: dict, keys: Sequence[str], what: str) -> None:
     missing = [k for k in keys if k not in item]
     if missing:
         raise ValueError(f"{what}: missing {missing} in {dict(sorted(item.items()))!r}")
-
-
-def _claim_key(cid: str) -> tuple:
-    """C2 < C10: letters, then the number."""
-    m = re.fullmatch(r"([A-Za-z]*)(\d+)(.*)", str(cid))
-    return (m.group(1), int(m.group(2)), m.group(3)) if m else (str(cid), 0, "")
 
 
 def _jitter(key: str, n: int, width: float) -> np.ndarray:
@@ -194,129 +187,6 @@ def build_arms_dot(cells: Sequence[dict], *, arm_order: Sequence[str] | None = N
 def arms_dot_figure(cells: Sequence[dict], path: Path, **kw: Any) -> Path:
     """build_arms_dot(cells, **kw) saved as a PNG at `path`."""
     return style.save(build_arms_dot(cells, **kw), path)
-
-
-# ============================================================================ 2. claims forest
-
-def _claim_rows_sorted(claims: Sequence[dict], model_order) -> list[dict]:
-    for c in claims:
-        _need(c, ("id", "model", "diff", "verdict", "kind"), "claims_forest claim")
-        if c["verdict"] not in VERDICTS:
-            raise ValueError(f"claims_forest: claim {c['id']} / {c['model']}: verdict {c['verdict']!r} "
-                             f"not one of {', '.join(VERDICTS)}")
-        if c["kind"] not in ("directional", "equivalence"):
-            raise ValueError(f"claims_forest: claim {c['id']}: kind {c['kind']!r} (directional | equivalence)")
-    models = style.model_order((c["model"] for c in claims), model_order)
-    return sorted(claims, key=lambda c: (_claim_key(c["id"]), models.index(c["model"])))
-
-
-def claims_forest_rows(claims: Sequence[dict], *, model_order: Sequence[str] | None = None) -> list[dict]:
-    """One row per (claim, model). Columns: id, model, kind, diff_pp, ci_lo, ci_hi, adj_lo, adj_hi,
-    paper_pp, margin_pp, verdict (None where absent)."""
-    out = []
-    for c in _claim_rows_sorted(claims, model_order):
-        ci, adj = c.get("ci") or (None, None), c.get("adj_ci") or (None, None)
-        out.append({"id": c["id"], "model": c["model"], "kind": c["kind"], "diff_pp": c["diff"],
-                    "ci_lo": ci[0], "ci_hi": ci[1], "adj_lo": adj[0], "adj_hi": adj[1],
-                    "paper_pp": c.get("paper"), "margin_pp": c.get("margin"), "verdict": c["verdict"]})
-    return out
-
-
-def build_claims_forest(claims: Sequence[dict], *, model_order: Sequence[str] | None = None,
-                        title: str | None = None, adjusted: str = "Holm-adjusted interval"):
-    """Forest plot of the claims: one row per (claim, model) under a header row with the claim's
-    text; point = A - B in pp coloured by verdict, thin line = interval, wide pale bar = adjusted
-    interval, diamond = the paper's number, shaded band = the equivalence margin, zero line; the
-    difference and the verdict written at the right.
-
-    `claims`: [{id, model, text, diff (pp) | None, ci: [lo, hi] | None, adj_ci: [lo, hi] | None,
-    paper: pp | None, verdict (one of VERDICTS), kind: "directional" | "equivalence",
-    margin: pp | None (equivalence claims)}].
-    """
-    from matplotlib.lines import Line2D
-    from matplotlib.patches import Patch
-
-    if not claims:
-        raise ValueError("claims_forest: no claims to draw")
-    rows = _claim_rows_sorted(claims, model_order)
-    ids = list(dict.fromkeys(c["id"] for c in rows))
-    layout: list[tuple[str, dict | None]] = []
-    for cid in ids:
-        layout += [(cid, None)] + [(cid, c) for c in rows if c["id"] == cid]
-    n = len(layout)
-
-    with style.styled():
-        fig = style.new_figure(1.0 + 0.24 * n)
-        ax = fig.subplots()
-        right = ax.twinx()
-        margins = []
-        for cid in ids:
-            mine = [i for i, (k, c) in enumerate(layout) if k == cid and c is not None]
-            first = next(c for k, c in layout if k == cid and c is not None)
-            m = first.get("margin")
-            if first["kind"] == "equivalence" and m is not None:
-                margins.append(float(m))
-                ax.fill_betweenx([min(mine) - 0.5, max(mine) + 0.5], -m, m, color="#DCE9F5", lw=0, zorder=0)
-        ax.axvline(0.0, **style.ZERO_STYLE, zorder=1)
-        for y, (_, c) in enumerate(layout):
-            if c is None:
-                continue
-            colour = style.VERDICT_COLOURS[c["verdict"]]
-            if c.get("adj_ci"):
-                ax.hlines(y, *c["adj_ci"], color=colour, lw=7, alpha=0.3, zorder=2)
-            if c.get("ci"):
-                ax.hlines(y, *c["ci"], color=colour, lw=1.4, zorder=3)
-            if c["diff"] is not None:
-                ax.plot([c["diff"]], [y], "o", color=colour, ms=6, zorder=5)
-            if c.get("paper") is not None:
-                ax.plot([c["paper"]], [y], "D", mfc="white", mec="black", mew=1.0, ms=5, zorder=4)
-        # Headers: the claim id (bold tick) and its text on the row, left-aligned on a white box.
-        xs = [v for _, c in layout if c for v in [c["diff"], c.get("paper"), *(c.get("ci") or []),
-                                                  *(c.get("adj_ci") or [])] if v is not None] + margins + [0.0]
-        xs += [-m for m in margins]
-        lo, hi = min(xs), max(xs)
-        pad = 0.06 * (hi - lo or 10.0)
-        ax.set_xlim(lo - pad, hi + pad)
-        for y, (cid, c) in enumerate(layout):
-            if c is None:
-                text = next((r.get("text") for k, r in layout if k == cid and r and r.get("text")), "")
-                ax.text(0.005, y, text, transform=ax.get_yaxis_transform(), va="center", ha="left",
-                        fontsize=7, style="italic", zorder=6,
-                        bbox={"boxstyle": "square,pad=0.1", "fc": "white", "ec": "none", "alpha": 0.85})
-        labels = [cid if c is None else c["model"] for cid, c in layout]
-        ax.set_yticks(range(n), labels)
-        for tick, (_, c) in zip(ax.get_yticklabels(), layout, strict=True):
-            if c is None:
-                tick.set_fontweight("bold")
-        right.set_yticks(range(n), ["" if c is None else
-                                    ("n/a" if c["diff"] is None else f"{c['diff']:+.1f} pp".replace("-", "−")) + f"  {c['verdict']}"
-                                    for _, c in layout])
-        for tick, (_, c) in zip(right.get_yticklabels(), layout, strict=True):
-            if c is not None:
-                tick.set_color(style.VERDICT_COLOURS[c["verdict"]])
-        for a in (ax, right):
-            a.set_ylim(n - 0.5, -0.5)
-            a.tick_params(axis="y", length=0)
-        right.grid(False)
-        right.spines["right"].set_visible(False)
-        ax.grid(axis="y", visible=False)
-        ax.set_xlabel("difference arm A − arm B (percentage points)")
-        handles = [Line2D([], [], marker="o", ls="-", color=style.NEUTRAL, ms=5, lw=1.4, label="difference, interval"),
-                   Line2D([], [], color=style.NEUTRAL, lw=7, alpha=0.3, label=adjusted),
-                   Line2D([], [], marker="D", ls="none", mfc="white", mec="black", ms=5, label="paper")]
-        if margins:
-            handles.append(Patch(fc="#DCE9F5", label="equivalence margin"))
-        used = [v for v in VERDICTS if any(c["verdict"] == v for c in rows)]
-        handles += [Line2D([], [], marker="o", ls="none", color=style.VERDICT_COLOURS[v], ms=5, label=v) for v in used]
-        fig.legend(handles=handles, loc="outside lower center", ncols=min(len(handles), 5))
-        if title:
-            fig.suptitle(title)
-    return fig
-
-
-def claims_forest_figure(claims: Sequence[dict], path: Path, **kw: Any) -> Path:
-    """build_claims_forest(claims, **kw) saved as a PNG at `path`."""
-    return style.save(build_claims_forest(claims, **kw), path)
 
 
 # ============================================================================ 3. confusion

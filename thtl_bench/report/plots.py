@@ -19,7 +19,7 @@ from pathlib import Path
 from thtl_bench import domains as domain_registry
 from thtl_bench.analysis import claims as claims_mod
 from thtl_bench.io import atomic_write_text
-from thtl_bench.report import figures
+from thtl_bench.report import figures, forest
 
 # name -> (columns of its CSV, x, y): dvc.yaml's top-level `plots:` must say the same
 # (tests/repo/test_dvc.py checks it).
@@ -175,9 +175,9 @@ def write(summary: dict, rdir: Path, classes: list[str] | None = None) -> Plots:
                             for r in figures.arms_dot_rows(cells, **order, **arm_order)]
     claims = claim_rows(summary)
     if claims:
-        p.claims_forest = figures.claims_forest_figure(claims, fdir / "claims_forest.png", **order)
+        p.claims_forest = forest.claims_forest_figure(claims, fdir / "claims_forest.png", **order)
         rows["claims_forest"] = [{**r, "series": f"{r['id']} · {r['model']}"}
-                                 for r in figures.claims_forest_rows(claims, **order)]
+                                 for r in forest.claims_forest_rows(claims, **order)]
     for data in confusion_inputs(summary, classes or ["benign", "malignant"]):
         png = figures.confusion_figure(data, fdir / f"confusion_{_slug(data['model'])}.png", **arm_order)
         p.confusion.append((data["model"], png))

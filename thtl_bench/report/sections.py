@@ -304,18 +304,26 @@ def transfer(summary: dict) -> list[str]:
     rows = [[r["model"], r["domain"], r["n_replicates"], *(_num(r.get(n), 3) for n in names),
              f"{_pp(r.get('gain'))} {_iv([r['gain_lo'], r['gain_hi']] if r.get('gain_lo') is not None else None)}"]
             for r in t["rows"]]
+    def compared(k: dict) -> str:
+        if k.get("strata") is None:
+            return f"{k.get('n', '-')} (all pairs)"
+        return f"{k.get('n', '-')} ({k.get('compared', '-')} pairs within {k['strata']} models)"
+
     taus = [[n, _num(k.get("tau"), 2), _num(k.get("p"), 3) if k.get("p") is not None else "n/a",
              k.get("p_method") or "-",
              _iv([100 * x for x in k["ci"]]).replace("+", "") if k.get("ci") else (k.get("reason") or "n/a"),
-             k.get("n", "-")] for n, k in sorted((t.get("kendall") or {}).items())]  # not dict order: JSON sorts
+             compared(k)] for n, k in sorted((t.get("kendall") or {}).items())]  # not dict order: JSON sorts
     return out + ["Scores of each step-1 network on the target training split (higher = predicted to transfer "
                   "better) and distances between the domains' ImageNet features (lower = closer), beside the "
                   "measured THTL gain (thtl_last - onestep_last, pp [interval]).", "",
                   _table(rows, ["model", "domain", "replicates", *names, "THTL gain pp"]), "",
-                  "Does the score predict the gain? Kendall's tau across (model, domain) pairs (distances with the "
-                  "sign turned, so + means 'predicts'), its two-sided permutation p, and a bootstrap interval over "
-                  "domains (x100) only where at least 5 domains can be resampled:", "",
-                  _table(taus, ["score", "tau", "permutation p", "p method", "interval (x100)", "pairs"])
+                  "Does the score predict the gain? Kendall's tau-b between score and gain over the (model, domain) "
+                  "pairs (distances with the sign turned, so + means 'predicts'). With several models only pairs of "
+                  "one model are compared (a stratified tau; the p permutes gains within each model): each model's "
+                  "scores, distances and baseline are on its own scale, and across models tau would rank the models, "
+                  "not the domains. Two-sided permutation p, and a bootstrap interval over domains (x100) only where "
+                  "at least 5 domains can be resampled:", "",
+                  _table(taus, ["score", "tau", "permutation p", "p method", "interval (x100)", "pairs (compared)"])
                   if taus else "Too few pairs for tau."] + \
         (["", f"{t['note']}"] if t.get("note") else [])
 
