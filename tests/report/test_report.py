@@ -75,6 +75,9 @@ def test_calibration_section_from_its_artefact(tmp_path, monkeypatch):
     assert "false decisions % (nominal 5)" in section and "power %" in section
     glance = text[:text.index("## Figures")]
     assert "**Calibration at this design** (30 simulated studies" in glance
+    # one primary claim: its power is one number, not a range from itself to itself
+    pw = cal["claims"][0]["power"][0]["reproduced"]["rate"]
+    assert f"Holm's strictest level): {100 * pw:.0f} % (target" in glance
     # a calibration of other records is not shown as this run's
     cal["key"] = "someone-else"
     (tmp_path / "report" / "calibration.json").write_text(json.dumps(cal))

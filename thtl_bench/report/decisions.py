@@ -105,8 +105,10 @@ def calibration_note(summary: dict) -> list[str]:
              f"{'met' if v['calibrated'] else '**not met**'})." if fd and cov else
              "**Calibration:** no primary claim with paired records."]
     if pw:
-        parts.append(f"**Power** of each primary claim at the paper's effect (estimated components, Holm's strictest "
-                     f"level): {100 * pw[0]:.0f}-{100 * pw[1]:.0f} % (target >= "
+        span = (f"{100 * pw[0]:.0f} %" if f"{100 * pw[0]:.0f}" == f"{100 * pw[1]:.0f}"
+                else f"{100 * pw[0]:.0f}-{100 * pw[1]:.0f} %")
+        parts.append(f"**Power** of each primary claim at the paper's effect (the registered design effect where "
+                     f"the paper gives none; estimated components, Holm's strictest level): {span} (target >= "
                      f"{100 * cal['settings']['min_power']:.0f} %: {'met' if v['powered'] else '**not met**'}).")
     return [" ".join(parts) + " Details: *Calibration and power of the rule* below."]
 
