@@ -11,7 +11,7 @@ from torch import nn
 
 from thtl_bench.analysis import projection
 from thtl_bench.perf import flops
-from thtl_bench.report import sections
+from thtl_bench.report import cost
 
 # ----------------------------------------------------------------------------- counting
 
@@ -178,6 +178,6 @@ def test_cached_head_epochs_do_not_scale_with_image_size():
 
 def test_projection_text_names_forward_flops_range_and_gaps():
     recs = [_rec("resnet18", "scratch", 0, 100.0)]
-    text = "\n".join(sections.projection(projection.projection(recs, flops.artifact(CFG, recs))))
+    text = "\n".join(cost.projection(projection.projection(recs, flops.artifact(CFG, recs))))
     assert "forward GFLOP / image (64 px)" in text and "**Incomplete**" in text
     assert "resnet18/onestep_last" in text and "range" in text
