@@ -473,17 +473,6 @@ def paired_values(values_a: Sequence[float | None], values_b: Sequence[float | N
     return Evidence(se=se, df=float(len(d) - 1), decidable=True, se_units=se, **base)
 
 
-def swap(reps: Sequence[Replicate]) -> list[Replicate]:
-    """Two-arm replicates with the arms exchanged (B - A)."""
-    return [dataclasses.replace(r, num=r.num[::-1].copy(), den=r.den[::-1].copy()) for r in reps]
-
-
-def prob_improvement(values_a: Sequence[float], values_b: Sequence[float]) -> float:
-    """P(A > B) over paired replicates, ties one half (Bouthillier et al. 2021)."""
-    a, b = np.asarray(values_a, float), np.asarray(values_b, float)
-    return float(np.mean(np.where(a > b, 1.0, np.where(a == b, 0.5, 0.0))))
-
-
 def bh(pvalues: Sequence[float | None]) -> list[float | None]:
     """Benjamini-Hochberg adjusted p-values (scipy.stats.false_discovery_control); None stays
     None and is not counted as a test."""

@@ -176,10 +176,9 @@ def kendall_tau(x: Sequence[float], y: Sequence[float], *, n_boot: int, seed: in
         if equal:
             idx = np.stack(rows)
             taus.extend(_tau_b_rows(xa[idx], ya[idx]).tolist())
-        elif st is None:
-            taus.extend(float(_tau_b_rows(xa[i][None], ya[i][None])[0]) for i in rows)
-        else:
-            taus.extend(float(_strat_rows(xa[i], ya[i][None], _members(st[i], len(i)))[0]) for i in rows)
+        else:  # one resample at a time; without strata _strat_rows is tau-b itself
+            taus.extend(float(_strat_rows(xa[i], ya[i][None], _members(None if st is None else st[i], len(i)))[0])
+                        for i in rows)
     valid = np.asarray(taus, dtype=np.float64)
     valid = valid[np.isfinite(valid)]
     out["n_boot_valid"] = int(len(valid))
