@@ -122,6 +122,10 @@ def test_main_job_time_is_the_benchmark_session_plus_the_report_chain_when_run_i
     assert "| main job" not in text
     row = _cells(text, "benchmark session")
     assert row[1] == "520" and row[3].startswith("not judged (the main job is not measured: this report was written 1440 min")
+    # an end time written without its UTC offset is read as UTC
+    _write(tmp_path, session={**fast, "created": end.replace(tzinfo=None).isoformat()})
+    row = _cells("\n".join(_perf(tmp_path, end + timedelta(seconds=70))), "main job")
+    assert row[1] == "590 (benchmark 520 + report 70)"
     # a session with no end time (older files) is shown, not timed as a main job
     _write(tmp_path, session={k: v for k, v in fast.items() if k != "created"})
     row = _cells("\n".join(_perf(tmp_path, end)), "benchmark session")

@@ -4,7 +4,7 @@ main job's wall time: the benchmark session plus the report chain that wrote thi
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from thtl_bench.report.sections import _arm_label, _details, _ms, _num, _sizes, _table, _val
@@ -122,6 +122,8 @@ def main_job(sess: dict, now: datetime | None) -> tuple[float | None, float | No
         end = datetime.fromisoformat(str(sess["created"]))
     except (KeyError, TypeError, ValueError):
         return None, None, "the benchmark session recorded no end time"
+    if end.tzinfo is None:  # the session writes UTC; an older file without the offset is read as UTC too
+        end = end.replace(tzinfo=UTC)
     if now is None or sess.get("wall_s") is None:
         return None, None, "no time of writing"
     gap = (now - end).total_seconds()
