@@ -316,10 +316,38 @@ def test_vessel_signs_take_the_place_of_peripheral_veins_not_extra_area():
     assert changed.sum() > 40
 
 
+def test_venous_dilation_widens_the_veins_with_the_level_and_keeps_the_area():
+    """Venous dilation (the sign a tortuous tree does not mimic): the veins of a higher vessel
+    level are wider, the area they add is given back by the periphery, and 0 leaves the image
+    as the signs alone draw it."""
+    diff = {**BASE["synth"]["difficulty"], "noise": 0.0}
+
+    def draw(v, dil, tau=None):
+        return fundus_phantom.image(11, 4, None, 64, diff, tau, levels=(2, v), stream=phantoms.SIGNS_STREAM,
+                                    dilation=dil)
+
+    for tau in (None, 0.9):
+        plain, wide = draw(4, 0.0, tau), draw(4, 0.2, tau)
+        assert wide["truth"]["vein_dilation"] == pytest.approx(1.8) and plain["truth"]["vein_dilation"] == 1.0
+        assert wide["truth"]["reach"] < plain["truth"]["reach"]  # the periphery gives the area back
+        cover = [float(np.mean(r["mask"] > 0)) for r in (plain, wide)]
+        assert abs(cover[0] - cover[1]) < 0.01 * fundus_phantom.FIELD_SHARE
+        # the veins are wider: more vessel pixels whose four neighbours are vessel too
+        inner = []
+        for r in (plain, wide):
+            m = r["mask"] > 0
+            inner.append(int((m[1:-1, 1:-1] & m[:-2, 1:-1] & m[2:, 1:-1] & m[1:-1, :-2] & m[1:-1, 2:]).sum()))
+        assert inner[1] > 1.05 * inner[0]
+    assert np.array_equal(draw(0, 0.2)["rgb"], draw(0, 0.0)["rgb"])  # level 0: no dilation
+
+
 def test_factorial_parameters_are_checked(tmp_path):
     for bad in (0, 1.5, "2", True):
         with pytest.raises(phantoms.SynthError, match="synth.fundus_signs.per_cell"):
             synth(tmp_path, tiny(fundus_signs={"per_cell": bad}), ["fundus_vessel"])
+    for bad in (-0.1, 0.6, "0.2", True):
+        with pytest.raises(phantoms.SynthError, match="synth.fundus_signs.venous_dilation"):
+            synth(tmp_path, tiny(fundus_signs={"per_cell": 1, "venous_dilation": bad}), ["fundus_vessel"])
     s = tiny()
     del s["fundus_signs"]
     with pytest.raises(phantoms.SynthError, match="synth.fundus_signs is missing"):

@@ -269,10 +269,12 @@ def _preretinal(shape, u, d: dm.Draw, disc) -> np.ndarray:
 
 
 def image(seed: int, index: int, grade: str | None, size: int, diff: dict, tau: float | None = None, *,
-          levels: tuple[int, int] | None = None, stream: int = 1) -> dict:
+          levels: tuple[int, int] | None = None, stream: int = 1, dilation: float = 0.0) -> dict:
     """One fundus phantom: {'rgb', 'mask', 'truth'}; tau=None gives the radial tree. `grade`
-    (ICDR 0-4) draws the `fundus` recipe; `levels=(L, V)` the factorial one (grade unused).
-    `stream` is the domain key of the draws (1: fundus; another key: other eyes)."""
+    (ICDR 0-4) draws the `fundus` recipe; `levels=(L, V)` the factorial one (grade unused), whose
+    veins are widened by `dilation` per vessel-sign level (venous dilation; the area it adds is
+    given back by the periphery like the signs'). `stream` is the domain key of the draws (1:
+    fundus; another key: other eyes)."""
     u = size / V.REF
     shape = (size, size)
     look = dm.draw(seed, stream, index, _LOOK)
@@ -310,6 +312,10 @@ def image(seed: int, index: int, grade: str | None, size: int, diff: dict, tau: 
         sign_d, sign_slots = dm.draw(seed, stream, index, _SIGNS), V.Slots(dm.draw(seed, stream, index, _SIGNS, 1))
         plan = {**lesion_plan(lesion_d, int(levels[0])), **vessel_plan(sign_d, int(levels[1]))}
         clean = float(V.render(shape, [v["vessel"] for v in tree if v["kind"] == "vein"], u).mean())  # before beading
+        widen = 1.0 + dilation * int(levels[1])  # generalised venous dilation, after the area target
+        for v in tree:
+            if v["kind"] == "vein":
+                v["vessel"].r = np.multiply(v["vessel"].r, widen)
     extra, n_irma = _lesion_vessels(sign_d, plan, tree, disc, sign_slots, LESIONS if levels is None else SIGN_LOOK)
     art = [v["vessel"] for v in tree if v["kind"] == "artery"]
     vein = [v["vessel"] for v in tree if v["kind"] == "vein"] + extra
@@ -359,7 +365,8 @@ def image(seed: int, index: int, grade: str | None, size: int, diff: dict, tau: 
              "beading_quadrants": len(plan["bead_q"]), "irma_quadrants": len(plan["irma_q"]),
              "n_nv": plan["nvd"] + plan["nve"], "nvd": plan["nvd"], "preretinal": plan["preretinal"]}
     if levels is not None:
-        truth.update(lesion_level=int(levels[0]), vessel_level=int(levels[1]), n_irma=n_irma, **fine)
+        truth.update(lesion_level=int(levels[0]), vessel_level=int(levels[1]), n_irma=n_irma,
+                     vein_dilation=1.0 + dilation * int(levels[1]), **fine)
     return {"rgb": img, "mask": ((vcov >= 0.5).astype(np.uint8) * 255), "truth": truth}
 
 

@@ -57,7 +57,7 @@ TRUTH["fundus_tortuous"] = TRUTH["fundus"]
 FACTORIAL = {"fundus_lesion": ("lesion", False), "fundus_lesion_tortuous": ("lesion", True),
              "fundus_vessel": ("vessel", False), "fundus_vessel_tortuous": ("vessel", True)}
 SIGN_CLASSES = [str(k) for k in fundus_phantom.LEVELS]
-_SIGNS_TRUTH = ("lesion_level", "vessel_level", "n_irma", "sign_fraction", "dropout_fraction", "area_excess", "reach")
+_SIGNS_TRUTH = ("lesion_level", "vessel_level", "n_irma", "vein_dilation", "sign_fraction", "dropout_fraction", "area_excess", "reach")
 for _d in FACTORIAL:
     TRUTH[_d] = TRUTH["fundus"] + _SIGNS_TRUTH
 CEILING = {
@@ -71,7 +71,7 @@ CEILING["fundus_tortuous"] = CEILING["fundus"]
 # own vessel-sign measurements
 for _d, (_rule, _) in FACTORIAL.items():
     CEILING[_d] = (("n_ma", "n_haem", "haem_quadrants", "n_exudate", "n_cotton_wool", "preretinal")
-                   if _rule == "lesion" else ("beading_quadrants", "irma_quadrants", "n_irma", "n_nv"))
+                   if _rule == "lesion" else ("beading_quadrants", "irma_quadrants", "n_irma", "n_nv", "vein_dilation"))
 
 
 class SynthError(UserError, ValueError):
@@ -164,9 +164,14 @@ def _signs_set(scfg: dict, tortuous: bool, memo: dict) -> list:
     if key not in memo:
         seed, size, diff = int(scfg["seed"]), int(scfg["image_size"]), scfg["difficulty"]
         cells = signs_cells(scfg)
+        dil = scfg["fundus_signs"].get("venous_dilation", 0.0)
+        if isinstance(dil, bool) or not isinstance(dil, int | float) or not 0 <= dil <= 0.5:
+            raise SynthError(f"synth.fundus_signs.venous_dilation={dil!r}: give the vein widening per "
+                             "vessel-sign level, a number in [0, 0.5] (docs/phantoms.md)")
         taus = _twin_taus(scfg, SIGNS_TWIN_STREAM, len(cells)) if tortuous else [None] * len(cells)
         memo[key] = [(f"train_images/ph{i:05d}.png", cell,
-                      fundus_phantom.image(seed, i + 1, None, size, diff, tau=tau, levels=cell, stream=SIGNS_STREAM))
+                      fundus_phantom.image(seed, i + 1, None, size, diff, tau=tau, levels=cell, stream=SIGNS_STREAM,
+                                             dilation=float(dil)))
                      for i, (cell, tau) in enumerate(zip(cells, taus, strict=True))]
     return memo[key]
 
