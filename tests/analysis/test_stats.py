@@ -119,6 +119,28 @@ def test_claim_under_trained_arm_is_not_decided():
     assert row["verdict_ungated"] == "reproduced"  # and decided without the gate
 
 
+def test_gate_passing_units_reading_drops_exactly_the_failing_units():
+    """Beside the withheld verdict: the same rule on the split units where every arm passes. It
+    is the verdict of the records without the failing unit, never the plan's verdict; a claim
+    with no failing arm has no such reading; with one unit left it decides nothing."""
+    recs = pair(5, 0.5, 0.95, n=80)
+    fail = next(r for r in recs if (r["case"]["arm"], r["case"]["seed"]) == ("thtl_last", 2))
+    fail["stages"][0]["fit"]["train_accuracy"] = 0.55
+    row = _claim(claims.evaluate(recs, CFG))
+    assert row["verdict"] == rules.UNDERTRAINED and row["n_passing"] == 4 and row["n_pairs"] == 5
+    kept = [r for r in recs if r["case"]["seed"] != 2]
+    ref = _claim(claims.evaluate(kept, CFG))
+    assert "n_passing" not in ref and ref["n_pairs"] == 4
+    assert row["verdict_passing"] == ref["verdict"] == "reproduced"
+    assert row["interval_passing_pp"] == pytest.approx(ref["adj_ci_pp"])
+    assert row["estimate_passing_pp"] == pytest.approx(ref["diff_pp"])
+    for r in recs:
+        if r["case"]["arm"] == "thtl_last" and r["case"]["seed"] > 0:
+            r["stages"][0]["fit"]["train_accuracy"] = 0.55
+    few = _claim(claims.evaluate(recs, CFG))
+    assert few["n_passing"] == 1 and few["verdict_passing"] == "inconclusive" and few["interval_passing_pp"] is None
+
+
 def test_claim_on_the_child_of_an_under_trained_step_1_is_not_decided():
     # THTL via a domain step 1 never learned: the child trained fine, but transfers nothing of
     # that domain, so the claim rests on an under-trained stage (the parent's)

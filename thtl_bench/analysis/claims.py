@@ -149,7 +149,7 @@ def evaluate(records: Sequence[dict], cfg: dict, order: dict | None = None) -> l
     doms = [d for d in dict.fromkeys(k[2] for k in index if k[2] is not None)]
     primary_domain = str(params["primary_domain"])
     doms = sorted(doms, key=lambda d: (d != primary_domain, d))
-    hyps, extra = [], []
+    hyps, extra, passing, n_passing = [], [], [], []
     for claim in CLAIMS:
         for model in models:
             for d in (doms if claim.per_domain else [None]):
@@ -174,15 +174,24 @@ def evaluate(records: Sequence[dict], cfg: dict, order: dict | None = None) -> l
                 under = tuple(sorted({u for cell in kept for u in reps_mod.undertrained_arms(cell)}))
                 hyps.append(rules.Hypothesis(hid, model, claim.kind, claim.direction, ev, note, under))
                 extra.append({**info, **_swft_head_only(claim, kept)})
+                p_ev, p_n = _passing(kept, claim) if under else (ev, None)
+                passing.append(rules.Hypothesis(hid, model, claim.kind, claim.direction, p_ev,
+                                                note if p_ev is ev else "no split unit where every arm passes", ()))
+                n_passing.append(p_n)
     kw = dict(family=family(params), alpha=1.0 - float(params["confidence"]),
               margin=float(params["equivalence_margin_pp"]), tol=float(params["tolerance_pp"]),
               min_replicates=int(params["min_replicates"]))
     rows = rules.decide(hyps, **kw)
     ungated = rules.decide(hyps, **kw, gate=False)
+    kept_only = rules.decide(passing, **kw)
     out = []
-    for i, (row, free) in enumerate(zip(rows, ungated, strict=True)):
+    for i, (row, free, ok) in enumerate(zip(rows, ungated, kept_only, strict=True)):
         row = {**row, "verdict_ungated": free["verdict"], "interval_ungated_pp": free["interval_pp"],
                "level_ungated": free["level"]}
+        if i < len(n_passing) and n_passing[i] is not None:
+            # a sensitivity reading, not the plan's verdict: the split units where every arm passes
+            row.update(verdict_passing=ok["verdict"], interval_passing_pp=ok["interval_pp"],
+                       estimate_passing_pp=ok["estimate_pp"], n_passing=n_passing[i])
         if i < len(extra):
             info = extra[i]
         else:  # a member of the primary family with no records at all
@@ -191,6 +200,20 @@ def evaluate(records: Sequence[dict], cfg: dict, order: dict | None = None) -> l
                              [{} for _ in claim.sides])
         out.append(_finish({**info, **row}, params))
     return out
+
+
+def _passing(kept: list[dict], claim: Claim) -> tuple[inference.Evidence | None, int]:
+    """The claim's evidence on the split units where every compared arm (and each THTL arm's step
+    1) passes the fit gate, and how many units that is: what the verdict would rest on if the
+    failing units were dropped (shown beside the plan's gated verdict, never instead of it)."""
+    ok = [k for k in (kept[0] if kept else {}) if all((c[k].get("gate") or {}).get("ok", True) for c in kept)]
+    if not ok:
+        return None, 0
+    try:
+        pairs = reps_mod.contrast_replicates([{k: c[k] for k in ok} for c in kept], claim.metric, claim.weights)
+    except ValueError:
+        return None, len(ok)
+    return (inference.paired(pairs) if pairs else None), len(ok)
 
 
 def _swft_head_only(claim: Claim, cells: list[dict]) -> dict:

@@ -42,7 +42,8 @@ def verdicts(summary: dict) -> list[str]:
                      f"{_pp(r.get('diff_pp'))} {_iv(r.get('adj_ci_pp'))}", paper, f"**{r['verdict']}**",
                      "same" if free == r["verdict"] else f"{free} {_iv(r.get('interval_ungated_pp'))}",
                      r.get("family", ""),
-                     _power_of(summary, r["claim"], r["model"]) if r.get("family") == "primary" else "-"])
+                     _power_of(summary, r["claim"], r["model"]) if r.get("family") == "primary" else "-",
+                     _passing(r)])
         if r.get("swft_head_only"):
             head_only.append(f"{r['id']}/{r['model']}: {r['swft_head_only']} of {r['swft_replicates']}")
     why: dict[str, dict[str, list[str]]] = {"model": {}, "arm": {}, "run": {}}
@@ -64,9 +65,18 @@ def verdicts(summary: dict) -> list[str]:
            "split units whose variance counts training and test-patient sampling once (the units' spread) and the "
            "data set's shared patients once (a separate term). *Without fit gate*: the verdict if every arm "
            "passed the gate. *Power*: the design's, at the paper's effect (section below).", ""]
+    passing = any(r.get("n_passing") is not None for r in shown)
+    if not passing:
+        rows = [row[:-1] for row in rows]
     out.append(_table(rows, ["claim", "model", "A - B (metric)", "replicates", "estimate pp [deciding interval]",
-                             "paper", "verdict", "without fit gate", "family", "power"])
+                             "paper", "verdict", "without fit gate", "family", "power"]
+                      + (["gate-passing units only"] if passing else []))
                if rows else "No claim could be evaluated.")
+    if passing:
+        out += ["", "*Gate-passing units only* (a sensitivity reading, not the plan's verdict): where an arm fails "
+                "the fit gate in some replicates, the same rule on the split units where every compared arm (and "
+                "each THTL arm's step 1) passes; one unit or none decides nothing. It shows whether a withheld "
+                "verdict hangs on the failing units."]
     if head_only:
         out += ["", "SWFT selected its head-only step (step 1) in " + "; ".join(head_only) + " replicate(s): there "
                 "SWFT *is* THTL last-layer, retrained from the same weights with the same recipe, so its difference "
@@ -82,6 +92,17 @@ def verdicts(summary: dict) -> list[str]:
             out.append(f"- a model not in this profile's grid (it trains only {', '.join(summary['models'])}): "
                        f"{_listing(why['model'])}.")
     return out + [""] + calibration_note(summary) + [""] + fit_note(summary)
+
+
+def _passing(r: dict) -> str:
+    """The gate-passing-units reading of a row: '-' where no arm failed the gate."""
+    n = r.get("n_passing")
+    if n is None:
+        return "-"
+    units = f"({n} of {r.get('n_pairs', 0)} units)"
+    if r.get("interval_passing_pp") is None:
+        return f"{r['verdict_passing']} {units}"
+    return f"{r['verdict_passing']} {_pp(r.get('estimate_passing_pp'))} {_iv(r['interval_passing_pp'])} {units}"
 
 
 def _listing(by_model: dict[str, list[str]]) -> str:
