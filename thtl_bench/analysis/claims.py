@@ -175,8 +175,8 @@ def evaluate(records: Sequence[dict], cfg: dict, order: dict | None = None) -> l
                 hyps.append(rules.Hypothesis(hid, model, claim.kind, claim.direction, ev, note, under))
                 extra.append({**info, **_swft_head_only(claim, kept)})
                 p_ev, p_n = _passing(kept, claim) if under else (ev, None)
-                passing.append(rules.Hypothesis(hid, model, claim.kind, claim.direction, p_ev,
-                                                note if p_ev is ev else "no split unit where every arm passes", ()))
+                p_note = note if p_ev is ev else "" if p_ev is not None else "no split unit where every arm passes"
+                passing.append(rules.Hypothesis(hid, model, claim.kind, claim.direction, p_ev, p_note, ()))
                 n_passing.append(p_n)
     kw = dict(family=family(params), alpha=1.0 - float(params["confidence"]),
               margin=float(params["equivalence_margin_pp"]), tol=float(params["tolerance_pp"]),
