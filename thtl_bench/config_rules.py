@@ -81,6 +81,7 @@ RANGES: dict[str, str] = {
     "stats.min_replicates": "[1, inf)",
     "stats.fit.min_train_accuracy": "[0, 1]",
     "stats.fit.min_kappa": "[0, 1]",
+    "stats.fit.min_fit_gain": "[0, 1]",
     "stats.calibration.n_sim": "[1, inf)",
     "stats.calibration.replicates": "[2, inf)",
     "stats.calibration.pessimistic_scale": "(0, inf)",
@@ -127,6 +128,7 @@ NULLABLE = frozenset({
     "grid.checkpoints_dir",  # null = checkpoints/<profile>
     "cam.out_dir",  # null = <report.dir>/figures
     "train.max_grad_norm",  # null = no clipping
+    "stats.fit.min_fit_gain",  # null = the selected weights' kappa alone (the gate before its amendment)
     "bench.session_wall_s",  # null = no target on this profile
     "bench.session_peak_gib",
 })

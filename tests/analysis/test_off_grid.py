@@ -67,3 +67,24 @@ def test_the_aggregate_command_leaves_them_out_of_the_summary(folder, tmp_path, 
     assert cell_n(base) == 3
     assert "outside grid.replicates" in capsys.readouterr().err
     assert cell_n([*base, "--include-off-grid"]) == 4  # the extra run counted as a fourth replicate
+
+
+def test_the_calibrate_command_leaves_them_out_too(folder, tmp_path, capsys, monkeypatch):
+    """calibrate reads the design's records as the summary does (a pilot's replicates beside a
+    confirmatory run's are not calibrated on)."""
+    from thtl_bench.analysis import calibration
+
+    seen = []
+    monkeypatch.setattr(calibration, "run", lambda recs, cfg, **kw: seen.append(recs) or {"schema": "x"})
+    monkeypatch.setattr(calibration, "text", lambda cal: "calibrated")
+    cfg = copy.deepcopy(samples.GOLDEN_CFG)
+    cfg["report"].update(dir=str(tmp_path / "report"), path=str(tmp_path / "REPORT.md"))
+    cfg["grid"] = {"records_dir": str(folder), "replicates": DESIGN}
+    cfg["profiles"] = {"t": {}}
+    params = tmp_path / "params.yaml"
+    params.write_text(json.dumps(cfg))
+    (tmp_path / "report").mkdir()
+    assert main(["calibrate", "--params", str(params), "--profile", "t"]) == 0
+    slugs = {r["slug"] for r in seen[0]}
+    assert "efficientnet_lite0__onestep_last__s1__k0" not in slugs and "efficientnet_lite0__onestep_last__s1__k1" in slugs
+    assert "outside grid.replicates" in capsys.readouterr().err

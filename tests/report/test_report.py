@@ -320,3 +320,26 @@ def test_transfer_section_is_the_same_from_memory_and_from_summary_json():
     a = sections.transfer({"transfer": {"rows": rows, "kendall": kendall}})
     b = sections.transfer({"transfer": {"rows": rows, "kendall": dict(reversed(list(kendall.items())))}})
     assert a == b
+
+
+def test_an_inconclusive_primary_claim_says_whether_its_interval_excludes_the_powered_effect():
+    from thtl_bench.report import decisions
+
+    cal = {"claims": [{"id": "C6", "model": "m", "power_effect_pp": 10.0, "power_note": "",
+                       "effect_source": "the effect registered with the claim (no published figure)",
+                       "power": [{"setting": "estimated", "reproduced": {"rate": 0.88}}]}]}
+    row = {"id": "C6", "claim": "C6", "model": "m", "family": "primary", "kind": "directional", "basis": "interval",
+           "verdict": "inconclusive", "adj_ci_pp": [-7.9, 4.1]}
+
+    def said(r: dict) -> str:
+        return "\n".join(decisions.ruled_out([r], {"calibration": cal}))
+
+    out = said(row)
+    assert "C6 on m: inconclusive" in out and "**excludes the effect its power is stated at** (+10.0 pp" in out
+    assert "power 88 %" in out and "(no published" not in out
+    assert "holds both 0 and the effect" in said({**row, "adj_ci_pp": [-3.0, 12.5]})
+    assert "and not 0, yet the rule did not decide" in said({**row, "adj_ci_pp": [0.5, 12.5]})  # e.g. Holm stopped
+    # decided, exploratory, not decided on an interval, or without a calibrated effect: nothing to read
+    for other in ({**row, "verdict": "reproduced"}, {**row, "family": "exploratory"}, {**row, "basis": "none"},
+                  {**row, "model": "x"}):
+        assert said(other) == ""

@@ -95,7 +95,7 @@ def load_records(dirs: Sequence[str | os.PathLike], cfg: dict, *, include_off_gr
         names = ", ".join(r["slug"] for r in off[:5]) + (f" and {len(off) - 5} more" if len(off) > 5 else "")
         warn(f"warning: {len(off)} record(s) of replicates outside grid.replicates ({pairs}): {names}; "
              + ("counted, as --include-off-grid asks" if include_off_grid else
-                "left out of the summary (--include-off-grid counts them)"))
+                "left out (--include-off-grid counts them)"))
     if include_off_grid:
         return recs
     ids = {id(r) for r in off}

@@ -128,7 +128,8 @@ def plan(params: dict) -> dict:
                       claims=[{"id": c.id, "sides": [asdict(x) for x in c.sides], "weights": c.weights,
                                "metric": c.metric, "kind": c.kind, "direction": c.direction,
                                "design_effect_pp": c.design_effect_pp} for c in CLAIMS]
-                      + [{"primary_domain": params["primary_domain"]}])
+                      + [{"primary_domain": params["primary_domain"]}],
+                      amendments=params.get("amendments") or ())
 
 
 def _cell(index: dict, model: str, side: Side, domain: str | None) -> dict:

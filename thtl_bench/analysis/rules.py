@@ -237,9 +237,13 @@ INTERVAL = ("t-interval over the replicate units (one unit per patient split: th
 
 
 def plan(*, alpha: float, margin_pp: float, tolerance_pp: float, family: Sequence[Sequence[str]],
-         min_replicates: int, fit_gate: dict, claims: Sequence[dict] = ()) -> dict:
-    """The analysis plan: every number and definition a verdict depends on, the fit gate included."""
-    return {
+         min_replicates: int, fit_gate: dict, claims: Sequence[dict] = (),
+         amendments: Sequence[str] = ()) -> dict:
+    """The analysis plan: every number and definition a verdict depends on, the fit gate included,
+    with its amendments after results were seen (dated, in words: `stats.amendments`), so a change
+    made after the results shows in REPORT.md and not only as another hash."""
+    extra = {"amendments": [str(a) for a in amendments]} if amendments else {}
+    return {**extra,
         "rules_version": RULES_VERSION, "alpha": float(alpha), "equivalence_margin_pp": float(margin_pp),
         "tolerance_pp": float(tolerance_pp), "family": [list(x) for x in family],
         "min_replicates": int(min_replicates), "interval": INTERVAL, "fit_gate": dict(sorted(fit_gate.items())),
@@ -256,8 +260,11 @@ def plan_hash(p: dict, n: int = 12) -> str:
 def _gate_text(g: dict) -> str:
     conv = (" and stopped by the convergence rule (validation loss not improved for `patience` epochs; a stop at "
             "the epoch cap is not convergence)") if g.get("require_convergence") else ""
+    fitted = (f" (or a lowest epoch-mean training loss at least {100 * g['min_fit_gain']:g} % below the null loss, "
+              "the cross-entropy of the training split's class shares: the optimiser fitted the training split, "
+              "whichever epoch validation kept)") if g.get("min_fit_gain") is not None else ""
     return (f"training accuracy >= {g['min_train_accuracy']:g}, or a gain (acc - majority) / (1 - majority) >= "
-            f"{g['min_kappa']:g} over the training split's majority rate{conv}")
+            f"{g['min_kappa']:g} over the training split's majority rate{fitted}{conv}")
 
 
 def rules_markdown(p: dict) -> str:
@@ -297,4 +304,5 @@ def _rule_lines(p: dict) -> list[str]:
         f"(claim, model) pair is exploratory: judged at a = {a:g} unadjusted, and labelled so.",
         "- P(A > B): share of replicates in which arm A beat arm B (ties count one half); descriptive, "
         "not a decision.",
+        *[f"- **Amended after results were seen**: {a}" for a in p.get("amendments") or []],
     ]

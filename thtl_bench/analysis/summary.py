@@ -147,6 +147,7 @@ def _cell(key: tuple, by_rep: dict, conf: float) -> dict:
         "metrics": metrics,
         "confusion_sum": np.sum(conf_mats, axis=0).tolist() if conf_mats else None,
         "fit": {"train_accuracy": [g.get("train_accuracy") for g in gates], "kappa": [g.get("kappa") for g in gates],
+                "fit_gain": [g.get("fit_gain") for g in gates],
                 "converged": [g.get("converged") for g in gates], "stage": [g.get("stage") for g in gates],
                 "head_only": [g.get("head_only") for g in gates], "why": [g.get("why") or "" for g in gates],
                 "ok": [g.get("ok") for g in gates], "undertrained": replicates.undertrained(by_rep)},

@@ -13,8 +13,7 @@ from thtl_bench.cli.common import load_cfg, subcommand
 
 
 def _calibrate(args: argparse.Namespace) -> int:
-    from thtl_bench import records
-    from thtl_bench.analysis import calibration
+    from thtl_bench.analysis import aggregate, calibration
     from thtl_bench.errors import UserError
     from thtl_bench.io import atomic_write_json
 
@@ -30,7 +29,10 @@ def _calibrate(args: argparse.Namespace) -> int:
         except json.JSONDecodeError:
             previous = None
     t0 = time.perf_counter()
-    cal = calibration.run(records.load_all([rdir]), cfg, workers=args.workers, previous=previous)
+    # The records of the design (grid.replicates), as the summary counts them: an off-grid replicate
+    # (a pilot's, an extra run) is named in a warning and left out, never calibrated on.
+    recs = aggregate.load_records([rdir], cfg, include_off_grid=args.include_off_grid)
+    cal = calibration.run(recs, cfg, workers=args.workers, previous=previous)
     reused = previous is not None and cal is previous
     atomic_write_json(out, cal)
     print(calibration.text(cal))
@@ -52,4 +54,7 @@ def add_cli(subparsers: Any) -> None:
         example="thtl-bench calibrate --profile smoke -S stats.calibration.n_sim=500")
     p.add_argument("--workers", type=int, default=None, help="processes for the simulations (default: up to 2)")
     p.add_argument("--force", action="store_true", help="recompute even when the artefact matches")
+    p.add_argument("--include-off-grid", action="store_true",
+                   help="count records of replicates outside grid.replicates too (as `report --include-off-grid` "
+                        "does, so the two keys match)")
     p.set_defaults(func=_calibrate)

@@ -56,9 +56,13 @@ def verdicts(summary: dict) -> list[str]:
         why[kind].setdefault(r["model"], []).append(r["id"] + ("" if r.get("family") == "primary" else "*"))
     fam = claims_mod.family(sp)
     alpha = 1.0 - float(sp["confidence"])
+    amended = len((summary.get("plan") or {}).get("amendments") or [])
+    fixed = ("fixed before the results" if not amended else
+             f"fixed before the results and **amended {amended} time(s) after results were seen**, each amendment "
+             "dated and explained")
     out = ["## Verdicts at a glance", "",
-           f"Analysis plan `{summary['plan_hash']}` (params.yaml `stats:` with the fit gate, fixed before the "
-           f"results; the rules are below the claims table): primary family {', '.join(sp['primary_claims'])} on "
+           f"Analysis plan `{summary['plan_hash']}` (params.yaml `stats:` with the fit gate, {fixed}; "
+           f"the rules are below the claims table): primary family {', '.join(sp['primary_claims'])} on "
            f"{', '.join(sp['primary_models'])} (m = {len(fam)}), Holm at family-wise alpha = {alpha:g}; every "
            f"other row is exploratory (unadjusted alpha = {alpha:g}). Estimate = mean paired difference over "
            "replicates (same seed and patient split) in percentage points, with the deciding interval: a t over the "
@@ -91,7 +95,43 @@ def verdicts(summary: dict) -> list[str]:
         if why["model"]:
             out.append(f"- a model not in this profile's grid (it trains only {', '.join(summary['models'])}): "
                        f"{_listing(why['model'])}.")
-    return out + [""] + calibration_note(summary) + [""] + fit_note(summary)
+    in_order = sorted(shown, key=lambda r: (ids.index(r["claim"]), r["id"], r["model"]))
+    return out + ruled_out(in_order, summary) + [""] + calibration_note(summary) + [""] + fit_note(summary)
+
+
+def ruled_out(shown: list[dict], summary: dict) -> list[str]:
+    """What an inconclusive primary directional claim's deciding interval says about the effect its
+    power is stated at (the calibration's: the paper's, capped by the measured baseline, or the
+    registered design effect): excluded, or still inside. Only rows the rule decided on an interval
+    (basis "interval"); a reading of that interval at its (Holm) level, not a verdict."""
+    lines = []
+    for r in shown:
+        if (r.get("family") != "primary" or r.get("kind") != "directional" or r.get("verdict") != "inconclusive"
+                or r.get("basis") != "interval"):
+            continue
+        ci = r.get("adj_ci_pp")
+        cal = next((c for c in (summary.get("calibration") or {}).get("claims") or []
+                    if (c["id"], c["model"]) == (r["claim"], r["model"])), None)
+        effect = cal.get("power_effect_pp") if cal else None
+        if not ci or None in ci or effect is None:
+            continue
+        source = (cal.get("effect_source") or "the paper's figure").split(" (")[0]
+        what = f"{_pp(effect)} pp, {source}" + (", capped by the measured baseline" if cal.get("power_note") else "")
+        head = f"- {r['id']} on {r['model']}: inconclusive; its deciding interval {_iv(ci)}"
+        if effect > ci[1] or effect < ci[0]:
+            lines.append(f"{head} **excludes the effect its power is stated at** ({what}; power "
+                         f"{_power_of(summary, r['claim'], r['model'])}): an effect that large is ruled out at the "
+                         "interval's level; the effects inside the interval are not.")
+        elif ci[0] <= 0 <= ci[1]:
+            lines.append(f"{head} holds both 0 and the effect its power is stated at ({what}): this design cannot "
+                         "tell them apart.")
+        else:
+            lines.append(f"{head} holds the effect its power is stated at ({what}) and not 0, yet the rule did not "
+                         "decide (see the row's note).")
+    if not lines:
+        return []
+    return ["", "**What the inconclusive primary claims rule out** (a reading of the deciding interval, not a "
+            "verdict):", *lines]
 
 
 def _passing(r: dict) -> str:
@@ -200,7 +240,8 @@ def fit_note(summary: dict) -> list[str]:
     inherited = sum(rep.endswith(" (step 1)") for _, rep in under)
     count = (f"{len(under)} replicate(s) fail it" if not inherited else
              f"{len(under) - inherited} replicate(s) fail it, {inherited} more through a step 1 that fails")
-    kappa = f" (kappa-like gain >= {gate['min_kappa']:g} and converged, or train accuracy >= " \
+    fitted = f" or training-loss fit gain >= {gate['min_fit_gain']:g}" if gate.get("min_fit_gain") is not None else ""
+    kappa = f" (kappa-like gain >= {gate['min_kappa']:g}{fitted}, and converged; or train accuracy >= " \
             f"{gate['min_train_accuracy']:g})" if gate else ""
     return [f"**Fit gate{kappa}: {count}** ({', '.join(names)}): claims on these cells are *not decided*; the "
             "verdict without the gate is in the table."]
@@ -208,9 +249,12 @@ def fit_note(summary: dict) -> list[str]:
 
 FIT_RULE = ("The fit gate (part of the analysis plan: `stats.fit`): an arm is judged on the stage it selected (SWFT: "
             "the step validation chose); it passes when that stage's training accuracy reaches "
-            "`min_train_accuracy`, or when its gain over the training split's majority rate, (acc - majority) / "
-            "(1 - majority), reaches `min_kappa` and the stage stopped by the convergence rule (a stop at the epoch "
-            "cap is not convergence). A THTL child of a step 1 that fails, fails (marked \"(step 1)\").")
+            "`min_train_accuracy`, or when it learned and stopped by the convergence rule (a stop at the epoch cap "
+            "is not convergence). It learned when its selected weights' gain over the training split's majority "
+            "rate, (acc - majority) / (1 - majority), reaches `min_kappa`, or (where the plan sets "
+            "`min_fit_gain`) when its lowest epoch-mean training loss lies that share below the null loss of the "
+            "training split's class shares: the optimiser fitted the training split, whichever epoch validation "
+            "kept. A THTL child of a step 1 that fails, fails (marked \"(step 1)\").")
 
 
 def training_fit(summary: dict) -> list[str]:
@@ -220,10 +264,12 @@ def training_fit(summary: dict) -> list[str]:
         f = c["fit"]
         acc = [a for a in f["train_accuracy"] if a is not None]
         kap = [k for k in f.get("kappa") or [] if k is not None]
+        gain = [x for x in f.get("fit_gain") or [] if x is not None]
         heads = sum(bool(h) for h in f.get("head_only") or [])
         rows.append([c["model"], _arm_label(c, several), _sizes(c), c["n"],
                      "n/a" if not acc else f"{100 * min(acc):.0f}-{100 * max(acc):.0f}",
                      "n/a" if not kap else f"{min(kap):.2f}-{max(kap):.2f}",
+                     "n/a" if not gain else f"{min(gain):.2f}-{max(gain):.2f}",
                      f"{sum(bool(x) for x in f.get('converged') or [])}/{c['n']}",
                      "; ".join("/".join(str(e) for e in ep) or "-" for ep in c["epochs"]),
                      (f"{heads}/{c['n']} head-only" if c["arm"] == "swft" else "-"),
@@ -234,8 +280,8 @@ def training_fit(summary: dict) -> list[str]:
     out = ["## Training budget and fit", "",
            f"**The budget rule** (from the records' config): {text or 'not in the records'}. {FIT_RULE}", ""]
     return out + _details(f"Fit per cell ({len(rows)} cells): train accuracy and kappa-like gain of the selected "
-                          "stage, converged replicates, epochs per stage and replicate, SWFT's selected step, "
+                          "stage, its training-loss fit gain, converged replicates, epochs per stage and replicate, SWFT's selected step, "
                           "replicates failing the gate",
                           [_table(rows, ["model", "arm", "sizes %", "replicates", "train acc %", "gain (kappa)",
-                                         "converged", "epochs per stage (per replicate)", "SWFT selected",
+                                         "fit gain (loss)", "converged", "epochs per stage (per replicate)", "SWFT selected",
                                          "fail the gate"])])
