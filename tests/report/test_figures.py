@@ -409,6 +409,13 @@ def test_mechanism_figure_and_the_cam_lift(tmp_path):
                 "verdict": "inconclusive", "n_pairs": 8} for c, v in (("C6", 4.0), ("C6v", 3.0), ("C6l", -1.0))]
     png = mechanism.mechanism_figure(effects, list(lifts.values()), tmp_path / "mech.png")
     assert png.is_file() and png.stat().st_size > 5000
+    # the registered effect a claim was powered at is drawn on its row (hollow diamond, in the legend)
+    effects[0].update(design_effect_pp=10.0, direction=1)
+    fig = mechanism.build_mechanism(effects, list(lifts.values()))
+    ax1 = fig.axes[0]
+    diamonds = [ln for ln in ax1.lines if ln.get_marker() == "D"]
+    assert len(diamonds) == 1 and list(diamonds[0].get_xdata()) == [10.0] and list(diamonds[0].get_ydata()) == [2]
+    assert [t.get_text() for t in ax1.get_legend().get_texts()] == ["registered effect"]
     rows = mechanism.mechanism_rows(effects, list(lifts.values()))
     assert [r["name"] for r in rows[:3]] == ["C6", "C6v", "C6l"]
     with pytest.raises(ValueError):

@@ -67,7 +67,11 @@ def test_calibration_section_from_its_artefact(tmp_path, monkeypatch):
     cfg = _cfg(tmp_path, primary_claims=["C1"], primary_models=["resnet18"])
     cfg["stats"]["calibration"] = {**cfg["stats"]["calibration"], "n_sim": 30}
     recs = records.load_all([DATA / "records"])
+    own = calibration.inputs(recs, cfg)[0]["design"].splits
+    cfg["stats"]["calibration"]["replicates"] = [3, own]  # the run's own design among the others: shown once
     cal = calibration.run(recs, cfg, workers=1)
+    units = [r["units"] for r in cal["claims"][0]["calibration"]]
+    assert set(units) == {3, own} and len(units) == 2 * len({3, own})  # two settings, each design once
     (tmp_path / "report" / "calibration.json").write_text(json.dumps(cal))
     text = report.write(cfg, [DATA / "records"]).read_text()
     section = text[text.index("## Calibration and power of the rule"):text.index("## Larynx test results")]
@@ -339,6 +343,10 @@ def test_an_inconclusive_primary_claim_says_whether_its_interval_excludes_the_po
     assert "power 88 %" in out and "(no published" not in out
     assert "holds both 0 and the effect" in said({**row, "adj_ci_pp": [-3.0, 12.5]})
     assert "and not 0, yet the rule did not decide" in said({**row, "adj_ci_pp": [0.5, 12.5]})  # e.g. Holm stopped
+    withheld = said({**row, "verdict": "not decided: under-trained", "basis": "none", "adj_ci_pp": None,
+                     "verdict_ungated": "inconclusive", "interval_ungated_pp": [-7.0, 2.8]})
+    assert "not decided: under-trained; without the fit gate inconclusive; its interval without the gate [-7.0, +2.8] " \
+           "**excludes" in withheld
     # decided, exploratory, not decided on an interval, or without a calibrated effect: nothing to read
     for other in ({**row, "verdict": "reproduced"}, {**row, "family": "exploratory"}, {**row, "basis": "none"},
                   {**row, "model": "x"}):

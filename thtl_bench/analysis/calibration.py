@@ -180,7 +180,7 @@ def run(records: Sequence[dict], cfg: dict, *, workers: int | None = None, previ
                 effect = room
         entry["power_effect_pp"], entry["power_note"] = effect, note
         for label, comp in (("estimated", est), ("pessimistic", pess)):
-            for units in [it["design"].splits] + s["replicates"]:
+            for units in dict.fromkeys([it["design"].splits] + s["replicates"]):  # the run's own design once
                 d = it["design"].with_splits(units)
                 tasks.append((d, comp, it["metric"], 0.0, it["direction"], s["level"], s["n_sim"],
                               s["seed"] + 1000 * n + units, it["weights"]))

@@ -103,13 +103,19 @@ def ruled_out(shown: list[dict], summary: dict) -> list[str]:
     """What an inconclusive primary directional claim's deciding interval says about the effect its
     power is stated at (the calibration's: the paper's, capped by the measured baseline, or the
     registered design effect): excluded, or still inside. Only rows the rule decided on an interval
-    (basis "interval"); a reading of that interval at its (Holm) level, not a verdict."""
+    (basis "interval"), or withheld by the fit gate and inconclusive without it (that interval,
+    labelled so); a reading of the interval at its (Holm) level, not a verdict."""
     lines = []
     for r in shown:
-        if (r.get("family") != "primary" or r.get("kind") != "directional" or r.get("verdict") != "inconclusive"
-                or r.get("basis") != "interval"):
+        if r.get("family") != "primary" or r.get("kind") != "directional":
             continue
-        ci = r.get("adj_ci_pp")
+        if r.get("verdict") == "inconclusive" and r.get("basis") == "interval":
+            ci, verdict, which = r.get("adj_ci_pp"), "inconclusive", "deciding interval"
+        elif str(r.get("verdict", "")).startswith("not decided") and r.get("verdict_ungated") == "inconclusive":
+            ci, verdict, which = (r.get("interval_ungated_pp"), f"{r['verdict']}; without the fit gate inconclusive",
+                                  "interval without the gate")
+        else:
+            continue
         cal = next((c for c in (summary.get("calibration") or {}).get("claims") or []
                     if (c["id"], c["model"]) == (r["claim"], r["model"])), None)
         effect = cal.get("power_effect_pp") if cal else None
@@ -117,7 +123,7 @@ def ruled_out(shown: list[dict], summary: dict) -> list[str]:
             continue
         source = (cal.get("effect_source") or "the paper's figure").split(" (")[0]
         what = f"{_pp(effect)} pp, {source}" + (", capped by the measured baseline" if cal.get("power_note") else "")
-        head = f"- {r['id']} on {r['model']}: inconclusive; its deciding interval {_iv(ci)}"
+        head = f"- {r['id']} on {r['model']}: {verdict}; its {which} {_iv(ci)}"
         if effect > ci[1] or effect < ci[0]:
             lines.append(f"{head} **excludes the effect its power is stated at** ({what}; power "
                          f"{_power_of(summary, r['claim'], r['model'])}): an effect that large is ruled out at the "
@@ -130,7 +136,7 @@ def ruled_out(shown: list[dict], summary: dict) -> list[str]:
                          "decide (see the row's note).")
     if not lines:
         return []
-    return ["", "**What the inconclusive primary claims rule out** (a reading of the deciding interval, not a "
+    return ["", "**What the primary claims left undecided rule out** (a reading of their intervals, not a "
             "verdict):", *lines]
 
 

@@ -31,7 +31,7 @@ def factorial_order() -> list[str]:
 
 def build_mechanism(effects: Sequence[dict], lifts: Sequence[dict], *, title: str | None = None):
     """Left: each effect's estimate with its 95 % interval (thin) and deciding interval (thick),
-    coloured by verdict. Right: per intermediate domain of the factorial, the THTL last-layer maps'
+    coloured by verdict, and the effect a claim was registered at (hollow diamond). Right: per intermediate domain of the factorial, the THTL last-layer maps'
     tortuous-segment lift (pp, mean over patients with a 95 % t-interval), the one-step maps' as
     the reference line."""
     if not effects and not lifts:
@@ -50,9 +50,15 @@ def build_mechanism(effects: Sequence[dict], lifts: Sequence[dict], *, title: st
             ax1.plot([r["diff_pp"]], [y], "o", color=colour, ms=5)
             ax1.annotate(r["verdict"], (r["diff_pp"], y), xytext=(0, 6), textcoords="offset points", ha="center",
                          fontsize=6.5, color=colour)
+            if r.get("design_effect_pp") is not None:  # the effect the claim was registered (and powered) at
+                sign = 1.0 if int(r.get("direction") or 1) > 0 else -1.0
+                ax1.plot([sign * float(r["design_effect_pp"])], [y], "D", mfc="none", color=style.NEUTRAL, ms=6,
+                         label="registered effect" if not ax1.get_legend_handles_labels()[1] else None)
         ax1.set_yticks(range(len(effects)), [LABELS.get(r["claim"], r["claim"]) for r in effects][::-1])
         ax1.set_xlabel("THTL last-layer difference (pp)")
         ax1.set_title("the factorial's effects")
+        if ax1.get_legend_handles_labels()[1]:
+            ax1.legend(loc="upper left")
         order = factorial_order()
         thtl = {r["via"]: r for r in lifts if r["arm"] == "thtl_last"}
         ref = [r for r in lifts if r["arm"] == "onestep_last" and r.get("lift_pp") is not None]
