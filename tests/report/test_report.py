@@ -351,3 +351,20 @@ def test_an_inconclusive_primary_claim_says_whether_its_interval_excludes_the_po
     for other in ({**row, "verdict": "reproduced"}, {**row, "family": "exploratory"}, {**row, "basis": "none"},
                   {**row, "model": "x"}):
         assert said(other) == ""
+
+
+def test_step1_above_its_shortcut_probe_is_paired_by_split():
+    from thtl_bench.report import sections
+
+    cell = {"model": "m", "domain": "fundus_vessel", "trains_on": "fundus_vessel",
+            "replicates": [[0, 0], [1, 0], [2, 1], [3, 2]],
+            "metrics": {"accuracy": {"values": [0.50, 0.60, 0.40, 0.30]}}}
+    entries = [{"domain": "fundus_vessel", "split_seed": 0, "shortcut": {"accuracy": 0.35}},
+               {"domain": "fundus_vessel", "split_seed": 1, "shortcut": {"accuracy": 0.30}},
+               {"domain": "fundus_vessel", "split_seed": 2, "shortcut": {"accuracy": 0.35}},
+               {"domain": "fundus_lesion", "split_seed": 0, "shortcut": {"accuracy": 0.90}}]  # another domain
+    gap = sections.above_probe(cell, entries)
+    # split 0: mean(50, 60) - 35 = +20; split 1: +10; split 2: -5 (a split's replicates averaged first)
+    assert gap["splits"] == 3 and gap["above"] == 2 and gap["mean_pp"] == pytest.approx(25 / 3)
+    assert gap["lo_pp"] < gap["mean_pp"] < gap["hi_pp"]
+    assert sections.above_probe(cell, entries[3:]) is None  # no probe on this domain's splits

@@ -19,6 +19,7 @@ from tabulate import tabulate
 
 from thtl_bench import arms as arms_registry
 from thtl_bench.analysis import claims as claims_mod
+from thtl_bench.analysis.intervals import t_interval
 from thtl_bench.analysis.summary import canonical_order, lookup
 from thtl_bench.config import canonical_json
 
@@ -260,15 +261,46 @@ def target_table(summary: dict) -> list[str]:
     return head + [""] + (body if len(rows) <= 16 else _details(f"{len(rows)} cells", body))
 
 
+def above_probe(cell: dict, entries: Sequence[dict], confidence: float = 0.95) -> dict | None:
+    """A step-1 cell's test accuracy minus the shortcut probe's on the same split (references.json),
+    paired by split seed (a split's replicates averaged first), in pp: mean, t-interval over the
+    splits, and on how many splits it is above. None without at least one paired split."""
+    domain = cell.get("domain") or cell.get("trains_on")
+    probe = {int(e["split_seed"]): e["shortcut"]["accuracy"] for e in entries
+             if e.get("domain") == domain and e.get("split_seed") is not None and (e.get("shortcut") or {}).get(
+                 "accuracy") is not None}
+    by_split: dict[int, list[float]] = {}
+    for (_, split), v in zip(cell.get("replicates") or [], (cell["metrics"].get("accuracy") or {}).get("values") or [],
+                             strict=False):
+        if v is not None and int(split) in probe:
+            by_split.setdefault(int(split), []).append(float(v))
+    gaps = [100.0 * (sum(v) / len(v) - probe[k]) for k, v in sorted(by_split.items())]
+    if not gaps:
+        return None
+    t = t_interval(gaps, confidence)
+    return {"mean_pp": t["mean"], "lo_pp": t["ci_low"], "hi_pp": t["ci_high"], "splits": len(gaps),
+            "above": sum(g > 0 for g in gaps)}
+
+
 def step1_table(summary: dict) -> list[str]:
-    rows = [[c["model"], c["domain"] or c["trains_on"], _sizes(c), c["n"], _ms(c["metrics"].get("accuracy"), ci=True),
-             _ms(c["metrics"].get("qwk"), scale=1.0, ci=True, digits=3)]
-            for c in summary["cells"] if c["trains_on"] != "larynx"]
+    entries = (summary.get("references") or {}).get("entries") or []
+    rows = []
+    for c in summary["cells"]:
+        if c["trains_on"] == "larynx":
+            continue
+        gap = above_probe(c, entries)
+        rows.append([c["model"], c["domain"] or c["trains_on"], _sizes(c), c["n"],
+                     _ms(c["metrics"].get("accuracy"), ci=True), _ms(c["metrics"].get("qwk"), scale=1.0, ci=True, digits=3),
+                     "n/a" if gap is None else f"{_pp(gap['mean_pp'])}"
+                     + (f" {_iv([gap['lo_pp'], gap['hi_pp']])}" if gap["lo_pp"] is not None else "")
+                     + f" ({gap['above']} of {gap['splits']} splits above)"])
     out = ["## THTL step 1 (intermediate domains)", "",
            "Test accuracy in % and quadratic weighted kappa (the grades are ordinal); mean ± std [t-interval over "
-           "replicates]."]
-    return out + ["", _table(rows, ["model", "domain", "sizes %", "replicates", "accuracy %", "QWK"])
-                  if rows else "No step-1 records."]
+           "replicates]. *Above the shortcut probe*: test accuracy minus the colour/global-statistics probe's on the "
+           "same split (Reference points), pp, with a t-interval over the splits: where it is clearly above, step 1 "
+           "learned more than the shortcut carries (n/a: no probe computed)."]
+    return out + ["", _table(rows, ["model", "domain", "sizes %", "replicates", "accuracy %", "QWK",
+                                    "above the shortcut probe pp"]) if rows else "No step-1 records."]
 
 
 def references(summary: dict) -> list[str]:
