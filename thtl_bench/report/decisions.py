@@ -16,13 +16,18 @@ def _pc(r: dict | None, digits: int = 1) -> str:
     return f"{100 * r['rate']:.{digits}f} [{100 * lo:.{digits}f}, {100 * hi:.{digits}f}]"
 
 
+def _calibrated(summary: dict, claim: str, model: str) -> dict | None:
+    """The calibration's entry of (claim, model), None when it was not calibrated."""
+    return next((c for c in (summary.get("calibration") or {}).get("claims") or []
+                 if (c["id"], c["model"]) == (claim, model)), None)
+
+
 def _power_of(summary: dict, claim: str, model: str) -> str:
-    cal = summary.get("calibration") or {}
-    for c in cal.get("claims") or []:
-        if (c["id"], c["model"]) == (claim, model):
-            est = [p for p in c["power"] if p["setting"] == "estimated"]
-            return f"{100 * est[0]['reproduced']['rate']:.0f} %" if est else "n/a"
-    return "-"
+    c = _calibrated(summary, claim, model)
+    if c is None:
+        return "-"
+    est = [p for p in c["power"] if p["setting"] == "estimated"]
+    return f"{100 * est[0]['reproduced']['rate']:.0f} %" if est else "n/a"
 
 
 def verdicts(summary: dict) -> list[str]:
@@ -116,8 +121,7 @@ def ruled_out(shown: list[dict], summary: dict) -> list[str]:
                                   "interval without the gate")
         else:
             continue
-        cal = next((c for c in (summary.get("calibration") or {}).get("claims") or []
-                    if (c["id"], c["model"]) == (r["claim"], r["model"])), None)
+        cal = _calibrated(summary, r["claim"], r["model"])
         effect = cal.get("power_effect_pp") if cal else None
         if not ci or None in ci or effect is None:
             continue
@@ -286,8 +290,8 @@ def training_fit(summary: dict) -> list[str]:
     out = ["## Training budget and fit", "",
            f"**The budget rule** (from the records' config): {text or 'not in the records'}. {FIT_RULE}", ""]
     return out + _details(f"Fit per cell ({len(rows)} cells): train accuracy and kappa-like gain of the selected "
-                          "stage, its training-loss fit gain, converged replicates, epochs per stage and replicate, SWFT's selected step, "
-                          "replicates failing the gate",
+                          "stage, its training-loss fit gain, converged replicates, epochs per stage and replicate, "
+                          "SWFT's selected step, replicates failing the gate",
                           [_table(rows, ["model", "arm", "sizes %", "replicates", "train acc %", "gain (kappa)",
-                                         "fit gain (loss)", "converged", "epochs per stage (per replicate)", "SWFT selected",
-                                         "fail the gate"])])
+                                         "fit gain (loss)", "converged", "epochs per stage (per replicate)",
+                                         "SWFT selected", "fail the gate"])])

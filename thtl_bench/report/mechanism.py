@@ -31,15 +31,16 @@ def factorial_order() -> list[str]:
 
 def build_mechanism(effects: Sequence[dict], lifts: Sequence[dict], *, title: str | None = None):
     """Left: each effect's estimate with its 95 % interval (thin) and deciding interval (thick),
-    coloured by verdict, and the effect a claim was registered at (hollow diamond). Right: per intermediate domain of the factorial, the THTL last-layer maps'
-    tortuous-segment lift (pp, mean over patients with a 95 % t-interval), the one-step maps' as
-    the reference line."""
+    coloured by verdict, and the effect a claim was registered at (hollow diamond). Right: per
+    intermediate domain of the factorial, the THTL last-layer maps' tortuous-segment lift (pp, mean
+    over patients with a 95 % t-interval), the one-step maps' as the reference line."""
     if not effects and not lifts:
         raise ValueError("mechanism: no effects and no CAM lifts to draw")
     with style.styled():
         fig = style.new_figure(3.4)
         ax1, ax2 = fig.subplots(1, 2, gridspec_kw={"width_ratios": [1.1, 1.0]})
         ax1.axvline(0.0, **style.ZERO_STYLE)
+        registered = False
         for i, r in enumerate(effects):
             y = len(effects) - 1 - i
             colour = style.VERDICT_COLOURS.get(r["verdict"], style.NEUTRAL)
@@ -53,11 +54,12 @@ def build_mechanism(effects: Sequence[dict], lifts: Sequence[dict], *, title: st
             if r.get("design_effect_pp") is not None:  # the effect the claim was registered (and powered) at
                 sign = 1.0 if int(r.get("direction") or 1) > 0 else -1.0
                 ax1.plot([sign * float(r["design_effect_pp"])], [y], "D", mfc="none", color=style.NEUTRAL, ms=6,
-                         label="registered effect" if not ax1.get_legend_handles_labels()[1] else None)
+                         label=None if registered else "registered effect")
+                registered = True
         ax1.set_yticks(range(len(effects)), [LABELS.get(r["claim"], r["claim"]) for r in effects][::-1])
         ax1.set_xlabel("THTL last-layer difference (pp)")
         ax1.set_title("the factorial's effects")
-        if ax1.get_legend_handles_labels()[1]:
+        if registered:
             ax1.legend(loc="upper left")
         order = factorial_order()
         thtl = {r["via"]: r for r in lifts if r["arm"] == "thtl_last"}
