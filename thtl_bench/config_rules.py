@@ -82,6 +82,7 @@ RANGES: dict[str, str] = {
     "stats.fit.min_train_accuracy": "[0, 1]",
     "stats.fit.min_kappa": "[0, 1]",
     "stats.fit.min_fit_gain": "[0, 1]",
+    "stats.fit.max_excluded_share": "[0, 1)",
     "stats.calibration.n_sim": "[1, inf)",
     "stats.calibration.replicates": "[2, inf)",
     "stats.calibration.pessimistic_scale": "(0, inf)",
@@ -129,6 +130,7 @@ NULLABLE = frozenset({
     "cam.out_dir",  # null = <report.dir>/figures
     "train.max_grad_norm",  # null = no clipping
     "stats.fit.min_fit_gain",  # null = the selected weights' kappa alone (the gate before its amendment)
+    "stats.fit.max_excluded_share",  # null = any failing replicate withholds the claim (before the amendment)
     "bench.session_wall_s",  # null = no target on this profile
     "bench.session_peak_gib",
 })

@@ -146,3 +146,18 @@ def test_the_amendment_is_in_the_plan_and_shows_in_the_rules():
     assert rules.plan_hash(claims.plan(amended)) != rules.plan_hash(claims.plan(gained))
     assert "Amended after results were seen**: 2026-12-06: the gate counts" in claims.rule_text(amended)
     assert "Amended" not in claims.rule_text(gained)
+
+
+def test_the_excluded_share_is_in_the_plan_and_shows_in_the_rules():
+    base = {"confidence": 0.95, "equivalence_margin_pp": 5.0, "tolerance_pp": 1e-9, "min_replicates": 2,
+            "primary_claims": ["C1"], "primary_models": ["m"], "primary_domain": "fundus",
+            "fit": {"min_train_accuracy": 0.95, "min_kappa": 0.25, "require_convergence": True, "min_fit_gain": 0.25}}
+    assert "max_excluded_share" not in claims.plan(base)["fit_gate"]  # a plan without it hashes as before
+    assert fit.Gate.of(base).max_excluded_share is None
+    share = {**base, "fit": {**base["fit"], "max_excluded_share": 0.1}}
+    assert fit.Gate.of(share).max_excluded_share == 0.1
+    assert rules.plan_hash(claims.plan(share)) != rules.plan_hash(claims.plan(base))
+    assert rules.plan_hash(claims.plan({**share, "fit": {**share["fit"], "max_excluded_share": 0.2}})) \
+        != rules.plan_hash(claims.plan(share))
+    assert "at most 10 % of the claim's paired replicates" in claims.rule_text(share)
+    assert "at most" not in claims.rule_text(base)

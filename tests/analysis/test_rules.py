@@ -170,3 +170,54 @@ def test_rules_markdown_states_the_numbers():
     text = rules.rules_markdown(_plan(margin_pp=4.0))
     assert "margin 4 pp" in text and "C1/resnet18, C5/resnet18" in text and "m = 2" in text
     assert rules.plan_hash(_plan(margin_pp=4.0)) in text and "sigma_sys^2 / N" in text and "0.25" in text
+
+
+# ----------------------------------------------------------------------------- few failing replicates
+
+def _gated(all_mean: float, kept_mean: float, of: int, kept: int, share: float | None, family=True):
+    """One directional claim (direction -1) with `of` replicates of which `of - kept` fail the gate:
+    all replicates give `all_mean` (se 1), the passing ones `kept_mean` (se 1)."""
+    h = rules.Hypothesis("C1", "a", "directional", -1, _ev(all_mean, 1.0, of - 1.0, of), undertrained=("thtl_last",))
+    p = rules.Hypothesis("C1", "a", "directional", -1, _ev(kept_mean, 1.0, kept - 1.0, kept))
+    (row,), (free,) = rules.decide_gated([h], [p], max_excluded_share=share, family=[("C1", "a")] if family else [],
+                                         alpha=0.05, margin=MARGIN, tol=TOL)
+    return row, free
+
+
+def test_few_failing_replicates_decide_on_the_others_when_the_ungated_verdict_agrees():
+    row, free = _gated(-10.0, -9.0, of=20, kept=19, share=0.1)
+    assert row["verdict"] == free["verdict"] == rules.REPRODUCED
+    assert row["per_protocol"] == {"kept": 19, "of": 20, "stands": True}
+    assert row["estimate_pp"] == -9.0 and "19 of 20 replicates" in row["note"]  # the passing replicates' interval
+    row, free = _gated(-1.0, -0.5, of=20, kept=18, share=0.1)  # two of twenty: still at most 10 %
+    assert row["verdict"] == free["verdict"] == rules.INCONCLUSIVE and row["basis"] == "interval"
+    assert row["per_protocol"]["stands"]
+
+
+def test_a_verdict_that_hangs_on_the_failing_replicates_is_not_decided():
+    # the passing replicates reproduce, all replicates do not: the failing one would decide it
+    row, free = _gated(-1.0, -10.0, of=20, kept=19, share=0.1)
+    assert free["verdict"] == rules.INCONCLUSIVE and row["verdict"] == rules.UNDERTRAINED
+    assert row["per_protocol"] == {"kept": 19, "of": 20, "stands": False}
+    assert "hangs on the failing replicates" in row["note"] and row["estimate_pp"] == -1.0
+    # and the other way round: all replicates reproduce, the passing ones do not
+    row, free = _gated(-10.0, -1.0, of=20, kept=19, share=0.1, family=False)
+    assert free["verdict"] == rules.REPRODUCED and row["verdict"] == rules.UNDERTRAINED
+
+
+def test_too_many_failing_replicates_or_no_share_withhold_as_before():
+    for of, kept, share in ((20, 17, 0.1), (8, 7, 0.1), (20, 19, None), (20, 19, 0.0)):
+        row, free = _gated(-10.0, -10.0, of=of, kept=kept, share=share)
+        assert row["verdict"] == rules.UNDERTRAINED and "per_protocol" not in row, (of, kept, share)
+        assert free["verdict"] == rules.REPRODUCED
+    row, _ = _gated(-10.0, -10.0, of=30, kept=27, share=0.1)  # 3 of 30: exactly 10 %
+    assert row["verdict"] == rules.REPRODUCED
+
+
+def test_decide_gated_without_failures_is_decide():
+    hyps = [rules.Hypothesis("C1", "a", "directional", -1, _ev(-10.0, 1.0)),
+            rules.Hypothesis("C2", "a", "directional", +1, _ev(3.0, 1.0)),
+            rules.Hypothesis("C3", "a", "directional", -1, _ev(-1.0, 1.0), undertrained=("swft",))]
+    kw = dict(family=[("C1", "a"), ("C2", "a"), ("C3", "a")], alpha=0.05, margin=MARGIN, tol=TOL)
+    rows, free = rules.decide_gated(hyps, [None, None, None], max_excluded_share=0.1, **kw)
+    assert rows == rules.decide(hyps, **kw) and free == rules.decide(hyps, **kw, gate=False)

@@ -5,8 +5,9 @@ one model, paired on the replicates both have: the same seed on the same patient
 percentage points. The evidence is `inference.paired` (a t over the split units that counts
 training, test-patient and shared-patient variance once each); the verdict is `rules.decide`'s
 (Holm over the primary family, TOST for the equivalence claim, tolerance, "not decided:
-under-trained" when a compared arm fails the plan's fit gate, analysis.fit), and each row also
-carries the verdict with the gate off. The plan (rules, margins, family, fit gate) is hashed.
+under-trained" when a compared arm fails the plan's fit gate, analysis.fit, unless few enough
+replicates fail for `rules.decide_gated` to decide on the others), and each row also carries the
+verdict with the gate off. The plan (rules, margins, family, fit gate) is hashed.
 
 Claims whose sides name the domain "*" are evaluated once per intermediate domain present in
 the records (C1-C4 go through THTL); the paper's numbers belong to its own intermediate domain
@@ -145,7 +146,8 @@ def evaluate(records: Sequence[dict], cfg: dict, order: dict | None = None) -> l
     """Every claim for every model with ok records (per intermediate domain where the claim has
     one), claims first, then models, then domains; decided together (one Holm family)."""
     params = cfg["stats"]
-    index = reps_mod.index(records, fit.Gate.of(params))
+    gate = fit.Gate.of(params)
+    index = reps_mod.index(records, gate)
     models = canonical_order("models", [k[0] for k in index], order)
     doms = [d for d in dict.fromkeys(k[2] for k in index if k[2] is not None)]
     primary_domain = str(params["primary_domain"])
@@ -182,8 +184,7 @@ def evaluate(records: Sequence[dict], cfg: dict, order: dict | None = None) -> l
     kw = dict(family=family(params), alpha=1.0 - float(params["confidence"]),
               margin=float(params["equivalence_margin_pp"]), tol=float(params["tolerance_pp"]),
               min_replicates=int(params["min_replicates"]))
-    rows = rules.decide(hyps, **kw)
-    ungated = rules.decide(hyps, **kw, gate=False)
+    rows, ungated = rules.decide_gated(hyps, passing, max_excluded_share=gate.max_excluded_share, **kw)
     kept_only = rules.decide(passing, **kw)
     out = []
     for i, (row, free, ok) in enumerate(zip(rows, ungated, kept_only, strict=True)):

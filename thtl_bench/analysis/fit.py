@@ -45,19 +45,24 @@ class Gate:
     min_kappa: float = 0.25
     require_convergence: bool = True
     min_fit_gain: float | None = None  # None: the selected weights' kappa alone (plans before the amendment)
+    # None: a claim with any failing replicate is withheld. Else a claim whose failing replicates are
+    # at most this share of its paired replicates is decided on the passing ones, and that verdict
+    # stands only where the verdict without the gate is the same (rules.decide_gated).
+    max_excluded_share: float | None = None
 
     @classmethod
     def of(cls, stats: dict) -> Gate:
         f = stats.get("fit") or {}
-        gain = f.get("min_fit_gain")
+        gain, share = f.get("min_fit_gain"), f.get("max_excluded_share")
         return cls(float(f.get("min_train_accuracy", cls.min_train_accuracy)),
                    float(f.get("min_kappa", cls.min_kappa)), bool(f.get("require_convergence", True)),
-                   None if gain is None else float(gain))
+                   None if gain is None else float(gain), None if share is None else float(share))
 
     def as_dict(self) -> dict:
         d = asdict(self)
-        if self.min_fit_gain is None:  # a plan without the amendment hashes as it did before it
-            d.pop("min_fit_gain")
+        for k in ("min_fit_gain", "max_excluded_share"):
+            if d[k] is None:  # a plan without an amendment hashes as it did before it
+                d.pop(k)
         return d
 
 

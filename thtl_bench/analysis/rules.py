@@ -22,7 +22,8 @@ estimate:
   (outside the family) are judged at a, unadjusted, and labelled so.
 - no evidence (missing arm or replicates), one replicate, or fewer than `min_replicates`:
   **inconclusive** with a note; an arm that fails the plan's fit gate (analysis.fit):
-  **not decided: under-trained**. Such a family member keeps its place in m (p = 1). Every
+  **not decided: under-trained** (with `max_excluded_share`: unless few replicates fail, see
+  `decide_gated`). Such a family member keeps its place in m (p = 1). Every
   verdict is also computed with the gate off (`decide(..., gate=False)`), so what the gate hides
   is shown.
 """
@@ -31,6 +32,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -212,6 +214,47 @@ def decide(hyps: Sequence[Hypothesis], *, family: Sequence[Sequence[str]], alpha
     return [rows[i] for i in range(len(hyps))]
 
 
+def decide_gated(hyps: Sequence[Hypothesis], passing: Sequence[Hypothesis | None], *,
+                 max_excluded_share: float | None, **kw) -> tuple[list[dict], list[dict]]:
+    """The plan's verdicts and the ungated ones: `decide` with the fit gate, where a hypothesis
+    with failing replicates (`undertrained`) whose failing share of its paired replicates is at
+    most `max_excluded_share` is decided on its gate-passing replicates instead (`passing[i]`:
+    the same claim on those replicates, None where it has none). That verdict stands only where
+    the verdict without the gate is the same; elsewhere the claim stays **not decided:
+    under-trained** (it would hang on how the failing replicates are handled). Each row of a
+    claim so decided has `per_protocol` = {kept, of, stands}. kw: those of `decide`."""
+    hyps = list(hyps)
+    ungated = decide(hyps, **kw, gate=False)
+    plan_hyps, pp = list(hyps), {}
+    for i, (h, p) in enumerate(zip(hyps, passing, strict=True)):
+        if (max_excluded_share is None or not h.undertrained or h.evidence is None or p is None
+                or p.evidence is None):
+            continue
+        of, kept = int(h.evidence.n[0]), int(p.evidence.n[0])
+        if of - kept <= math.floor(max_excluded_share * of + 1e-9):
+            pp[i] = {"kept": kept, "of": of, "stands": True}
+            plan_hyps[i] = Hypothesis(h.id, h.model, h.kind, h.direction, p.evidence, _join(
+                p.note, f"decided on the {kept} of {of} replicates where every arm passes the fit gate (at most "
+                f"{100 * max_excluded_share:g} % may fail; failing: {', '.join(h.undertrained)}); the same "
+                "verdict without the gate"), ())
+    rows = decide(plan_hyps, **kw)
+    for _ in range(len(pp)):  # blocking one can move Holm's levels for the others: until none flips
+        flips = [i for i, x in pp.items() if x["stands"] and rows[i]["verdict"] != ungated[i]["verdict"]]
+        if not flips:
+            break
+        for i in flips:
+            pp[i]["stands"] = False
+            plan_hyps[i] = Hypothesis(hyps[i].id, hyps[i].model, hyps[i].kind, hyps[i].direction,
+                                      hyps[i].evidence, _join(hyps[i].note, (
+                                          f"on the {pp[i]['kept']} of {pp[i]['of']} gate-passing replicates "
+                                          f"{rows[i]['verdict']}, without the gate {ungated[i]['verdict']}: "
+                                          "the verdict hangs on the failing replicates")), hyps[i].undertrained)
+        rows = decide(plan_hyps, **kw)
+    for i, x in pp.items():
+        rows[i]["per_protocol"] = dict(x)
+    return rows, ungated
+
+
 def _verdict(h: Hypothesis, row: dict, blocked: tuple[str, str] | None, margin: float, tol: float) -> str:
     """The verdict; sets row["basis"]: "interval" when it was read off the interval, else "none"."""
     row["basis"] = "none"
@@ -267,6 +310,15 @@ def _gate_text(g: dict) -> str:
             f"{g['min_kappa']:g} over the training split's majority rate{fitted}{conv}")
 
 
+def _excluded_text(g: dict) -> str:
+    share = g.get("max_excluded_share")
+    if share is None:
+        return ""
+    return (f", unless the replicates where a compared arm (or its step 1) fails are at most {100 * share:g} % of "
+            "the claim's paired replicates: then the claim is decided on the others, and that verdict stands only "
+            "when the verdict on all replicates without the gate is the same (else it stays not decided)")
+
+
 def rules_markdown(p: dict) -> str:
     """The verdict rules in words, with the plan's numbers and its hash (markdown list)."""
     return "\n".join([*_rule_lines(p),
@@ -288,7 +340,8 @@ def _rule_lines(p: dict) -> list[str]:
         "a missing arm, the verdict is **inconclusive** (the note says why).",
         f"- Fit gate (part of this plan): an arm is judged on the stage it selected (SWFT: the selected step); it "
         f"passes with {_gate_text(p['fit_gate'])}; a THTL child of a step 1 that fails, fails. A claim "
-        "on an arm that fails is **not decided: under-trained**; every verdict is also shown without the gate.",
+        f"on an arm that fails is **not decided: under-trained**{_excluded_text(p['fit_gate'])}; every verdict is "
+        "also shown without the gate.",
         f"- Directional claims (C1-C4): at level a, the (1 - a) interval beyond 0 on the paper's side by more "
         f"than {tol:g} pp: **reproduced**; beyond 0 on the other side by more than {tol:g} pp: "
         "**contradicted**; else **inconclusive**.",

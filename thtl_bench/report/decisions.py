@@ -82,10 +82,18 @@ def verdicts(summary: dict) -> list[str]:
                       + (["gate-passing units only"] if passing else []))
                if rows else "No claim could be evaluated.")
     if passing:
-        out += ["", "*Gate-passing units only* (a sensitivity reading, not the plan's verdict): where an arm fails "
-                "the fit gate in some replicates, the same rule on the split units where every compared arm (and "
-                "each THTL arm's step 1) passes; one unit or none decides nothing. It shows whether a withheld "
-                "verdict hangs on the failing units."]
+        out += ["", "*Gate-passing units only*: where an arm fails the fit gate in some replicates, the same rule on "
+                "the split units where every compared arm (and each THTL arm's step 1) passes; one unit or none "
+                "decides nothing. It shows whether a withheld verdict hangs on the failing units; it is the plan's "
+                "verdict only where the plan allows it (below)."]
+    per = [(r, r["per_protocol"]) for r in shown if r.get("per_protocol")]
+    if per:
+        share = ((summary.get("plan") or {}).get("fit_gate") or {}).get("max_excluded_share")
+        out += ["", f"*Decided on the gate-passing replicates* (the plan: at most {100 * share:g} % of a claim's "
+                "replicates may fail the gate, and the verdict must be the same without the gate): "
+                + "; ".join(f"{r['id']}/{r['model']} on {x['kept']} of {x['of']} replicates"
+                            + ("" if x["stands"] else f" (not kept: {r.get('verdict_passing') or 'its verdict'} "
+                               f"there, {r.get('verdict_ungated')} without the gate)") for r, x in per) + "."]
     if head_only:
         out += ["", "SWFT selected its head-only step (step 1) in " + "; ".join(head_only) + " replicate(s): there "
                 "SWFT *is* THTL last-layer, retrained from the same weights with the same recipe, so its difference "
@@ -253,8 +261,13 @@ def fit_note(summary: dict) -> list[str]:
     fitted = f" or training-loss fit gain >= {gate['min_fit_gain']:g}" if gate.get("min_fit_gain") is not None else ""
     kappa = f" (kappa-like gain >= {gate['min_kappa']:g}{fitted}, and converged; or train accuracy >= " \
             f"{gate['min_train_accuracy']:g})" if gate else ""
-    return [f"**Fit gate{kappa}: {count}** ({', '.join(names)}): claims on these cells are *not decided*; the "
-            "verdict without the gate is in the table."]
+    share = gate.get("max_excluded_share")
+    rest = ("claims on these cells are *not decided*" if share is None else
+            f"claims on these cells are *not decided*, unless at most {100 * share:g} % of a claim's replicates "
+            "fail and its verdict on the others is the same as without the gate (those rows say \"decided on the k "
+            "of n replicates\")")
+    return [f"**Fit gate{kappa}: {count}** ({', '.join(names)}): {rest}; the verdict without the gate is in the "
+            "table."]
 
 
 FIT_RULE = ("The fit gate (part of the analysis plan: `stats.fit`): an arm is judged on the stage it selected (SWFT: "
