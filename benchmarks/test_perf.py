@@ -328,7 +328,9 @@ def test_cpu_default_budget(benchmark, cfg, progress, tmp_path):
     recs = _grid_records(cfg)
     b = cfg["bench"]
     model, arm, seed = b["session_case"]
-    split = int(cfg["grid"]["replicates"][0][1])
+    # a replicate of the grid (an off-grid case is refused): the one with this seed, else the first
+    reps = [(int(s), int(k)) for s, k in cfg["grid"]["replicates"]]
+    seed, split = next((r for r in reps if r[0] == int(seed)), reps[0])
     cmd = _cli() + ["run", "--params", cfg["_params_file"], "--profile", cfg["profile"], "--model", model,
                     "--arm", arm, "--seed", str(seed), "--split", str(split), "--quiet",
                     "-S", f"grid.records_dir={tmp_path / 'records'}",

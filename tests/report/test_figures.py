@@ -227,7 +227,8 @@ def test_claims_forest_edge_cases(tmp_path):
 
 def test_claims_forest_clips_a_wide_interval_and_says_so():
     # A 2-replicate interval of hundreds of pp beside a decisive one of a few: the axis follows
-    # the decisive row (ends clipped at +-CLIP_PP, arrowheads at the edge, the legend says so).
+    # the points (ends clipped at twice the largest point, at least 20 and at most 100 pp,
+    # arrowheads at the edge, the legend says so).
     base = {"text": "t", "paper": None, "kind": "directional", "margin": None}
     wide = [{**base, "id": "C6", "model": "efficientnet_lite0", "diff": 0.0, "ci": [-6.7, 6.7], "adj_ci": [-6.7, 6.7],
              "verdict": "inconclusive"},
@@ -236,10 +237,14 @@ def test_claims_forest_clips_a_wide_interval_and_says_so():
     fig = forest.build_claims_forest(wide)
     ax = fig.axes[0]
     lo, hi = ax.get_xlim()
-    assert -115 < lo < -100 and 100 < hi < 115
+    assert -26 < lo < -22 and 22 < hi < 26  # twice the largest point (10.7), rounded up
     heads = [line for line in ax.get_lines() if line.get_marker() in ("<", ">")]
-    assert sorted(float(line.get_xdata()[0]) for line in heads) == [-100.0, -100.0, 100.0, 100.0]
-    assert "interval clipped at ±100 pp" in _texts(fig)
+    assert sorted(float(line.get_xdata()[0]) for line in heads) == [-22.0, -22.0, 22.0, 22.0]
+    assert "interval clipped at ±22 pp" in _texts(fig)
+    # at least 20 pp, at most 100
+    assert forest.clip_bound([{"diff": 1.0}]) == 20.0 and forest.clip_bound([{"diff": -70.0}]) == 100.0
+    assert forest.clip_bound([{"diff": 1.0, "paper": -14.7}]) == 30.0
+    assert forest.clip_bound([{"diff": 1.0, "margin": 15.0}]) == 30.0
     # the rows' data (the CSV behind the figure) keep the real ends
     assert forest.claims_forest_rows(wide)[1]["ci_lo"] == -397.7
     # nothing beyond the clip: no arrowheads, no note, the axis hugs the interval
@@ -416,6 +421,10 @@ def test_mechanism_figure_and_the_cam_lift(tmp_path):
     diamonds = [ln for ln in ax1.lines if ln.get_marker() == "D"]
     assert len(diamonds) == 1 and list(diamonds[0].get_xdata()) == [10.0] and list(diamonds[0].get_ydata()) == [2]
     assert [t.get_text() for t in ax1.get_legend().get_texts()] == ["registered effect"]
+    # the legend sits above the top row's marker and its verdict label, not over them
+    fig.canvas.draw()
+    box = ax1.get_legend().get_window_extent().transformed(ax1.transData.inverted())
+    assert box.y0 > 2.15, box
     rows = mechanism.mechanism_rows(effects, list(lifts.values()))
     assert [r["name"] for r in rows[:3]] == ["C6", "C6v", "C6l"]
     with pytest.raises(ValueError):

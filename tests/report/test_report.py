@@ -20,7 +20,7 @@ from fixtures import make_sample_records as samples
 
 from thtl_bench import records, report
 from thtl_bench.analysis import aggregate as agg
-from thtl_bench.analysis import claims
+from thtl_bench.analysis import claims, rules
 from thtl_bench.analysis import summary as summ
 from thtl_bench.cli import report as report_cli
 from thtl_bench.report import decisions, sections
@@ -368,3 +368,57 @@ def test_step1_above_its_shortcut_probe_is_paired_by_split():
     assert gap["splits"] == 3 and gap["above"] == 2 and gap["mean_pp"] == pytest.approx(25 / 3)
     assert gap["lo_pp"] < gap["mean_pp"] < gap["hi_pp"]
     assert sections.above_probe(cell, entries[3:]) is None  # no probe on this domain's splits
+
+
+def test_the_glance_says_which_claims_were_decided_on_the_gate_passing_replicates(tmp_path, sample_records):
+    from thtl_bench.report import decisions
+
+    summary = agg.aggregate(copy.deepcopy(sample_records), _cfg(tmp_path, bootstrap=50), samples.GOLDEN_ORDER)
+    summary["plan"]["fit_gate"]["max_excluded_share"] = 0.1
+    c1 = next(r for r in summary["claims"] if r["id"] == "C1" and r.get("n_pairs"))
+    text = "\n".join(decisions.verdicts(summary))
+    assert "Decided on the gate-passing replicates" not in text
+    c1.update(per_protocol={"kept": 19, "of": 20, "stands": True}, n_passing=19, verdict_passing=c1["verdict"],
+              interval_passing_pp=c1["adj_ci_pp"], estimate_passing_pp=c1["diff_pp"])
+    text = "\n".join(decisions.verdicts(summary))
+    line = next(x for x in text.splitlines() if x.startswith("*Decided on the gate-passing replicates*"))
+    assert "at most 10 % of a claim's replicates" in line and f"C1/{c1['model']} on 19 of 20 replicates." in line
+    assert "(19 of 20 units)" in text  # the gate-passing column counts against all the claim's replicates
+    c1["per_protocol"]["stands"] = False
+    c1.update(verdict="not decided: under-trained", verdict_passing="reproduced", verdict_ungated="inconclusive")
+    line = next(x for x in "\n".join(decisions.verdicts(summary)).splitlines() if x.startswith("*Decided on"))
+    assert "(not kept: reproduced there, inconclusive without the gate)" in line
+
+
+def test_the_fit_note_states_the_plans_rule_for_few_failing_replicates(tmp_path, sample_records):
+    from thtl_bench.report import decisions
+
+    summary = agg.aggregate(copy.deepcopy(sample_records), _cfg(tmp_path, bootstrap=50), samples.GOLDEN_ORDER)
+    for c in summary["cells"]:
+        c["fit"]["undertrained"] = []
+    assert decisions.fit_note(summary)[0].startswith("**Fit gate:** every trained arm")
+    summary["cells"][0]["fit"]["undertrained"] = ["some_slug"]
+    gate = summary["plan"]["fit_gate"]
+    gate.pop("max_excluded_share", None)
+    (before,) = decisions.fit_note(summary)
+    assert "1 replicate(s) fail it" in before and "claims on these cells are *not decided*;" in before
+    gate["max_excluded_share"] = 0.1
+    (after,) = decisions.fit_note(summary)
+    assert "unless at most 10 % of a claim's replicates fail" in after
+    # the gate in the training section: the plan's own words and numbers, the same as under the claims
+    rule = decisions.fit_rule(summary)
+    assert rules.gate_text(summary["plan"]["fit_gate"]) in rule and "(step 1)" in rule
+    assert decisions.fit_rule({}) == ""
+
+
+def test_the_tau_table_adjusts_the_scores_p_values_over_the_scores_tested():
+    # six scores asking one question: one p of 0.032 among them is no finding at family-wise 5 %
+    ps = {"frechet": 0.684, "hscore": 0.684, "leep": 0.684, "logme": 0.032, "mmd": 1.0, "nce": 0.684}
+    kendall = {n: {"tau": 0.1, "p": p, "n": 12} for n, p in ps.items()} | {"other": {"tau": None, "p": None}}
+    rows = [{"model": "m", "domain": "fundus", "n_replicates": 3, "logme": -0.5, "gain": -12.0}]
+    text = "\n".join(sections.transfer({"transfer": {"rows": rows, "kendall": kendall}}))
+    line = next(x for x in text.splitlines() if x.startswith("| logme"))
+    cells = [c.strip() for c in line.strip("|").split("|")]
+    assert cells[2] == "0.032" and cells[3] == "0.192"  # Holm: 6 x 0.032
+    other = [c.strip() for c in next(x for x in text.splitlines() if x.startswith("| other")).strip("|").split("|")]
+    assert other[3] == "n/a" and "The 6 scores are 6 tests of one question" in text

@@ -300,7 +300,8 @@ def plan_hash(p: dict, n: int = 12) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:n]
 
 
-def _gate_text(g: dict) -> str:
+def gate_text(g: dict) -> str:
+    """When an arm passes the fit gate `g` (the plan's `fit_gate`), in words with its numbers."""
     conv = (" and stopped by the convergence rule (validation loss not improved for `patience` epochs; a stop at "
             "the epoch cap is not convergence)") if g.get("require_convergence") else ""
     fitted = (f" (or a lowest epoch-mean training loss at least {100 * g['min_fit_gain']:g} % below the null loss, "
@@ -339,7 +340,7 @@ def _rule_lines(p: dict) -> list[str]:
         f"- At least {max(2, p['min_replicates'])} splits are needed for any verdict; with fewer, or with "
         "a missing arm, the verdict is **inconclusive** (the note says why).",
         f"- Fit gate (part of this plan): an arm is judged on the stage it selected (SWFT: the selected step); it "
-        f"passes with {_gate_text(p['fit_gate'])}; a THTL child of a step 1 that fails, fails. A claim "
+        f"passes with {gate_text(p['fit_gate'])}; a THTL child of a step 1 that fails, fails. A claim "
         f"on an arm that fails is **not decided: under-trained**{_excluded_text(p['fit_gate'])}; every verdict is "
         "also shown without the gate.",
         f"- Directional claims (C1-C4): at level a, the (1 - a) interval beyond 0 on the paper's side by more "

@@ -5,6 +5,7 @@ summary only."""
 from __future__ import annotations
 
 from thtl_bench.analysis import claims as claims_mod
+from thtl_bench.analysis import rules
 from thtl_bench.report.sections import _arm_label, _budget_rule, _details, _iv, _pp, _sizes, _table
 
 
@@ -157,7 +158,7 @@ def _passing(r: dict) -> str:
     n = r.get("n_passing")
     if n is None:
         return "-"
-    units = f"({n} of {r.get('n_pairs', 0)} units)"
+    units = f"({n} of {(r.get('per_protocol') or {}).get('of', r.get('n_pairs', 0))} units)"
     if r.get("interval_passing_pp") is None:
         return f"{r['verdict_passing']} {units}"
     return f"{r['verdict_passing']} {_pp(r.get('estimate_passing_pp'))} {_iv(r['interval_passing_pp'])} {units}"
@@ -270,14 +271,14 @@ def fit_note(summary: dict) -> list[str]:
             "table."]
 
 
-FIT_RULE = ("The fit gate (part of the analysis plan: `stats.fit`): an arm is judged on the stage it selected (SWFT: "
-            "the step validation chose); it passes when that stage's training accuracy reaches "
-            "`min_train_accuracy`, or when it learned and stopped by the convergence rule (a stop at the epoch cap "
-            "is not convergence). It learned when its selected weights' gain over the training split's majority "
-            "rate, (acc - majority) / (1 - majority), reaches `min_kappa`, or (where the plan sets "
-            "`min_fit_gain`) when its lowest epoch-mean training loss lies that share below the null loss of the "
-            "training split's class shares: the optimiser fitted the training split, whichever epoch validation "
-            "kept. A THTL child of a step 1 that fails, fails (marked \"(step 1)\").")
+def fit_rule(summary: dict) -> str:
+    """The fit gate in words with the plan's numbers (the same words as the rules under the claims)."""
+    gate = (summary.get("plan") or {}).get("fit_gate")
+    if not gate:
+        return ""
+    return ("The fit gate (part of the analysis plan: `stats.fit`): an arm is judged on the stage it selected (SWFT: "
+            f"the step validation chose); it passes with {rules.gate_text(gate)}. A THTL child of a step 1 that "
+            "fails, fails (marked \"(step 1)\").")
 
 
 def training_fit(summary: dict) -> list[str]:
@@ -301,7 +302,7 @@ def training_fit(summary: dict) -> list[str]:
                      or "none"])
     text = _budget_rule(summary.get("train_by_arm") or {})
     out = ["## Training budget and fit", "",
-           f"**The budget rule** (from the records' config): {text or 'not in the records'}. {FIT_RULE}", ""]
+           f"**The budget rule** (from the records' config): {text or 'not in the records'}. {fit_rule(summary)}", ""]
     return out + _details(f"Fit per cell ({len(rows)} cells): train accuracy and kappa-like gain of the selected "
                           "stage, its training-loss fit gain, converged replicates, epochs per stage and replicate, "
                           "SWFT's selected step, replicates failing the gate",

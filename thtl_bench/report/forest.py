@@ -2,12 +2,16 @@
 (build_claims_forest, claims_forest_figure, claims_forest_rows).
 
 The x axis is set by the points, the paper's numbers, the margins and the intervals, each interval
-end clipped at +-CLIP_PP: an interval over 2 replicates can span hundreds of pp, and an axis that
-held it would flatten every decisive row. A clipped end is drawn as an arrowhead at the edge.
+end clipped at +-clip: an interval over 2 replicates can span hundreds of pp, and an axis that
+held it would flatten every decisive row. The clip is twice the largest point, paper number or
+margin (rounded up to a whole pp), at least MIN_CLIP_PP and at most CLIP_PP (a difference of two rates lies in [-100, 100]),
+so a 2-replicate interval of +-80 pp beside a 20-replicate one of +-5 does not flatten the latter.
+A clipped end is drawn as an arrowhead at the edge, and the legend gives the clip.
 """
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Sequence
 from pathlib import Path
@@ -16,7 +20,14 @@ from typing import Any
 from thtl_bench.report import style
 from thtl_bench.report.figures import VERDICTS, _need
 
-CLIP_PP = 100.0  # a difference of two rates lies in [-100, 100] pp; an interval beyond it is clipped
+CLIP_PP = 100.0  # a difference of two rates lies in [-100, 100] pp: never clip beyond it
+MIN_CLIP_PP = 20.0  # nor closer than this
+
+
+def clip_bound(claims: Sequence[dict]) -> float:
+    """Where the intervals are clipped (module docstring)."""
+    ends = [abs(float(v)) for c in claims for v in (c.get("diff"), c.get("paper"), c.get("margin")) if v is not None]
+    return min(CLIP_PP, max(MIN_CLIP_PP, float(math.ceil(2.0 * max(ends, default=0.0)))))
 
 
 def _claim_key(cid: str) -> tuple:
@@ -25,8 +36,8 @@ def _claim_key(cid: str) -> tuple:
     return (m.group(1), int(m.group(2)), m.group(3)) if m else (str(cid), 0, "")
 
 
-def _clip(iv: Sequence[float]) -> list[float]:
-    return [min(max(float(v), -CLIP_PP), CLIP_PP) for v in iv]
+def _clip(iv: Sequence[float], bound: float = CLIP_PP) -> list[float]:
+    return [min(max(float(v), -bound), bound) for v in iv]
 
 
 def _claim_rows_sorted(claims: Sequence[dict], model_order) -> list[dict]:
@@ -89,7 +100,7 @@ def build_claims_forest(claims: Sequence[dict], *, model_order: Sequence[str] | 
                 margins.append(float(m))
                 ax.fill_betweenx([min(mine) - 0.5, max(mine) + 0.5], -m, m, color="#DCE9F5", lw=0, zorder=0)
         ax.axvline(0.0, **style.ZERO_STYLE, zorder=1)
-        clipped = False
+        clipped, bound = False, clip_bound(rows)
         for y, (_, c) in enumerate(layout):
             if c is None:
                 continue
@@ -97,7 +108,7 @@ def build_claims_forest(claims: Sequence[dict], *, model_order: Sequence[str] | 
             for key, kw in (("adj_ci", {"lw": 7, "alpha": 0.3, "zorder": 2}), ("ci", {"lw": 1.4, "zorder": 3})):
                 if not c.get(key):
                     continue
-                lo_, hi_ = _clip(c[key])
+                lo_, hi_ = _clip(c[key], bound)
                 ax.hlines(y, lo_, hi_, color=colour, **kw)
                 for end, edge, mark in ((c[key][0], lo_, "<"), (c[key][1], hi_, ">")):
                     if end != edge:
@@ -108,8 +119,9 @@ def build_claims_forest(claims: Sequence[dict], *, model_order: Sequence[str] | 
             if c.get("paper") is not None:
                 ax.plot([c["paper"]], [y], "D", mfc="white", mec="black", mew=1.0, ms=5, zorder=4)
         # Headers: the claim id (bold tick) and its text on the row, left-aligned on a white box.
-        xs = [v for _, c in layout if c for v in [c["diff"], c.get("paper"), *_clip(c.get("ci") or []),
-                                                  *_clip(c.get("adj_ci") or [])] if v is not None] + margins + [0.0]
+        xs = [v for _, c in layout if c for v in [c["diff"], c.get("paper"), *_clip(c.get("ci") or [], bound),
+                                                  *_clip(c.get("adj_ci") or [], bound)] if v is not None]
+        xs += margins + [0.0]
         xs += [-m for m in margins]
         lo, hi = min(xs), max(xs)
         pad = 0.06 * (hi - lo or 10.0)
@@ -143,7 +155,7 @@ def build_claims_forest(claims: Sequence[dict], *, model_order: Sequence[str] | 
                    Line2D([], [], marker="D", ls="none", mfc="white", mec="black", ms=5, label="paper")]
         if clipped:
             handles.append(Line2D([], [], marker=">", ls="-", color=style.NEUTRAL, ms=5, lw=1.4,
-                                  label=f"interval clipped at ±{CLIP_PP:g} pp"))
+                                  label=f"interval clipped at ±{bound:g} pp"))
         if margins:
             handles.append(Patch(fc="#DCE9F5", label="equivalence margin"))
         used = [v for v in VERDICTS if any(c["verdict"] == v for c in rows)]

@@ -59,8 +59,9 @@ def build_mechanism(effects: Sequence[dict], lifts: Sequence[dict], *, title: st
         ax1.set_yticks(range(len(effects)), [LABELS.get(r["claim"], r["claim"]) for r in effects][::-1])
         ax1.set_xlabel("THTL last-layer difference (pp)")
         ax1.set_title("the factorial's effects")
-        if registered:
-            ax1.legend(loc="upper left")
+        if registered:  # in a strip of its own above the top row, not over a row's interval
+            ax1.set_ylim(-0.6, len(effects) - 0.4 + 0.6)
+            ax1.legend(loc="upper right", fontsize=6.5, borderpad=0.3, handletextpad=0.3)
         order = factorial_order()
         thtl = {r["via"]: r for r in lifts if r["arm"] == "thtl_last"}
         ref = [r for r in lifts if r["arm"] == "onestep_last" and r.get("lift_pp") is not None]

@@ -19,6 +19,7 @@ from tabulate import tabulate
 
 from thtl_bench import arms as arms_registry
 from thtl_bench.analysis import claims as claims_mod
+from thtl_bench.analysis import rules
 from thtl_bench.analysis.intervals import t_interval
 from thtl_bench.analysis.summary import canonical_order, lookup
 from thtl_bench.config import canonical_json
@@ -341,10 +342,13 @@ def transfer(summary: dict) -> list[str]:
             return f"{k.get('n', '-')} (all pairs)"
         return f"{k.get('n', '-')} ({k.get('compared', '-')} pairs within {k['strata']} models)"
 
+    kendall = sorted((t.get("kendall") or {}).items())  # not dict order: JSON sorts
+    tested = {n: k["p"] for n, k in kendall if k.get("p") is not None}
+    holm = dict(zip(tested, rules.holm_adjusted(list(tested.values())), strict=True))
     taus = [[n, _num(k.get("tau"), 2), _num(k.get("p"), 3) if k.get("p") is not None else "n/a",
-             k.get("p_method") or "-",
+             _num(holm[n], 3) if n in holm else "n/a", k.get("p_method") or "-",
              _iv([100 * x for x in k["ci"]]).replace("+", "") if k.get("ci") else (k.get("reason") or "n/a"),
-             compared(k)] for n, k in sorted((t.get("kendall") or {}).items())]  # not dict order: JSON sorts
+             compared(k)] for n, k in kendall]
     return out + ["Scores of each step-1 network on the target training split (higher = predicted to transfer "
                   "better) and distances between the domains' ImageNet features (lower = closer), beside the "
                   "measured THTL gain (thtl_last - onestep_last, pp [interval]).", "",
@@ -354,8 +358,11 @@ def transfer(summary: dict) -> list[str]:
                   "one model are compared (a stratified tau; the p permutes gains within each model): each model's "
                   "scores, distances and baseline are on its own scale, and across models tau would rank the models, "
                   "not the domains. Two-sided permutation p, and a bootstrap interval over domains (x100) only where "
-                  "at least 5 domains can be resampled:", "",
-                  _table(taus, ["score", "tau", "permutation p", "p method", "interval (x100)", "pairs (compared)"])
+                  f"at least 5 domains can be resampled. The {len(tested)} scores are {len(tested)} tests of one "
+                  "question (does a score rank the domains?), so one of them below 0.05 happens by chance more often "
+                  "than 5 %: read *Holm p*, adjusted over the scores (family-wise 5 %):", "",
+                  _table(taus, ["score", "tau", "permutation p", "Holm p", "p method", "interval (x100)",
+                                "pairs (compared)"])
                   if taus else "Too few pairs for tau."] + \
         (["", f"{t['note']}"] if t.get("note") else [])
 
