@@ -227,24 +227,26 @@ def test_claims_forest_edge_cases(tmp_path):
 
 def test_claims_forest_clips_a_wide_interval_and_says_so():
     # A 2-replicate interval of hundreds of pp beside a decisive one of a few: the axis follows
-    # the points (ends clipped at twice the largest point, at least 20 and at most 100 pp,
-    # arrowheads at the edge, the legend says so).
+    # the points and the intervals on 3 or more replicates (ends clipped there, at least 20 and at
+    # most 100 pp, arrowheads at the edge, the legend says so).
     base = {"text": "t", "paper": None, "kind": "directional", "margin": None}
     wide = [{**base, "id": "C6", "model": "efficientnet_lite0", "diff": 0.0, "ci": [-6.7, 6.7], "adj_ci": [-6.7, 6.7],
-             "verdict": "inconclusive"},
+             "verdict": "inconclusive", "n": 12},
             {**base, "id": "C6", "model": "efficientnet_lite2", "diff": 10.7, "ci": [-397.7, 419.1],
-             "adj_ci": [-397.7, 419.1], "verdict": "inconclusive"}]
+             "adj_ci": [-397.7, 419.1], "verdict": "inconclusive", "n": 2}]
     fig = forest.build_claims_forest(wide)
     ax = fig.axes[0]
     lo, hi = ax.get_xlim()
-    assert -26 < lo < -22 and 22 < hi < 26  # twice the largest point (10.7), rounded up
+    assert -23 < lo < -20 and 20 < hi < 23  # at least 20 pp: the 12-replicate row and the points lie within
     heads = [line for line in ax.get_lines() if line.get_marker() in ("<", ">")]
-    assert sorted(float(line.get_xdata()[0]) for line in heads) == [-22.0, -22.0, 22.0, 22.0]
-    assert "interval clipped at ±22 pp" in _texts(fig)
-    # at least 20 pp, at most 100
-    assert forest.clip_bound([{"diff": 1.0}]) == 20.0 and forest.clip_bound([{"diff": -70.0}]) == 100.0
-    assert forest.clip_bound([{"diff": 1.0, "paper": -14.7}]) == 30.0
-    assert forest.clip_bound([{"diff": 1.0, "margin": 15.0}]) == 30.0
+    assert sorted(float(line.get_xdata()[0]) for line in heads) == [-20.0, -20.0, 20.0, 20.0]
+    assert "interval clipped at ±20 pp" in _texts(fig)
+    # the points, the paper's numbers, margins and intervals on >= 3 replicates, rounded up; 20 to 100 pp
+    assert forest.clip_bound([{"diff": 1.0}]) == 20.0 and forest.clip_bound([{"diff": -170.0}]) == 100.0
+    assert forest.clip_bound([{"diff": 1.0, "paper": -24.7}]) == 25.0
+    assert forest.clip_bound([{"diff": -9.8, "ci": [-49.3, 29.7], "n": 8}]) == 50.0
+    assert forest.clip_bound([{"diff": -9.8, "ci": [-49.3, 29.7], "n": 2}]) == 20.0
+    assert forest.clip_bound([{"diff": -9.8, "ci": [-49.3, 29.7]}]) == 50.0  # no n: it counts
     # the rows' data (the CSV behind the figure) keep the real ends
     assert forest.claims_forest_rows(wide)[1]["ci_lo"] == -397.7
     # nothing beyond the clip: no arrowheads, no note, the axis hugs the interval

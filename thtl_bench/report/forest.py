@@ -3,9 +3,10 @@
 
 The x axis is set by the points, the paper's numbers, the margins and the intervals, each interval
 end clipped at +-clip: an interval over 2 replicates can span hundreds of pp, and an axis that
-held it would flatten every decisive row. The clip is twice the largest point, paper number or
-margin (rounded up to a whole pp), at least MIN_CLIP_PP and at most CLIP_PP (a difference of two rates lies in [-100, 100]),
-so a 2-replicate interval of +-80 pp beside a 20-replicate one of +-5 does not flatten the latter.
+held it would flatten every decisive row. The clip holds every point, paper number, margin and
+the intervals of rows on at least MIN_UNITS replicates (rounded up to a whole pp), at least
+MIN_CLIP_PP and at most CLIP_PP (a difference of two rates lies in [-100, 100]), so a
+2-replicate interval of +-80 pp beside a 20-replicate one of +-5 does not flatten the latter.
 A clipped end is drawn as an arrowhead at the edge, and the legend gives the clip.
 """
 
@@ -22,12 +23,17 @@ from thtl_bench.report.figures import VERDICTS, _need
 
 CLIP_PP = 100.0  # a difference of two rates lies in [-100, 100] pp: never clip beyond it
 MIN_CLIP_PP = 20.0  # nor closer than this
+MIN_UNITS = 3  # a t-interval on 2 replicates (1 df) is 12.7 standard errors wide: it does not set the axis
 
 
 def clip_bound(claims: Sequence[dict]) -> float:
-    """Where the intervals are clipped (module docstring)."""
+    """Where the intervals are clipped (module docstring): the points, the paper's numbers, the
+    margins and the interval ends of rows on at least MIN_UNITS replicates (`n`; a row without
+    `n` counts), rounded up to a whole pp, within [MIN_CLIP_PP, CLIP_PP]."""
     ends = [abs(float(v)) for c in claims for v in (c.get("diff"), c.get("paper"), c.get("margin")) if v is not None]
-    return min(CLIP_PP, max(MIN_CLIP_PP, float(math.ceil(2.0 * max(ends, default=0.0)))))
+    ends += [abs(float(v)) for c in claims if c.get("n") is None or int(c["n"]) >= MIN_UNITS
+             for key in ("ci", "adj_ci") for v in (c.get(key) or []) if v is not None]
+    return min(CLIP_PP, max(MIN_CLIP_PP, float(math.ceil(max(ends, default=0.0)))))
 
 
 def _claim_key(cid: str) -> tuple:

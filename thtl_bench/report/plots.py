@@ -112,7 +112,8 @@ def claim_rows(summary: dict) -> list[dict]:
     for r in (r for r in summary["claims"] if claims_mod.in_grid(r, summary["arms"])):
         out.append({"id": r["id"], "model": r["model"], "text": r.get("text", ""), "diff": r.get("diff_pp"),
                     "ci": r.get("ci_pp"), "adj_ci": r.get("adj_ci_pp"), "paper": r.get("paper_value_pp"),
-                    "verdict": str(r["verdict"]).split(":")[0], "kind": r["kind"], "margin": r.get("margin_pp")})
+                    "verdict": str(r["verdict"]).split(":")[0], "kind": r["kind"], "margin": r.get("margin_pp"),
+                    "n": r.get("n_pairs")})
     return out
 
 
