@@ -34,7 +34,7 @@ import hashlib
 import json
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from thtl_bench.analysis.inference import Evidence
 
@@ -233,10 +233,10 @@ def decide_gated(hyps: Sequence[Hypothesis], passing: Sequence[Hypothesis | None
         of, kept = int(h.evidence.n[0]), int(p.evidence.n[0])
         if of - kept <= math.floor(max_excluded_share * of + 1e-9):
             pp[i] = {"kept": kept, "of": of, "stands": True}
-            plan_hyps[i] = Hypothesis(h.id, h.model, h.kind, h.direction, p.evidence, _join(
+            plan_hyps[i] = replace(h, evidence=p.evidence, undertrained=(), note=_join(
                 p.note, f"decided on the {kept} of {of} replicates where every arm passes the fit gate (at most "
                 f"{100 * max_excluded_share:g} % may fail; failing: {', '.join(h.undertrained)}); the same "
-                "verdict without the gate"), ())
+                "verdict without the gate"))
     rows = decide(plan_hyps, **kw)
     for _ in range(len(pp)):  # blocking one can move Holm's levels for the others: until none flips
         flips = [i for i, x in pp.items() if x["stands"] and rows[i]["verdict"] != ungated[i]["verdict"]]
@@ -244,11 +244,9 @@ def decide_gated(hyps: Sequence[Hypothesis], passing: Sequence[Hypothesis | None
             break
         for i in flips:
             pp[i]["stands"] = False
-            plan_hyps[i] = Hypothesis(hyps[i].id, hyps[i].model, hyps[i].kind, hyps[i].direction,
-                                      hyps[i].evidence, _join(hyps[i].note, (
-                                          f"on the {pp[i]['kept']} of {pp[i]['of']} gate-passing replicates "
-                                          f"{rows[i]['verdict']}, without the gate {ungated[i]['verdict']}: "
-                                          "the verdict hangs on the failing replicates")), hyps[i].undertrained)
+            plan_hyps[i] = replace(hyps[i], note=_join(hyps[i].note, (
+                f"on the {pp[i]['kept']} of {pp[i]['of']} gate-passing replicates {rows[i]['verdict']}, without "
+                f"the gate {ungated[i]['verdict']}: the verdict hangs on the failing replicates")))
         rows = decide(plan_hyps, **kw)
     for i, x in pp.items():
         rows[i]["per_protocol"] = dict(x)
